@@ -1,0 +1,18 @@
+# mrishift: which U-Net layers to fine-tune when a brain-MRI segmentation network meets a new scanner.
+# What runs in which order; how each step works lives in src/mrishift/.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

@@ -1,0 +1,96 @@
+# Data stages: raw scans (synthetic or your CC359 copy) → integrity check → resample → scale → splits.
+
+
+rule synthesize_cc359:
+    output:
+        directory("resources/synthetic_cc359"),
+    params:
+        domains=DOMAIN_NAMES,
+        settings=config["data"]["synthetic"],
+    log:
+        "logs/synthesize_cc359.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/synthesize_cc359.py"
+
+
+rule fetch_cc359:
+    output:
+        directory("resources/cc359"),
+    params:
+        paths=config["data"]["cc359"]["paths"],
+        require_complete=config["data"]["cc359"]["require_complete"],
+        domains=DOMAIN_NAMES,
+    log:
+        "logs/fetch_cc359.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/fetch_cc359.py"
+
+
+rule check_integrity:
+    input:
+        RAW_DATASET,
+    output:
+        "results/data/integrity.tsv",
+    params:
+        cases=CASES,
+    log:
+        "logs/check_integrity.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/check_integrity.py"
+
+
+rule resample:
+    input:
+        report="results/data/integrity.tsv",
+        dataset=RAW_DATASET,
+    output:
+        image="results/data/resampled/{case}_image.nii.gz",
+        mask="results/data/resampled/{case}_mask.nii.gz",
+    params:
+        spacing_mm=config["preprocess"]["spacing_mm"],
+        image_interpolation=config["preprocess"]["image_interpolation"],
+    log:
+        "logs/resample/{case}.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/resample.py"
+
+
+rule scale_intensity:
+    input:
+        "results/data/resampled/{case}_image.nii.gz",
+    output:
+        "results/data/preprocessed/{case}_image.nii.gz",
+    params:
+        clip_percentiles=config["preprocess"]["clip_percentiles"],
+    log:
+        "logs/scale_intensity/{case}.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/scale_intensity.py"
+
+
+rule make_splits:
+    input:
+        report="results/data/integrity.tsv",
+        images=expand("results/data/preprocessed/{case}_image.nii.gz", case=CASES),
+    output:
+        "results/data/splits.json",
+    params:
+        domains=DOMAIN_NAMES,
+        cases=CASES,
+        settings=config["splits"],
+    log:
+        "logs/make_splits.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/make_splits.py"

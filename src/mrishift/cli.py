@@ -1,0 +1,41 @@
+"""The ``mrishift`` console command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mrishift.data.integrity import bad_case_lines, check_dataset
+
+
+def check_data(folder: str) -> int:
+    """Integrity-check every CC359-named case under ``folder``; one line per bad case; non-zero if any is bad."""
+    try:
+        report = check_dataset(folder)
+    except FileNotFoundError as error:
+        print(f"mrishift check-data: {error}", file=sys.stderr)
+        return 2
+    if report.empty:
+        print(f"mrishift check-data: no CC359-named files (CC0001_philips_15_55_M.nii.gz + _ss.nii.gz) under {folder}",
+              file=sys.stderr)
+        return 2
+    bad = bad_case_lines(report)
+    for line in bad:
+        print(line)
+    print(f"{len(report) - len(bad)} of {len(report)} cases ok, {len(bad)} bad", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mrishift", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("check-data", help="integrity-check a folder of CC359-named NIfTI files")
+    check.add_argument("folder")
+    args = parser.parse_args(argv)
+    if args.command == "check-data":
+        return check_data(args.folder)
+    return 2  # unreachable: argparse rejects unknown commands
+
+
+if __name__ == "__main__":
+    sys.exit(main())

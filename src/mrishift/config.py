@@ -1,0 +1,73 @@
+"""Config validation against config/schema.yaml: defaults filled in, errors name the key and the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from mrishift.data.cc359 import DOMAINS
+from mrishift.data.splits import parse_budget
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _with_defaults(validator_class):
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = sub["default"] if not isinstance(sub["default"], (dict, list)) else \
+                        yaml.safe_load(yaml.safe_dump(sub["default"]))
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def validate_config(config: dict, schema: dict | None = None) -> dict:
+    """Fill defaults into ``config`` in place and validate it; raise ``ConfigError`` naming every bad key."""
+    schema = schema or load_schema()
+    errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for error in errors:
+            key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+            lines.append(f"config key '{key}': {error.message}")
+        raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
+    _check_semantics(config)
+    return config
+
+
+def _check_semantics(config: dict) -> None:
+    """Rules a JSON schema cannot express."""
+    data = config["data"]
+    unknown = [d for d in data["domains"] if d not in DOMAINS]
+    if unknown:
+        raise ConfigError(f"config key 'data.domains': unknown domain(s) {unknown}; known: {list(DOMAINS)}")
+    if data["source"] == "cc359" and not data["cc359"]["paths"]:
+        from mrishift.data.fetch import HOW_TO_GET
+
+        raise ConfigError("config key 'data.cc359.paths' is required when data.source is 'cc359'. " + HOW_TO_GET)
+    splits = config["splits"]
+    budgets = [parse_budget(b) for b in splits["budgets"]]  # raises ValueError naming the bad budget
+    n_subjects = data["synthetic"]["subjects_per_domain"] if data["source"] == "synthetic" else 59
+    needed = splits["n_validation"] + 1
+    if max(b.scans for b in budgets) + 1 > n_subjects or needed > n_subjects or splits["n_folds"] > n_subjects:
+        raise ConfigError(
+            f"config: {n_subjects} subjects per domain are too few for n_validation={splits['n_validation']}, "
+            f"n_folds={splits['n_folds']} and budgets {splits['budgets']} (each domain needs at least one test scan)"
+        )

@@ -1,0 +1,45 @@
+"""Atomic file output: a killed job never leaves a half-written file under its final name."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path in the same folder (same suffixes); move it onto ``path`` only on success."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # Keep the full suffix (".nii.gz", ".tsv") so that format-sniffing writers still work.
+    suffix = "".join(final.suffixes)
+    stem = final.name[: len(final.name) - len(suffix)] if suffix else final.name
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".tmp{suffix}", dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, final)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_table(path: str | os.PathLike, frame) -> None:
+    """Write a pandas DataFrame as TSV (or CSV when the name ends in .csv), atomically."""
+    sep = "," if str(path).endswith(".csv") else "\t"
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, sep=sep, index=False)

@@ -1,0 +1,22 @@
+"""Logging for workflow scripts: everything a job prints goes to its rule's log file under logs/."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from tqdm import tqdm
+
+
+def log_to(path: str) -> logging.Logger:
+    """Send stderr and the ``mrishift`` logger to ``path`` (the rule's ``log:``)."""
+    stream = open(path, "w", buffering=1)
+    sys.stderr = stream
+    logging.basicConfig(stream=stream, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
+    return logging.getLogger("mrishift")
+
+
+def progress(iterable, desc: str, total: int | None = None):
+    """tqdm progress with ETA on stderr (the log file inside a workflow job)."""
+    return tqdm(iterable, desc=desc, total=total, file=sys.stderr, mininterval=2.0)
+

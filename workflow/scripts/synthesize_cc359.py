@@ -1,0 +1,25 @@
+"""Generate the embedded synthetic CC359-shaped dataset (rule synthesize_cc359)."""
+
+import shutil
+from pathlib import Path
+
+from mrishift.data.synthetic import generate
+from mrishift.logs import log_to, progress
+
+log = log_to(snakemake.log[0])
+settings = snakemake.params.settings
+out = Path(snakemake.output[0])
+staging = out.with_name(out.name + ".partial")  # a killed job leaves no folder that looks complete
+shutil.rmtree(staging, ignore_errors=True)
+records = generate(
+    staging,
+    domains=list(snakemake.params.domains),
+    n_subjects=settings["subjects_per_domain"],
+    seed=settings["seed"],
+    native_spacing_mm=settings["native_spacing_mm"],
+    shift_strength=settings["shift_strength"],
+    deformation_mm=settings["deformation_mm"],
+    progress=lambda jobs: progress(jobs, "synthesizing subjects"),
+)
+staging.rename(out)
+log.info("wrote %d synthetic subjects to %s", len(records), out)
