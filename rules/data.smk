@@ -1,3 +1,5 @@
+# Params are scalars or lists, never dicts: Snakemake compares dict params in key order, so a reordered
+# config file would rerun everything.
 # Data stages: raw scans (synthetic or your CC359 copy) → integrity check → resample → scale → splits.
 
 
@@ -6,7 +8,11 @@ rule synthesize_cc359:
         directory("resources/synthetic_cc359"),
     params:
         domains=DOMAIN_NAMES,
-        settings=config["data"]["synthetic"],
+        subjects_per_domain=config["data"]["synthetic"]["subjects_per_domain"],
+        native_spacing_mm=config["data"]["synthetic"]["native_spacing_mm"],
+        shift_strength=config["data"]["synthetic"]["shift_strength"],
+        deformation_mm=config["data"]["synthetic"]["deformation_mm"],
+        seed=config["data"]["synthetic"]["seed"],
     log:
         "logs/synthesize_cc359.log",
     conda:
@@ -87,7 +93,10 @@ rule make_splits:
     params:
         domains=DOMAIN_NAMES,
         cases=CASES,
-        settings=config["splits"],
+        seed=config["splits"]["seed"],
+        n_validation=config["splits"]["n_validation"],
+        n_folds=config["splits"]["n_folds"],
+        budgets=config["splits"]["budgets"],
     log:
         "logs/make_splits.log",
     conda:

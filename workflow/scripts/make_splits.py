@@ -10,10 +10,9 @@ from mrishift.io import write_json
 from mrishift.logs import log_to
 
 log = log_to(snakemake.log[0])
-settings = snakemake.params.settings
+params = snakemake.params
 n_slices = {Path(p).name.split("_")[0]: nib.load(p).shape[2] for p in snakemake.input.images}
-cases_by_domain = {d: [c for c in snakemake.params.cases if domain_of_case(c) == d] for d in snakemake.params.domains}
-splits = make_splits(cases_by_domain, n_slices, settings["seed"], settings["n_validation"], settings["n_folds"],
-                     settings["budgets"])
+cases_by_domain = {d: [c for c in params.cases if domain_of_case(c) == d] for d in params.domains}
+splits = make_splits(cases_by_domain, n_slices, params.seed, params.n_validation, params.n_folds, list(params.budgets))
 write_json(snakemake.output[0], splits)
 log.info("splits for %d domains written to %s", len(cases_by_domain), snakemake.output[0])

@@ -7,18 +7,18 @@ from mrishift.data.synthetic import generate
 from mrishift.logs import log_to, progress
 
 log = log_to(snakemake.log[0])
-settings = snakemake.params.settings
+params = snakemake.params
 out = Path(snakemake.output[0])
 staging = out.with_name(out.name + ".partial")  # a killed job leaves no folder that looks complete
 shutil.rmtree(staging, ignore_errors=True)
 records = generate(
     staging,
     domains=list(snakemake.params.domains),
-    n_subjects=settings["subjects_per_domain"],
-    seed=settings["seed"],
-    native_spacing_mm=settings["native_spacing_mm"],
-    shift_strength=settings["shift_strength"],
-    deformation_mm=settings["deformation_mm"],
+    n_subjects=params.subjects_per_domain,
+    seed=params.seed,
+    native_spacing_mm=params.native_spacing_mm,
+    shift_strength=params.shift_strength,
+    deformation_mm=params.deformation_mm,
     progress=lambda jobs: progress(jobs, "synthesizing subjects"),
 )
 staging.rename(out)

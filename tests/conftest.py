@@ -1,0 +1,27 @@
+import nibabel as nib
+import numpy as np
+import pytest
+
+
+def write_nifti(path, array, spacing=(1.0, 1.0, 1.0), affine=None):
+    if affine is None:
+        affine = np.diag([*spacing, 1.0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(np.asarray(array), affine), str(path))
+    return path
+
+
+def ball(shape=(12, 12, 10), radius=4.0):
+    grid = np.indices(shape).astype(float)
+    centre = (np.array(shape) - 1) / 2.0
+    return ((grid - centre[:, None, None, None]) ** 2).sum(0) <= radius**2
+
+
+@pytest.fixture
+def good_case(tmp_path):
+    """One valid CC359-named image/mask pair; returns (image path, mask path)."""
+    mask = ball().astype(np.uint8)
+    image = mask * 100.0 + 10.0
+    image_path = write_nifti(tmp_path / "CC0120_siemens_15_40_F.nii.gz", image.astype(np.float32))
+    mask_path = write_nifti(tmp_path / "CC0120_siemens_15_40_F_ss.nii.gz", mask)
+    return image_path, mask_path

@@ -1,0 +1,60 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mrishift.config import ConfigError, load_schema, validate_config
+
+CONFIG = Path(__file__).resolve().parents[1] / "config"
+
+
+def load(name):
+    return yaml.safe_load((CONFIG / name).read_text())
+
+
+def test_defaults_are_filled():
+    config = validate_config({})
+    assert config["data"]["source"] == "synthetic"
+    assert config["data"]["synthetic"]["subjects_per_domain"] == 8
+    assert config["preprocess"]["clip_percentiles"] == [1.0, 99.0]
+    assert config["splits"]["seed"] == 0xBADCAFE
+
+
+def test_shipped_configs_validate():
+    validate_config(load("config.yaml"))
+    validate_config(load("tiny.yaml"))
+    paper = load("paper.yaml")
+    paper["data"]["cc359"]["paths"] = ["/data/CC359"]
+    assert validate_config(paper)["preprocess"]["spacing_mm"] == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"data": {"sorce": "synthetic"}}, "config key 'data': Additional properties are not allowed ('sorce'"),
+    ({"preprocess": {"spacing_mm": [1, 1, -1]}}, "config key 'preprocess.spacing_mm.2': -1 is less than or equal to"),
+    ({"data": {"domains": ["siemens_15", "toshiba_3"]}}, "config key 'data.domains.1': 'toshiba_3' is not one of"),
+    ({"splits": {"budgets": ["3scans", "half"]}}, "config key 'splits.budgets.1': 'half' does not match"),
+    ({"data": {"synthetic": {"subjects_per_domain": "8"}}}, "'data.synthetic.subjects_per_domain': '8' is not of type"),
+    ({"data": {"source": "cc359"}}, "'data.cc359.paths' is required when data.source is 'cc359'.*Calgary-Campinas"),
+    ({"data": {"synthetic": {"subjects_per_domain": 3}}, "splits": {"budgets": ["3scans"]}}, "too few"),
+])
+def test_bad_config_names_the_key(config, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("'data.cc359", "'data\\.cc359")):
+        validate_config(config)
+
+
+def test_every_schema_leaf_has_default_and_description():
+    def walk(node, path):
+        assert "description" in node, f"{path} has no description"
+        if node.get("type") == "object":
+            assert node.get("additionalProperties") is False, f"{path} allows unknown keys"
+            for key, child in node["properties"].items():
+                walk(child, f"{path}.{key}")
+        else:
+            assert "default" in node, f"{path} has no default"
+
+    walk(load_schema(), "config")
+    readme = (CONFIG / "README.md").read_text()
+    for key in ["source", "domains", "subjects_per_domain", "native_spacing_mm", "shift_strength", "deformation_mm",
+                "paths", "require_complete", "spacing_mm", "image_interpolation", "clip_percentiles", "seed",
+                "n_validation", "n_folds", "budgets"]:
+        assert f"`{key}`" in readme or f".{key}`" in readme, f"config/README.md does not explain {key}"

@@ -1,0 +1,98 @@
+"""The data stages end to end on config/tiny.yaml, through the real Snakemake CLI."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(workdir, *args, configfile="tiny.yaml"):
+    command = SNAKEMAKE + ["--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+                           "--configfile", str(workdir / "config" / configfile), "--cores", "2", *args]
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tiny")
+    shutil.copytree(ROOT / "config", workdir / "config")
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir
+
+
+def test_tiny_workflow_outputs(tiny_run):
+    report = pd.read_csv(tiny_run / "results/data/integrity.tsv", sep="\t")
+    assert len(report) == 12 and set(report["status"]) == {"ok"}
+    assert set(report["orientation"]) == {"LAS", "PIR", "LPS"}  # the three domains are stored differently
+    for case in report["case"]:
+        image = nib.load(tiny_run / f"results/data/preprocessed/{case}_image.nii.gz")
+        mask = nib.load(tiny_run / f"results/data/resampled/{case}_mask.nii.gz")
+        array = np.asarray(image.dataobj)
+        assert image.shape == mask.shape == (40, 40, 32)  # 200 × 200 × 160 mm at 5 mm
+        assert nib.aff2axcodes(image.affine) == ("R", "A", "S")
+        assert np.allclose(image.header.get_zooms(), 5.0) and np.allclose(image.affine, mask.affine)
+        assert array.min() == 0.0 and array.max() == 1.0
+        assert set(np.unique(np.asarray(mask.dataobj))) == {0, 1}
+    splits = json.loads((tiny_run / "results/data/splits.json").read_text())
+    assert list(splits["domains"]) == ["siemens_15", "siemens_3", "ge_15"]
+    ge = splits["domains"]["ge_15"]
+    assert ge["budgets"]["every4"]["slices"][ge["finetune_order"][0]] == [0, 4, 8, 12, 16, 20, 24, 28]
+    assert (tiny_run / "logs/check_integrity.log").exists() and (tiny_run / "logs/resample/CC0120.log").exists()
+
+
+def test_rerun_plans_nothing_and_scaling_change_reruns_only_scaling(tiny_run):
+    assert "Nothing to be done" in snakemake(tiny_run, "-n").stdout
+    changed = yaml.safe_load((tiny_run / "config/tiny.yaml").read_text())
+    changed["preprocess"]["clip_percentiles"] = [2.0, 98.0]
+    (tiny_run / "config/changed.yaml").write_text(yaml.safe_dump(changed))
+    dry = snakemake(tiny_run, "-n", configfile="changed.yaml")
+    assert dry.returncode == 0, dry.stderr
+    assert planned_jobs(dry.stdout) == {"scale_intensity": 12, "make_splits": 1, "all": 1}
+
+
+def planned_jobs(dry_run_output):
+    """{rule: count} from the first 'Job stats' table of a dry run."""
+    table = dry_run_output.split("Job stats:")[1].split("total")[0].splitlines()[3:]
+    return {line.split()[0]: int(line.split()[1]) for line in table if line.strip()}
+
+
+def test_bad_config_stops_with_the_key(tmp_path):
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    (tmp_path / "config/bad.yaml").write_text("splits:\n  budgets: [half]\n")
+    result = snakemake(tmp_path, "-n", configfile="bad.yaml")
+    assert result.returncode != 0
+    assert "config key 'splits.budgets.0': 'half' does not match" in result.stderr + result.stdout
+
+
+def test_bad_data_fails_listing_every_bad_case(tmp_path):
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    assert snakemake(tmp_path, "resources/synthetic_cc359").returncode == 0
+    folder = tmp_path / "resources/synthetic_cc359"
+    next((folder / "Silver-standard").glob("CC0121_*")).unlink()
+    bad = next((folder / "Original").glob("CC0180_*"))
+    bad.write_bytes(b"not a nifti")
+    result = snakemake(tmp_path, "results/data/integrity.tsv")
+    assert result.returncode != 0
+    log = (tmp_path / "logs/check_integrity.log").read_text()
+    assert "2 bad case(s)" in log and "CC0121" in log and "missing mask" in log and f"{bad.name}: unreadable" in log
+    assert not (tmp_path / "results/data/integrity.tsv").exists()
+    assert (tmp_path / "results/data/integrity.failed.tsv").exists()
+
+
+def test_lint_is_clean():
+    result = subprocess.run(SNAKEMAKE + ["--lint", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(ROOT)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr, result.stdout + result.stderr
