@@ -1,0 +1,149 @@
+"""The study's 2D U-Nets, built by name, each naming its own layer groups.
+
+``unet2d_residual`` is the paper's network (PROTOCOL.md): 16/32/64/128 channels, 3 pre-activation residual
+blocks per stage, stride-2 2×2 convolutions down, 2×2 transposed convolutions up, skips through a 1×1 conv
+**summed** into the decoder, a 1×1 conv + BatchNorm output (logits). ``unet_vanilla`` is the classic U-Net
+(5 levels, Conv→BN→ReLU pairs, max-pooling, concatenated skips).
+
+Layer groups are a property of the model (``model.layer_groups()``), so strategies never match parameter
+names by string: ``first`` = the first 3×3 conv + first residual block, ``last`` = the last residual block +
+the output layer (the paper's fairness condition: the two have nearly equal parameter counts).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def _register(name: str):
+    def wrap(cls):
+        _MODELS[name] = cls
+        return cls
+
+    return wrap
+
+
+def build(name: str, **options) -> nn.Module:
+    """Build a registered model by name, e.g. ``build("unet2d_residual", width=1.0)``."""
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {sorted(_MODELS)}")
+    return _MODELS[name](**options)
+
+
+def names() -> list[str]:
+    return sorted(_MODELS)
+
+
+def _parameter_names(model: nn.Module, modules: list[nn.Module]) -> list[str]:
+    wanted = {id(p) for m in modules for p in m.parameters()}
+    return [name for name, p in model.named_parameters() if id(p) in wanted]
+
+
+class PreActResBlock(nn.Module):
+    """x + Conv(ReLU(BN(Conv(ReLU(BN(x))))))."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.BatchNorm2d(channels), nn.ReLU(inplace=True), nn.Conv2d(channels, channels, 3, padding=1),
+            nn.BatchNorm2d(channels), nn.ReLU(inplace=True), nn.Conv2d(channels, channels, 3, padding=1),
+        )
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+def _stage(channels: int, blocks: int) -> nn.Sequential:
+    return nn.Sequential(*(PreActResBlock(channels) for _ in range(blocks)))
+
+
+@_register("unet2d_residual")
+class ResidualUNet2D(nn.Module):
+    """The paper's residual U-Net; ``width`` multiplies every channel count (1.0 = 16/32/64/128, 1.56 M params)."""
+
+    stride = 8  # input sides must be multiples of this
+
+    def __init__(self, in_channels: int = 1, width: float = 1.0, blocks_per_stage: int = 3):
+        super().__init__()
+        ch = [max(1, round(c * width)) for c in (16, 32, 64, 128)]
+        self.init = nn.Conv2d(in_channels, ch[0], 3, padding=1)
+        self.encoder = nn.ModuleList(_stage(c, blocks_per_stage) for c in ch[:3])
+        self.down = nn.ModuleList(nn.Conv2d(ch[i], ch[i + 1], 2, stride=2) for i in range(3))
+        self.bottleneck = _stage(ch[3], blocks_per_stage)
+        self.up = nn.ModuleList(nn.ConvTranspose2d(ch[i + 1], ch[i], 2, stride=2) for i in reversed(range(3)))
+        self.skip = nn.ModuleList(nn.Conv2d(c, c, 1) for c in reversed(ch[:3]))
+        self.decoder = nn.ModuleList(_stage(c, blocks_per_stage) for c in reversed(ch[:3]))
+        self.output = nn.Sequential(nn.Conv2d(ch[0], 1, 1), nn.BatchNorm2d(1))
+
+    def forward(self, x):
+        x = self.init(x)
+        skips = []
+        for stage, down in zip(self.encoder, self.down):
+            x = stage(x)
+            skips.append(x)
+            x = down(x)
+        x = self.bottleneck(x)
+        for up, skip, stage, features in zip(self.up, self.skip, self.decoder, reversed(skips)):
+            x = stage(up(x) + skip(features))
+        return self.output(x)
+
+    def layer_groups(self) -> dict[str, list[str]]:
+        encoder = [self.init, *self.encoder, *self.down, self.bottleneck]
+        decoder = [*self.up, *self.skip, *self.decoder, self.output]
+        return {
+            "first": _parameter_names(self, [self.init, self.encoder[0][0]]),
+            "last": _parameter_names(self, [self.decoder[-1][-1], self.output]),
+            "encoder": _parameter_names(self, encoder),
+            "decoder": _parameter_names(self, decoder),
+        }
+
+
+def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                         nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+@_register("unet_vanilla")
+class VanillaUNet(nn.Module):
+    """Ronneberger's U-Net: 5 levels (64…1024 × width), max-pooling, concatenated skips."""
+
+    stride = 16
+
+    def __init__(self, in_channels: int = 1, width: float = 1.0):
+        super().__init__()
+        ch = [max(1, round(c * width)) for c in (64, 128, 256, 512, 1024)]
+        self.input_block = _conv_bn_relu(in_channels, ch[0])
+        self.encoder = nn.ModuleList(_conv_bn_relu(ch[i], ch[i + 1]) for i in range(4))
+        self.pool = nn.MaxPool2d(2)
+        self.up = nn.ModuleList(nn.ConvTranspose2d(ch[i + 1], ch[i], 2, stride=2) for i in reversed(range(4)))
+        self.decoder = nn.ModuleList(_conv_bn_relu(2 * ch[i], ch[i]) for i in reversed(range(1, 4)))
+        self.output_block = nn.Sequential(_conv_bn_relu(2 * ch[0], ch[0]), nn.Conv2d(ch[0], 1, 1))
+
+    def forward(self, x):
+        x = self.input_block(x)
+        skips = [x]
+        for stage in self.encoder:
+            x = stage(self.pool(x))
+            skips.append(x)
+        skips.pop()
+        for up, stage in zip(self.up, [*self.decoder, self.output_block]):
+            x = stage(torch.cat([up(x), skips.pop()], dim=1))
+        return x
+
+    def layer_groups(self) -> dict[str, list[str]]:
+        return {
+            "first": _parameter_names(self, [self.input_block]),
+            "last": _parameter_names(self, [self.output_block]),
+            "encoder": _parameter_names(self, [self.input_block, *self.encoder]),
+            "decoder": _parameter_names(self, [*self.up, *self.decoder, self.output_block]),
+        }
+
+
+def count(model: nn.Module, parameter_names: list[str]) -> int:
+    params = dict(model.named_parameters())
+    return sum(params[n].numel() for n in parameter_names)

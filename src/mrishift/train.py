@@ -1,0 +1,199 @@
+"""One plain training loop for every run (source, oracle, fine-tuning), resumable to the exact same weights.
+
+A batch = random axial slices (from the allowed slice indices of each volume), each randomly cropped or
+padded to the patch size, optionally flipped/rotated by 90°. BCE with logits; SGD with Nesterov momentum (or
+Adam); a step learning-rate schedule. A checkpoint (model, optimizer, epoch, loss curve, RNG states) is written
+atomically after every epoch; a killed run restarts from it and ends with the weights an uninterrupted run gives.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from mrishift.io import atomic_path
+
+log = logging.getLogger("mrishift")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    epochs: int = 100
+    iters_per_epoch: int = 100
+    batch_size: int = 32
+    patch_size: int = 256
+    lr: float = 1e-2
+    lr_drop_epoch: int = 80  # from this epoch on, lr × lr_factor
+    lr_factor: float = 0.1
+    optimizer: str = "sgd"  # "sgd" (Nesterov momentum) or "adam"
+    momentum: float = 0.9
+    augment_p: float = 0.0  # probability of each flip and of a 90° rotation
+    device: str = "auto"  # "auto" = CUDA when present, else CPU
+    bf16: bool = False  # bf16 autocast, CUDA only
+    channels_last: bool = True
+
+    def __post_init__(self):
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if min(self.epochs, self.iters_per_epoch, self.batch_size, self.patch_size) < 1:
+            raise ValueError(f"epochs, iters_per_epoch, batch_size and patch_size must be positive: {self}")
+        if not 0.0 <= self.augment_p <= 1.0:
+            raise ValueError(f"augment_p must be in [0, 1], got {self.augment_p}")
+
+
+def learning_rate(recipe: Recipe, epoch: int) -> float:
+    return recipe.lr * (recipe.lr_factor if epoch >= recipe.lr_drop_epoch else 1.0)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class SliceSampler:
+    """Random training slices from (image, mask) volumes indexed (x, y, z): axial slice k = volume[:, :, k]."""
+
+    def __init__(self, volumes, slices, batch_size: int, patch_size: int, augment_p: float, rng: np.random.Generator):
+        self.volumes = volumes
+        self.pool = [(v, int(k)) for v, ks in enumerate(slices) for k in ks]
+        if not self.pool:
+            raise ValueError("no training slices: every volume has an empty slice list")
+        self.batch_size, self.patch_size, self.augment_p, self.rng = batch_size, patch_size, augment_p, rng
+
+    def _fit(self, image: np.ndarray, mask: np.ndarray):
+        """Random crop where the slice is larger than the patch, random zero-padding where it is smaller."""
+        out_image = np.zeros((self.patch_size, self.patch_size), np.float32)
+        out_mask = np.zeros_like(out_image)
+        source, target = [], []
+        for n in image.shape:
+            if n >= self.patch_size:
+                start = int(self.rng.integers(0, n - self.patch_size + 1))
+                source.append(slice(start, start + self.patch_size))
+                target.append(slice(0, self.patch_size))
+            else:
+                start = int(self.rng.integers(0, self.patch_size - n + 1))
+                source.append(slice(0, n))
+                target.append(slice(start, start + n))
+        out_image[tuple(target)] = image[tuple(source)]
+        out_mask[tuple(target)] = mask[tuple(source)]
+        return out_image, out_mask
+
+    def _augment(self, image, mask):
+        for axis in (0, 1):
+            if self.rng.random() < self.augment_p:
+                image, mask = np.flip(image, axis), np.flip(mask, axis)
+        if self.rng.random() < self.augment_p:
+            k = int(self.rng.integers(1, 4))
+            image, mask = np.rot90(image, k), np.rot90(mask, k)
+        return image, mask
+
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        picks = self.rng.integers(0, len(self.pool), size=self.batch_size)
+        images, masks = [], []
+        for pick in picks:
+            volume, k = self.pool[pick]
+            image, mask = self.volumes[volume]
+            image, mask = self._fit(image[:, :, k], mask[:, :, k])
+            if self.augment_p > 0:
+                image, mask = self._augment(image, mask)
+            images.append(np.ascontiguousarray(image))
+            masks.append(np.ascontiguousarray(mask))
+        return torch.from_numpy(np.stack(images)[:, None]), torch.from_numpy(np.stack(masks)[:, None])
+
+
+def freeze(model: nn.Module, trainable: list[str]) -> list[nn.Parameter]:
+    names = set(trainable)
+    unknown = names - {n for n, _ in model.named_parameters()}
+    if unknown:
+        raise ValueError(f"strategy names parameters the model does not have: {sorted(unknown)[:5]}")
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(name in names)
+    return [p for n, p in model.named_parameters() if n in names]
+
+
+def set_train_mode(model: nn.Module, frozen_bn: str) -> None:
+    """Train mode, except BatchNorm layers whose parameters are all frozen when ``frozen_bn == "eval"``."""
+    model.train()
+    if frozen_bn == "eval":
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                if not any(p.requires_grad for p in module.parameters()):
+                    module.eval()
+
+
+def _save_checkpoint(path: Path, model, optimizer, epoch: int, losses: list[float], rng: np.random.Generator):
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": epoch,
+        "losses": losses,
+        "torch_rng": torch.get_rng_state(),
+        "sampler_rng": json.dumps(rng.bit_generator.state),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed: int,
+          checkpoint: str | Path | None = None, source: SliceSampler | None = None) -> dict:
+    """Train ``model`` in place with ``strategy``; resume from ``checkpoint`` when it exists. Returns a run record."""
+    device = resolve_device(recipe.device)
+    torch.manual_seed(seed)
+    trainable = freeze(model, strategy.trainable(model))
+    log.info("strategy %s: %d of %d parameter tensors train (%d parameters); frozen BatchNorm: %s",
+             strategy.name, len(trainable), len(list(model.parameters())), sum(p.numel() for p in trainable),
+             strategy.frozen_bn)
+    model.to(device)
+    if recipe.channels_last:
+        model.to(memory_format=torch.channels_last)
+    losses: list[float] = []
+    start_epoch = 0
+    if not strategy.trains or not trainable:
+        return {"device": str(device), "epochs": 0, "losses": losses, "seconds": 0.0}
+    optimizer = strategy.optimizer(trainable, recipe)
+    checkpoint = Path(checkpoint) if checkpoint else None
+    if checkpoint and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, losses = state["epoch"], list(state["losses"])
+        torch.set_rng_state(state["torch_rng"])
+        target.rng.bit_generator.state = json.loads(state["sampler_rng"])
+        log.info("resumed from %s at epoch %d", checkpoint, start_epoch)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=recipe.bf16 and device.type == "cuda")
+    started = time.perf_counter()
+    for epoch in range(start_epoch, recipe.epochs):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(recipe, epoch)
+        set_train_mode(model, strategy.frozen_bn)
+        running = torch.zeros((), device=device)
+        for _ in range(recipe.iters_per_epoch):
+            images, masks = strategy.batch(epoch, target, source)
+            images = images.to(device, non_blocking=True)
+            masks = masks.to(device, non_blocking=True)
+            if recipe.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with autocast:
+                loss = strategy.loss(model, images, masks)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            running += loss.detach().float()
+        losses.append(float(running) / recipe.iters_per_epoch)  # one host sync per epoch
+        elapsed = time.perf_counter() - started
+        done = epoch + 1 - start_epoch
+        log.info("epoch %d/%d loss %.4f lr %.1e (ETA %.0f s)", epoch + 1, recipe.epochs, losses[-1],
+                 learning_rate(recipe, epoch), elapsed / done * (recipe.epochs - epoch - 1))
+        if checkpoint:
+            _save_checkpoint(checkpoint, model, optimizer, epoch + 1, losses, target.rng)
+    model.to(memory_format=torch.contiguous_format)
+    return {"device": str(device), "epochs": recipe.epochs, "losses": losses,
+            "seconds": time.perf_counter() - started, "recipe": asdict(recipe)}
