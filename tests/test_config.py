@@ -43,18 +43,24 @@ def test_bad_config_names_the_key(config, message):
 
 
 def test_every_schema_leaf_has_default_and_description():
+    schema = load_schema()
+
     def walk(node, path):
         assert "description" in node, f"{path} has no description"
-        if node.get("type") == "object":
+        if "$ref" in node:
+            node = {**schema["$defs"][node["$ref"].split("/")[-1]], **node}
+        if node.get("type") == "object" and "properties" in node:
             assert node.get("additionalProperties") is False, f"{path} allows unknown keys"
             for key, child in node["properties"].items():
                 walk(child, f"{path}.{key}")
         else:
             assert "default" in node, f"{path} has no default"
 
-    walk(load_schema(), "config")
+    walk(schema, "config")
     readme = (CONFIG / "README.md").read_text()
     for key in ["source", "domains", "subjects_per_domain", "native_spacing_mm", "shift_strength", "deformation_mm",
                 "paths", "require_complete", "spacing_mm", "image_interpolation", "clip_percentiles", "seed",
-                "n_validation", "n_folds", "budgets"]:
+                "n_validation", "n_folds", "budgets", "architectures", "width", "epochs", "iters_per_epoch",
+                "batch_size", "patch_size", "lr", "lr_drop_epoch", "lr_factor", "optimizer", "momentum", "augment_p",
+                "seeds", "device", "bf16", "channels_last", "threads", "strategies"]:
         assert f"`{key}`" in readme or f".{key}`" in readme, f"config/README.md does not explain {key}"

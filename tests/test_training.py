@@ -102,3 +102,8 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path):
         assert torch.equal(a, b), name
     assert record_resumed["losses"] == record["losses"]
     assert torch.load(checkpoint, weights_only=True)["epoch"] == 3
+    # A checkpoint of another configuration is never resumed: this run starts from scratch and matches none.
+    other = fresh()
+    train(other, strategies.build("ft_all"), sampler(), Recipe(**TINY), seed=3, checkpoint=checkpoint, identity="lr=2")
+    assert torch.load(checkpoint, weights_only=True)["identity"] == "lr=2"
+    assert all(torch.equal(a, b) for a, b in zip(other.state_dict().values(), straight.state_dict().values()))

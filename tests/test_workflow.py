@@ -53,14 +53,37 @@ def test_tiny_workflow_outputs(tiny_run):
     assert (tiny_run / "logs/check_integrity.log").exists() and (tiny_run / "logs/resample/CC0120.log").exists()
 
 
-def test_rerun_plans_nothing_and_scaling_change_reruns_only_scaling(tiny_run):
-    assert "Nothing to be done" in snakemake(tiny_run, "-n").stdout
-    changed = yaml.safe_load((tiny_run / "config/tiny.yaml").read_text())
-    changed["preprocess"]["clip_percentiles"] = [2.0, 98.0]
-    (tiny_run / "config/changed.yaml").write_text(yaml.safe_dump(changed))
-    dry = snakemake(tiny_run, "-n", configfile="changed.yaml")
+def test_trained_models_and_records(tiny_run):
+    splits = json.loads((tiny_run / "results/data/splits.json").read_text())["domains"]
+    models = tiny_run / "results/models/unet2d_residual"
+    assert len(list(models.glob("source/*/model.pt"))) == 3 and len(list(models.glob("oracle/*/fold*/model.pt"))) == 9
+    records = list(models.glob("finetune/*/*/*/seed0/record.json"))
+    assert len(records) == 3 * 6 * 2  # strategies × pairs × budgets
+    for path in records:
+        record = json.loads(path.read_text())
+        target = splits[record["identity"]["target"]]
+        assert set(record["cases"]) <= set(target["finetune_order"]) and set(record["cases"]).isdisjoint(target["test"])
+        assert len(record["losses"]) == 2 and all(np.isfinite(record["losses"]))
+        assert record["versions"]["torch"].startswith("2.13.0")
+    assert not list((tiny_run / "results").glob("checkpoints/**/*.pt"))  # removed once the final weights exist
+
+
+def changed_config(workdir, edit):
+    config = yaml.safe_load((workdir / "config/tiny.yaml").read_text())
+    edit(config)
+    (workdir / "config/changed.yaml").write_text(yaml.safe_dump(config))
+    dry = snakemake(workdir, "-n", configfile="changed.yaml")
     assert dry.returncode == 0, dry.stderr
-    assert planned_jobs(dry.stdout) == {"scale_intensity": 12, "make_splits": 1, "all": 1}
+    return planned_jobs(dry.stdout)
+
+
+def test_rerun_plans_only_what_a_change_touches(tiny_run):
+    assert "Nothing to be done" in snakemake(tiny_run, "-n").stdout
+    one_strategy = changed_config(tiny_run, lambda c: c["strategies"].update(ft_first={"frozen_bn": "train"}))
+    assert one_strategy == {"finetune": 12, "all": 1}  # 6 pairs × 2 budgets of ft_first only
+    scaling = changed_config(tiny_run, lambda c: c["preprocess"].update(clip_percentiles=[2.0, 98.0]))
+    assert scaling == {"scale_intensity": 12, "make_splits": 1, "train_source": 3, "train_oracle": 9,
+                       "finetune": 36, "all": 1}
 
 
 def planned_jobs(dry_run_output):

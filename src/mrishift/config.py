@@ -62,6 +62,13 @@ def _check_semantics(config: dict) -> None:
         from mrishift.data.fetch import HOW_TO_GET
 
         raise ConfigError("config key 'data.cc359.paths' is required when data.source is 'cc359'. " + HOW_TO_GET)
+    from mrishift import strategies
+
+    for name, hparams in config["strategies"].items():
+        try:
+            strategies.build(name, **hparams)
+        except ValueError as error:
+            raise ConfigError(f"config key 'strategies.{name}': {error}") from error
     splits = config["splits"]
     budgets = [parse_budget(b) for b in splits["budgets"]]  # raises ValueError naming the bad budget
     n_subjects = data["synthetic"]["subjects_per_domain"] if data["source"] == "synthetic" else 59

@@ -129,8 +129,10 @@ def set_train_mode(model: nn.Module, frozen_bn: str) -> None:
                     module.eval()
 
 
-def _save_checkpoint(path: Path, model, optimizer, epoch: int, losses: list[float], rng: np.random.Generator):
+def _save_checkpoint(path: Path, model, optimizer, epoch: int, losses: list[float], rng: np.random.Generator,
+                     identity: str):
     state = {
+        "identity": identity,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "epoch": epoch,
@@ -143,8 +145,9 @@ def _save_checkpoint(path: Path, model, optimizer, epoch: int, losses: list[floa
 
 
 def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed: int,
-          checkpoint: str | Path | None = None, source: SliceSampler | None = None) -> dict:
-    """Train ``model`` in place with ``strategy``; resume from ``checkpoint`` when it exists. Returns a run record."""
+          checkpoint: str | Path | None = None, source: SliceSampler | None = None, identity: str = "") -> dict:
+    """Train ``model`` in place with ``strategy``; resume from ``checkpoint`` when it exists and was written by the
+    same run (``identity``: anything that defines the run, e.g. its config as JSON). Returns a run record."""
     device = resolve_device(recipe.device)
     torch.manual_seed(seed)
     trainable = freeze(model, strategy.trainable(model))
@@ -160,8 +163,11 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
         return {"device": str(device), "epochs": 0, "losses": losses, "seconds": 0.0}
     optimizer = strategy.optimizer(trainable, recipe)
     checkpoint = Path(checkpoint) if checkpoint else None
-    if checkpoint and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
+    state = torch.load(checkpoint, map_location=device, weights_only=True) if checkpoint and checkpoint.exists() else None
+    if state is not None and state.get("identity") != identity:
+        log.warning("ignoring checkpoint %s: it belongs to another run configuration", checkpoint)
+        state = None
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, losses = state["epoch"], list(state["losses"])
@@ -193,7 +199,7 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
         log.info("epoch %d/%d loss %.4f lr %.1e (ETA %.0f s)", epoch + 1, recipe.epochs, losses[-1],
                  learning_rate(recipe, epoch), elapsed / done * (recipe.epochs - epoch - 1))
         if checkpoint:
-            _save_checkpoint(checkpoint, model, optimizer, epoch + 1, losses, target.rng)
+            _save_checkpoint(checkpoint, model, optimizer, epoch + 1, losses, target.rng, identity)
     model.to(memory_format=torch.contiguous_format)
     return {"device": str(device), "epochs": recipe.epochs, "losses": losses,
             "seconds": time.perf_counter() - started, "recipe": asdict(recipe)}
