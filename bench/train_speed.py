@@ -1,0 +1,56 @@
+"""Training throughput of the paper's U-Net: optimizer steps/second and slices/second per strategy.
+
+    .venv/bin/python bench/train_speed.py --patch 80 256 --batch 16 --threads 1 2
+
+Prints one line per (patch, threads, strategy). Uses random slices (speed does not depend on content) and
+the real trainer loop (mrishift.train.train), so what it measures is what the workflow runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from mrishift import models, strategies
+from mrishift.train import Recipe, SliceSampler, train
+
+
+def measure(patch: int, batch: int, threads: int, strategy: str, steps: int, device: str, bf16: bool) -> float:
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    volumes = [(rng.random((patch, patch, 8), dtype=np.float32), (rng.random((patch, patch, 8)) > 0.5).astype(np.float32))]
+    recipe = Recipe(epochs=1, iters_per_epoch=steps, batch_size=batch, patch_size=patch, device=device, bf16=bf16)
+    warmup = Recipe(**{**recipe.__dict__, "iters_per_epoch": 2})
+    model = models.build("unet2d_residual")
+    sampler = SliceSampler(volumes, [range(8)], batch, patch, 0.0, rng)
+    train(model, strategies.build(strategy), sampler, warmup, seed=0)
+    start = time.perf_counter()
+    train(model, strategies.build(strategy), sampler, recipe, seed=0)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return steps / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--patch", type=int, nargs="+", default=[80, 256])
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--strategies", nargs="+", default=["ft_all", "ft_first", "ft_last"])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--bf16", action="store_true")
+    args = parser.parse_args()
+    print(f"{'patch':>5} {'batch':>5} {'threads':>7} {'strategy':>9} {'steps/s':>8} {'slices/s':>9}")
+    for patch in args.patch:
+        for threads in args.threads:
+            for strategy in args.strategies:
+                rate = measure(patch, args.batch, threads, strategy, args.steps, args.device, args.bf16)
+                print(f"{patch:>5} {args.batch:>5} {threads:>7} {strategy:>9} {rate:>8.2f} {rate * args.batch:>9.1f}")
+
+
+if __name__ == "__main__":
+    main()
