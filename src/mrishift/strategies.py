@@ -46,7 +46,7 @@ def build(name: str, **hparams) -> "Strategy":
 
 class Strategy:
     name: ClassVar[str]
-    HPARAMS: ClassVar[dict] = {"frozen_bn": "eval"}  # defaults; the config schema validates overrides
+    HPARAMS: ClassVar[dict] = {"frozen_bn": "eval"}  # defaults; overrides are checked when the config is parsed
     trains: ClassVar[bool] = True  # False: the source model is used as it is
 
     def __init__(self, **hparams):

@@ -151,16 +151,22 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
     device = resolve_device(recipe.device)
     torch.manual_seed(seed)
     trainable = freeze(model, strategy.trainable(model))
+    n_trainable = sum(p.numel() for p in trainable)
     log.info("strategy %s: %d of %d parameter tensors train (%d parameters); frozen BatchNorm: %s",
-             strategy.name, len(trainable), len(list(model.parameters())), sum(p.numel() for p in trainable),
-             strategy.frozen_bn)
+             strategy.name, len(trainable), len(list(model.parameters())), n_trainable, strategy.frozen_bn)
+    losses: list[float] = []
+    started = time.perf_counter()
+
+    def record(epochs: int) -> dict:
+        return {"device": str(device), "epochs": epochs, "trainable_parameters": n_trainable, "losses": losses,
+                "seconds": time.perf_counter() - started, "recipe": asdict(recipe)}
+
+    if not strategy.trains or not trainable:
+        return record(epochs=0)
     model.to(device)
     if recipe.channels_last:
         model.to(memory_format=torch.channels_last)
-    losses: list[float] = []
     start_epoch = 0
-    if not strategy.trains or not trainable:
-        return {"device": str(device), "epochs": 0, "losses": losses, "seconds": 0.0}
     optimizer = strategy.optimizer(trainable, recipe)
     checkpoint = Path(checkpoint) if checkpoint else None
     state = torch.load(checkpoint, map_location=device, weights_only=True) if checkpoint and checkpoint.exists() else None
@@ -175,7 +181,6 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
         target.rng.bit_generator.state = json.loads(state["sampler_rng"])
         log.info("resumed from %s at epoch %d", checkpoint, start_epoch)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=recipe.bf16 and device.type == "cuda")
-    started = time.perf_counter()
     for epoch in range(start_epoch, recipe.epochs):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(recipe, epoch)
@@ -201,5 +206,4 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
         if checkpoint:
             _save_checkpoint(checkpoint, model, optimizer, epoch + 1, losses, target.rng, identity)
     model.to(memory_format=torch.contiguous_format)
-    return {"device": str(device), "epochs": recipe.epochs, "losses": losses,
-            "seconds": time.perf_counter() - started, "recipe": asdict(recipe)}
+    return record(epochs=recipe.epochs)

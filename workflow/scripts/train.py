@@ -48,6 +48,5 @@ checkpoint = Path(snakemake.params.checkpoint)
 record = train(model, strategy, sampler, recipe, seed, checkpoint=checkpoint,
                identity=json.dumps(identity, sort_keys=True))
 save_model(snakemake.output.model, model, params.arch, params.width)
-write_record(snakemake.output.record, identity=identity, seed=seed, cases=cases, n_slices=len(sampler.pool),
-             parameters_trained=len(strategy.trainable(model)), **record)
+write_record(snakemake.output.record, identity=identity, seed=seed, cases=cases, n_slices=len(sampler.pool), **record)
 checkpoint.unlink(missing_ok=True)  # the final weights supersede it
