@@ -5,6 +5,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+TEST_ONLY = {"pytest", "surface-distance"}
 
 
 def pip_pins():
@@ -21,6 +22,6 @@ def test_conda_env_pins_match_requirements():
     env = yaml.safe_load((ROOT / "envs" / "mrishift.yaml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     conda_pins = dict(p.lower().split("==") for p in pip_section)
-    runtime = {k: v for k, v in pip_pins().items() if k != "pytest"}  # pytest is for tests only
+    runtime = {k: v for k, v in pip_pins().items() if k not in TEST_ONLY}
     assert conda_pins == runtime
     assert "python=3.11" in env["dependencies"]
