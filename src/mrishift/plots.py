@@ -1,0 +1,89 @@
+"""The study's three figures, each saved as PNG (report, README) and PDF (papers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on cluster nodes or CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from mrishift.data.cc359 import DOMAINS  # noqa: E402
+from mrishift.io import atomic_path  # noqa: E402
+from mrishift.tables import budget_order  # noqa: E402
+
+STRATEGY_LABELS = {"ft_all": "fine-tune all layers", "ft_first": "fine-tune first layers",
+                   "ft_last": "fine-tune last layers"}
+
+
+def label(strategy: str) -> str:
+    return STRATEGY_LABELS.get(strategy, strategy)
+
+
+def save(figure, png: str | Path, pdf: str | Path) -> None:
+    for path in (png, pdf):
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, dpi=150, bbox_inches="tight", format=Path(path).suffix[1:])
+    plt.close(figure)
+
+
+def sdice_matrix_figure(mean: pd.DataFrame, std: pd.DataFrame, metric_label: str, title: str):
+    """Annotated heatmap: rows target, columns source, diagonal (outlined) = oracle."""
+    names = [DOMAINS[d].short for d in mean.index]
+    annotations = np.array([[f"{m:.2f}\n±{s:.2f}" if pd.notna(s) else f"{m:.2f}" for m, s in zip(mr, sr)]
+                            for mr, sr in zip(mean.values, std.values)])
+    figure, ax = plt.subplots(figsize=(1.1 * len(names) + 2.5, 0.9 * len(names) + 1.5))
+    sns.heatmap(mean.values, annot=annotations, fmt="", cmap="viridis", vmin=0, vmax=1, square=True, ax=ax,
+                xticklabels=names, yticklabels=names, cbar_kws={"label": metric_label}, annot_kws={"fontsize": 8})
+    for i in range(len(names)):
+        ax.add_patch(plt.Rectangle((i, i), 1, 1, fill=False, edgecolor="white", linewidth=2.5))
+    ax.set_xlabel("source domain (model trained on)")
+    ax.set_ylabel("target domain (scans tested on)")
+    ax.set_title(title)
+    return figure
+
+
+def gap_closed_figure(per_pair: pd.DataFrame, strategies: list[str], title: str):
+    """Per budget: the distribution of per-pair gap closed (violins) and its mean per strategy (lines)."""
+    data = per_pair.assign(strategy=per_pair.strategy.map(label))
+    order, hue_order = budget_order(per_pair.budget), [label(s) for s in strategies]
+    figure, ax = plt.subplots(figsize=(max(6.0, 1.8 * len(order)), 4.5))
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.axhline(1, color="grey", linewidth=0.8, linestyle="--")
+    sns.violinplot(data=data, x="budget", y="gap_closed", hue="strategy", order=order, hue_order=hue_order,
+                   inner=None, cut=0, density_norm="width", linewidth=0.5, alpha=0.35, ax=ax, legend=False)
+    sns.pointplot(data=data, x="budget", y="gap_closed", hue="strategy", order=order, hue_order=hue_order,
+                  estimator="mean", errorbar=None, dodge=0.53, markers="o", ax=ax)
+    ax.set_xlabel("target-data budget (least → most)")
+    ax.set_ylabel("gap closed (0 = no adaptation, 1 = oracle)")
+    ax.set_title(title)
+    ax.legend(title="mean over pairs", loc="best", fontsize=8)
+    return figure
+
+
+def winners_figure(winners: pd.DataFrame, strategies: list[str], significance: float, title: str):
+    """Per budget, pairs won by each strategy; significant wins solid, others hatched and pale."""
+    order = budget_order(winners.budget)
+    counts = winners.groupby(["budget", "winner", "significant"]).size()
+    palette = sns.color_palette(n_colors=len(strategies))
+    width = 0.8 / len(strategies)
+    figure, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(order)), 4.5))
+    x = np.arange(len(order))
+    for i, strategy in enumerate(strategies):
+        significant = np.array([counts.get((b, strategy, True), 0) for b in order])
+        other = np.array([counts.get((b, strategy, False), 0) for b in order])
+        position = x - 0.4 + width * (i + 0.5)
+        ax.bar(position, significant, width, color=palette[i], label=f"{label(strategy)}: p < {significance:g}")
+        ax.bar(position, other, width, bottom=significant, color=palette[i], alpha=0.35, hatch="//",
+               edgecolor=palette[i], label=f"{label(strategy)}: not significant")
+    ax.set_xticks(x, order)
+    ax.set_xlabel("target-data budget (least → most)")
+    n_pairs = winners.groupby("budget").size().max()
+    ax.set_ylabel(f"pairs won (of {n_pairs})")
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(0, -0.18))
+    return figure

@@ -1,0 +1,106 @@
+"""The study's statistics: gap closed ("DR"), the winning strategy per pair and budget, and the paired sign test.
+
+All functions take the tidy per-scan score table written by the workflow (one row per model × test scan, columns
+role, strategy, source, target, budget, case and the metrics) and return tidy tables.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import binomtest
+
+GAP_EPS = 1e-9  # |oracle − baseline| below this is "no gap": gap closed is undefined (NaN), never a division by ~0
+
+
+def gap_closed(score, baseline, oracle):
+    """(score − baseline) / (oracle − baseline), elementwise; NaN where the oracle–baseline gap is (near) zero."""
+    score, baseline, oracle = (np.asarray(x, dtype=float) for x in (score, baseline, oracle))
+    gap = oracle - baseline
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.abs(gap) > GAP_EPS, (score - baseline) / gap, np.nan)
+
+
+def sign_test(differences) -> float:
+    """Two-sided paired sign test: p-value of the signs of ``differences`` under H0 "positive and negative equally
+    likely". Zero differences (ties) are dropped; with no non-zero difference the p-value is 1."""
+    d = np.asarray(differences, dtype=float)
+    if np.isnan(d).any():
+        raise ValueError("sign_test: differences contain NaN")
+    d = d[d != 0]
+    if len(d) == 0:
+        return 1.0
+    return float(binomtest(int((d > 0).sum()), len(d), 0.5, alternative="two-sided").pvalue)
+
+
+def reference_scores(scores: pd.DataFrame, metric: str = "sdice") -> pd.DataFrame:
+    """Per (source, case): the baseline (source model, no adaptation) and the oracle (target's own CV) score."""
+    baseline = scores[scores.role == "baseline"][["source", "case", metric]].rename(columns={metric: "baseline"})
+    oracle = scores[scores.role == "oracle"][["case", metric]].rename(columns={metric: "oracle"})
+    if oracle.case.duplicated().any():
+        raise ValueError("oracle scores list a case twice: the CV test folds must not overlap")
+    return baseline.merge(oracle, on="case", how="left", validate="many_to_one")
+
+
+def per_scan_gap_closed(scores: pd.DataFrame, metric: str = "sdice") -> pd.DataFrame:
+    """Fine-tuned rows with their baseline and oracle scores on the same scan and the per-scan gap closed."""
+    finetuned = scores[scores.role == "finetune"]
+    merged = finetuned.merge(reference_scores(scores, metric), on=["source", "case"], how="left", validate="many_to_one")
+    missing = merged[merged.baseline.isna() | merged.oracle.isna()]
+    if len(missing):
+        raise ValueError(f"no baseline/oracle score for {len(missing)} fine-tuned test scans, "
+                         f"e.g. {missing.iloc[0][['source', 'case']].to_dict()}")
+    merged["gap_closed"] = gap_closed(merged[metric], merged.baseline, merged.oracle)
+    return merged
+
+
+PAIR_KEYS = ["variant", "source", "target", "budget", "strategy"]
+
+
+def per_pair_gap_closed(per_scan: pd.DataFrame, metric: str = "sdice") -> pd.DataFrame:
+    """Gap closed of each (variant, pair, budget, strategy) from the pair means (the paper's per-pair DR), averaged
+    over seeds first."""
+    means = per_scan.groupby(PAIR_KEYS, sort=False).agg(
+        score=(metric, "mean"), baseline=("baseline", "mean"), oracle=("oracle", "mean"), n_scans=("case", "nunique"))
+    means["gap_closed"] = gap_closed(means.score, means.baseline, means.oracle)
+    return means.reset_index()
+
+
+def winners(per_scan: pd.DataFrame, strategy_order: list[str], significance: float, metric: str = "sdice") -> pd.DataFrame:
+    """Per (variant, pair, budget): the strategy with the largest gap closed, the runner-up, and the sign test of their
+    per-scan differences (seed-averaged). Ties at the top go to the strategy listed first in ``strategy_order`` and are
+    marked ``tied`` (never significant). Where the oracle–baseline gap is zero, gap closed is undefined and the
+    strategies are ranked by their mean score instead (the same order a tiny positive gap would give)."""
+    pairs = per_pair_gap_closed(per_scan, metric)
+    by_scan = per_scan.groupby(["variant", "source", "target", "budget", "strategy", "case"], sort=False)[metric].mean()
+    rows = []
+    for (variant, source, target, budget), group in pairs.groupby(["variant", "source", "target", "budget"], sort=False):
+        if len(group) < 2:
+            raise ValueError(f"{variant} {source}→{target} {budget}: a winner needs at least two strategies")
+        key = group.gap_closed.where(group.gap_closed.notna(), group.score)
+        rank = np.array([strategy_order.index(s) for s in group.strategy])
+        order = np.lexsort((rank, -key.to_numpy()))
+        best, second = group.iloc[order[0]], group.iloc[order[1]]
+        tied = bool(np.isclose(key.iloc[order[0]], key.iloc[order[1]], rtol=0, atol=1e-12))
+        a = by_scan.loc[(variant, source, target, budget, best.strategy)]
+        b = by_scan.loc[(variant, source, target, budget, second.strategy)]
+        p = 1.0 if tied else sign_test((a - b.reindex(a.index)).to_numpy())
+        rows.append({"variant": variant, "source": source, "target": target, "budget": budget,
+                     "winner": best.strategy, "runner_up": second.strategy,
+                     "winner_gap_closed": best.gap_closed, "runner_up_gap_closed": second.gap_closed,
+                     "n_scans": int(best.n_scans), "p_value": p, "tied": tied,
+                     "significant": (not tied) and p < significance})
+    return pd.DataFrame(rows)
+
+
+def sdice_matrix(scores: pd.DataFrame, metric: str = "sdice") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Mean and std of ``metric`` per (target row, source column): off-diagonal the baseline on every scan of the
+    target domain, on the diagonal the oracle (union of the CV test folds, i.e. every scan of the domain)."""
+    baseline = scores[scores.role == "baseline"]
+    oracle = scores[scores.role == "oracle"].assign(source=lambda d: d.target)
+    both = pd.concat([baseline, oracle])
+    domains = list(dict.fromkeys([*oracle.target, *baseline.source, *baseline.target]))
+    stats = both.groupby(["target", "source"])[metric].agg(["mean", "std"])
+    mean = stats["mean"].unstack("source").reindex(index=domains, columns=domains)
+    std = stats["std"].unstack("source").reindex(index=domains, columns=domains)
+    return mean, std

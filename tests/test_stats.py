@@ -1,0 +1,97 @@
+"""Gap closed, sign test and winners: hand-computed values."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mrishift import stats
+from mrishift.tables import budget_order, mean_std
+
+
+def test_gap_closed_arithmetic_and_zero_gap():
+    result = stats.gap_closed([0.7, 0.9, 0.5, 0.6], [0.5, 0.5, 0.5, 0.6], [0.9, 0.9, 0.5, 0.6 + 1e-12])
+    assert result[0] == pytest.approx(0.5) and result[1] == pytest.approx(1.0)
+    assert math.isnan(result[2]) and math.isnan(result[3])  # no gap: undefined, not a division by ~zero
+    assert stats.gap_closed(0.3, 0.5, 0.9) == pytest.approx(-0.5)  # worse than no adaptation is negative
+
+
+def test_sign_test_known_values():
+    # 5 of 6 positive: P(X >= 5) = 7/64 under Binomial(6, 1/2), two-sided doubles it
+    assert stats.sign_test([0.1, 0.2, 0.3, 0.1, 0.05, -0.2]) == pytest.approx(14 / 64)
+    assert stats.sign_test([1, 1, 1, 1, 1]) == pytest.approx(2 / 32)
+    assert stats.sign_test([1, 1, 1, 1, 1, 0, 0]) == pytest.approx(2 / 32)  # ties are dropped
+    assert stats.sign_test([0, 0, 0]) == 1.0 and stats.sign_test([]) == 1.0
+    with pytest.raises(ValueError, match="NaN"):
+        stats.sign_test([1.0, float("nan")])
+
+
+def scores_table(finetuned: dict[str, list[float]], baseline=(0.5,) * 5, oracle=(0.9,) * 5, budget="1scan"):
+    cases = [f"CC03{i:02d}" for i in range(len(baseline))]
+    rows = [dict(variant="a", role="oracle", strategy="none", source="t", target="t", budget=None, case=c, sdice=o)
+            for c, o in zip(cases, oracle)]
+    rows += [dict(variant="a", role="baseline", strategy="none", source="s", target="t", budget=None, case=c, sdice=b)
+             for c, b in zip(cases, baseline)]
+    rows += [dict(variant="a", role="finetune", strategy=k, source="s", target="t", budget=budget, case=c, sdice=v)
+             for k, values in finetuned.items() for c, v in zip(cases, values)]
+    return pd.DataFrame(rows)
+
+
+def test_per_pair_gap_closed_uses_pair_means():
+    scores = scores_table({"ft_all": [0.7, 0.7, 0.7, 0.7, 0.9]}, baseline=[0.5] * 5, oracle=[0.9] * 5)
+    per_scan = stats.per_scan_gap_closed(scores)
+    assert per_scan.gap_closed.tolist() == pytest.approx([0.5, 0.5, 0.5, 0.5, 1.0])
+    per_pair = stats.per_pair_gap_closed(per_scan)
+    assert per_pair.gap_closed.iloc[0] == pytest.approx((0.74 - 0.5) / 0.4)
+
+
+def test_winner_and_significance():
+    scores = scores_table({"ft_all": [0.6] * 5, "ft_first": [0.8] * 5, "ft_last": [0.7] * 5})
+    row = stats.winners(stats.per_scan_gap_closed(scores), ["ft_all", "ft_first", "ft_last"], 0.1).iloc[0]
+    assert (row.winner, row.runner_up) == ("ft_first", "ft_last")
+    assert row.winner_gap_closed == pytest.approx(0.75) and row.runner_up_gap_closed == pytest.approx(0.5)
+    assert row.p_value == pytest.approx(2 / 32) and row.significant and not row.tied
+
+
+def test_winner_tie_goes_to_the_first_listed_strategy_and_is_not_significant():
+    scores = scores_table({"ft_last": [0.7] * 5, "ft_first": [0.7] * 5, "ft_all": [0.6] * 5})
+    row = stats.winners(stats.per_scan_gap_closed(scores), ["ft_first", "ft_last", "ft_all"], 0.1).iloc[0]
+    assert row.winner == "ft_first" and row.runner_up == "ft_last" and row.tied
+    assert row.p_value == 1.0 and not row.significant
+
+
+def test_winner_without_a_gap_ranks_by_score():
+    scores = scores_table({"ft_all": [0.4] * 5, "ft_first": [0.6] * 5}, baseline=[0.5] * 5, oracle=[0.5] * 5)
+    per_scan = stats.per_scan_gap_closed(scores)
+    assert per_scan.gap_closed.isna().all()
+    row = stats.winners(per_scan, ["ft_all", "ft_first"], 0.1).iloc[0]
+    assert row.winner == "ft_first" and math.isnan(row.winner_gap_closed) and row.p_value == pytest.approx(2 / 32)
+
+
+def test_not_significant_at_a_strict_level():
+    scores = scores_table({"ft_all": [0.6] * 5, "ft_first": [0.8] * 5})
+    row = stats.winners(stats.per_scan_gap_closed(scores), ["ft_all", "ft_first"], 0.05).iloc[0]
+    assert row.p_value == pytest.approx(0.0625) and not row.significant
+
+
+def test_missing_reference_scores_are_an_error():
+    scores = scores_table({"ft_all": [0.6] * 5})
+    scores = scores[~((scores.role == "baseline") & (scores.case == "CC0300"))]
+    with pytest.raises(ValueError, match="no baseline/oracle score"):
+        stats.per_scan_gap_closed(scores)
+
+
+def test_sdice_matrix_layout():
+    scores = scores_table({})
+    mean, std = stats.sdice_matrix(scores)
+    assert list(mean.index) == ["t", "s"] and list(mean.columns) == ["t", "s"]
+    assert mean.loc["t", "t"] == pytest.approx(0.9) and mean.loc["t", "s"] == pytest.approx(0.5)
+    assert np.isnan(mean.loc["s", "t"])  # no model of t was tested on s in this table
+
+
+def test_budget_order_and_cells():
+    assert budget_order(["3scans", "every12", "1scan", "every2", "2scans"]) == ["every12", "every2", "1scan", "2scans",
+                                                                                "3scans"]
+    cells = mean_std(pd.DataFrame([[0.8512, np.nan]]), pd.DataFrame([[0.031, np.nan]]))
+    assert cells.iloc[0].tolist() == ["0.85 (0.03)", ""]
