@@ -15,6 +15,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/snakemake --profile profiles/default
+	$(BIN)/snakemake --profile profiles/default --report results/report.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

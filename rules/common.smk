@@ -1,8 +1,15 @@
 # Config validation, case lists and wildcard constraints shared by every rule file.
 import json
+import re
 import sys
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+# The library is imported from the repository, by this process and by every job's script.
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+
+from mrishift.jobenv import export_library_path
+
+export_library_path(SRC)
 
 from mrishift.config import validate_config
 from mrishift.data.cc359 import DOMAINS, case_id
@@ -22,17 +29,27 @@ else:
     CASES = [case_id(i) for d in DOMAIN_NAMES for i in DOMAINS[d].ids]
 
 
-ARCHS = list(config["models"]["architectures"])
+# A model variant = an architecture trained without or with augmentation (models.augment_p); every training,
+# scoring and analysis stage runs once per variant. The variant without augmentation is named after its architecture.
+VARIANTS = {
+    (arch if p == 0 else f"{arch}_aug{p:g}"): {"arch": arch, "augment_p": p}
+    for arch in config["models"]["architectures"]
+    for p in config["models"]["augment_p"]
+}
 STRATEGIES = list(config["strategies"])
 BUDGETS = list(config["splits"]["budgets"])
 SEEDS = list(config["training"]["seeds"])
 PAIRS = [(s, t) for s in DOMAIN_NAMES for t in DOMAIN_NAMES if s != t]
 FOLDS = list(range(config["splits"]["n_folds"]))
+FINETUNE_JOB = config["training"]["finetune_job"]
+# What one fine-tuning/scoring job covers (training.finetune_job): its wildcards and, in order, its runs.
+FINETUNE_JOB_ID = {"pair": "{strategy}/{source}_to_{target}/seed{seed}", "strategy": "{strategy}/seed{seed}"}[
+    FINETUNE_JOB]
 
 
 wildcard_constraints:
     case="|".join(CASES),
-    arch="|".join(ARCHS),
+    variant="|".join(re.escape(v) for v in VARIANTS),
     domain="|".join(DOMAIN_NAMES),
     source="|".join(DOMAIN_NAMES),
     target="|".join(DOMAIN_NAMES),
@@ -42,22 +59,73 @@ wildcard_constraints:
     fold=r"\d+",
 
 
+FINETUNED_MODEL = "results/models/{variant}/finetune/{strategy}/{source}_to_{target}/{budget}/seed{seed}/model.pt"
+FINETUNED_RECORD = "results/models/{variant}/finetune/{strategy}/{source}_to_{target}/{budget}/seed{seed}/record.json"
+FINETUNE_SCORES = "results/scores/{variant}/finetune/{strategy}/{source}_to_{target}/{budget}/seed{seed}.tsv"
+
+
+def finetune_runs(wildcards):
+    """(source, target, budget) of every run of one fine-tuning job, in the order of its outputs."""
+    pairs = [(wildcards.source, wildcards.target)] if FINETUNE_JOB == "pair" else PAIRS
+    return [(source, target, budget) for source, target in pairs for budget in BUDGETS]
+
+
+def finetune_outputs(pattern):
+    """One path per run of a fine-tuning job (same order as finetune_runs); the job's own wildcards stay."""
+    if FINETUNE_JOB == "pair":
+        return expand(pattern, budget=BUDGETS, allow_missing=True)
+    runs = [(source, target, budget) for source, target in PAIRS for budget in BUDGETS]
+    sources, targets, budgets = (list(column) for column in zip(*runs))
+    return expand(pattern, zip, source=sources, target=targets, budget=budgets, allow_missing=True)
+
+
+def variant_arch(wildcards):
+    return VARIANTS[wildcards.variant]["arch"]
+
+
+def recipe(kind):
+    """Param: the sorted-JSON recipe of source/oracle ("source") or fine-tuning ("finetune") runs of a variant."""
+    return lambda w: as_json({**config["training"][kind], "augment_p": VARIANTS[w.variant]["augment_p"]})
+
+
 def as_json(value):
     """Sorted JSON: a param that only changes when the value changes (dict params compare in key order)."""
     return json.dumps(value, sort_keys=True)
 
 
 def trained_models():
-    sources = expand("results/models/{arch}/source/{domain}/model.pt", arch=ARCHS, domain=DOMAIN_NAMES)
-    oracles = expand("results/models/{arch}/oracle/{domain}/fold{fold}/model.pt", arch=ARCHS, domain=DOMAIN_NAMES,
+    sources = expand("results/models/{variant}/source/{domain}/model.pt", variant=VARIANTS, domain=DOMAIN_NAMES)
+    oracles = expand("results/models/{variant}/oracle/{domain}/fold{fold}/model.pt", variant=VARIANTS, domain=DOMAIN_NAMES,
                      fold=FOLDS)
     finetuned = [
-        f"results/models/{arch}/finetune/{strategy}/{source}_to_{target}/{budget}/seed{seed}/model.pt"
-        for arch in ARCHS for strategy in STRATEGIES for source, target in PAIRS for budget in BUDGETS
+        FINETUNED_MODEL.format(variant=variant, strategy=strategy, source=source, target=target, budget=budget,
+                               seed=seed)
+        for variant in VARIANTS for strategy in STRATEGIES for source, target in PAIRS for budget in BUDGETS
         for seed in SEEDS
     ]
     return sources + oracles + finetuned
 
 
+def score_tables():
+    """Every per-model score table of the study."""
+    tables = expand("results/scores/{variant}/oracle/{domain}.tsv", variant=VARIANTS, domain=DOMAIN_NAMES)
+    tables += expand("results/scores/{variant}/baseline/{source}.tsv", variant=VARIANTS, source=DOMAIN_NAMES)
+    tables += [FINETUNE_SCORES.format(variant=variant, strategy=strategy, source=source, target=target, budget=budget,
+                                      seed=seed)
+               for variant in VARIANTS for strategy in STRATEGIES for source, target in PAIRS for budget in BUDGETS
+               for seed in SEEDS]
+    return tables
+
+
+def study_outputs():
+    """The study's tables and figures, per model variant."""
+    tables = expand("results/tables/{variant}/{name}.{ext}", variant=VARIANTS, name=["sdice_matrix", "gap_closed"],
+                    ext=["csv", "md", "tex"])
+    tables += expand("results/tables/{variant}/{name}", variant=VARIANTS, name=["winners.tsv", "summary.json"])
+    figures = expand("results/figures/{variant}/{name}.{ext}", variant=VARIANTS, name=["sdice_matrix", "gap_closed", "winners"],
+                     ext=["png", "pdf"])
+    return tables + figures
+
+
 def final_outputs():
-    return ["results/data/integrity.tsv", "results/data/splits.json", *trained_models()]
+    return ["results/data/integrity.tsv", "results/data/splits.json", *trained_models(), *study_outputs()]

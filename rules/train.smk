@@ -1,4 +1,4 @@
-# Training: source models per domain, oracle folds, and fine-tuning per (strategy, pair, budget, seed).
+# Training: source models per domain, oracle folds, and fine-tuning per (strategy, pair, seed) over every budget.
 # Recipes reach the scripts as sorted JSON strings (stable params → exactly the affected jobs rerun); runtime
 # switches (device, bf16, channels_last, threads) are read from the config and do not rerun anything.
 TRAINING_INPUTS = {
@@ -11,75 +11,74 @@ rule train_source:
     input:
         **TRAINING_INPUTS,
     output:
-        model="results/models/{arch}/source/{domain}/model.pt",
-        record="results/models/{arch}/source/{domain}/record.json",
+        model="results/models/{variant}/source/{domain}/model.pt",
+        record="results/models/{variant}/source/{domain}/record.json",
     params:
         role="source",
-        arch="{arch}",
+        arch=variant_arch,
         width=config["models"]["width"],
         domain="{domain}",
-        recipe=as_json(config["training"]["source"]),
+        recipe=recipe("source"),
         strategy="ft_all",
         hparams=as_json({}),
-        checkpoint="results/checkpoints/{arch}/source/{domain}.pt",
+        checkpoints="results/checkpoints/{variant}/source/{domain}",
     threads: config["training"]["threads"]
     resources:
         gpu=1,
     log:
-        "logs/train_source/{arch}/{domain}.log",
+        "logs/train_source/{variant}/{domain}.log",
     conda:
         ENV
     script:
         "../workflow/scripts/train.py"
 
 
-rule train_oracle:
-    input:
-        **TRAINING_INPUTS,
+use rule train_source as train_oracle with:
     output:
-        model="results/models/{arch}/oracle/{domain}/fold{fold}/model.pt",
-        record="results/models/{arch}/oracle/{domain}/fold{fold}/record.json",
+        model="results/models/{variant}/oracle/{domain}/fold{fold}/model.pt",
+        record="results/models/{variant}/oracle/{domain}/fold{fold}/record.json",
     params:
         role="oracle",
-        arch="{arch}",
+        arch=variant_arch,
         width=config["models"]["width"],
         domain="{domain}",
-        recipe=as_json(config["training"]["source"]),
+        recipe=recipe("source"),
         strategy="ft_all",
         hparams=as_json({}),
-        checkpoint="results/checkpoints/{arch}/oracle/{domain}/fold{fold}.pt",
-    threads: config["training"]["threads"]
-    resources:
-        gpu=1,
+        checkpoints="results/checkpoints/{variant}/oracle/{domain}/fold{fold}",
     log:
-        "logs/train_oracle/{arch}/{domain}/fold{fold}.log",
-    conda:
-        ENV
-    script:
-        "../workflow/scripts/train.py"
+        "logs/train_oracle/{variant}/{domain}/fold{fold}.log",
 
 
+# A fine-tuning job trains several runs (training.finetune_job: every budget of a pair, or every pair and budget of a
+# strategy): on a CPU the ~3 s of process start-up would otherwise cost more than a small budget's training. Each run
+# still has its own seed (from its identity, not the job's), model, record and checkpoint.
 rule finetune:
     input:
         **TRAINING_INPUTS,
-        source_model="results/models/{arch}/source/{source}/model.pt",
+        source_models=(
+            ["results/models/{variant}/source/{source}/model.pt"]
+            if FINETUNE_JOB == "pair"
+            else expand("results/models/{{variant}}/source/{domain}/model.pt", domain=DOMAIN_NAMES)
+        ),
     output:
-        model="results/models/{arch}/finetune/{strategy}/{source}_to_{target}/{budget}/seed{seed}/model.pt",
-        record="results/models/{arch}/finetune/{strategy}/{source}_to_{target}/{budget}/seed{seed}/record.json",
+        model=finetune_outputs(FINETUNED_MODEL),
+        record=finetune_outputs(FINETUNED_RECORD),
     params:
         role="finetune",
-        arch="{arch}",
+        arch=variant_arch,
         width=config["models"]["width"],
-        domain="{target}",
-        recipe=as_json(config["training"]["finetune"]),
+        runs=lambda w: as_json(finetune_runs(w)),
+        recipe=recipe("finetune"),
         strategy="{strategy}",
         hparams=lambda w: as_json(config["strategies"][w.strategy]),
-        checkpoint="results/checkpoints/{arch}/finetune/{strategy}/{source}_to_{target}/{budget}/seed{seed}.pt",
+        checkpoints=f"results/checkpoints/{{variant}}/finetune/{FINETUNE_JOB_ID}",
     threads: config["training"]["threads"]
+    priority: 10  # before scoring jobs when both are ready: the last fine-tune is the critical path
     resources:
         gpu=1,
     log:
-        "logs/finetune/{arch}/{strategy}/{source}_to_{target}/{budget}/seed{seed}.log",
+        f"logs/finetune/{{variant}}/{FINETUNE_JOB_ID}.log",
     conda:
         ENV
     script:

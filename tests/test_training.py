@@ -78,9 +78,18 @@ def test_frozen_batchnorm_keeps_source_statistics():
 def test_strategy_registry_validates_hparams():
     assert {"none", "ft_all", "ft_first", "ft_last"} <= set(strategies.names())
     with pytest.raises(ValueError, match="unknown hyper-parameter"):
-        strategies.build("ft_first", lr=3)
+        strategies.build("ft_first", momentum=3)
     with pytest.raises(ValueError, match="frozen_bn"):
         strategies.build("ft_all", frozen_bn="sometimes")
+    with pytest.raises(ValueError, match="lr must be a positive number"):
+        strategies.build("ft_last", lr=-1)
+
+
+def test_strategy_learning_rate_overrides_the_recipe():
+    recipe = Recipe(epochs=4, lr=1e-3, lr_drop_epoch=3)
+    assert strategies.build("ft_first").recipe(recipe) == recipe
+    tuned = strategies.build("ft_first", lr=0.03).recipe(recipe)
+    assert tuned.lr == 0.03 and learning_rate(tuned, 3) == pytest.approx(0.003) and tuned.epochs == 4
 
 
 def test_resume_after_interruption_gives_the_same_weights(tmp_path):
@@ -107,3 +116,18 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path):
     train(other, strategies.build("ft_all"), sampler(), Recipe(**TINY), seed=3, checkpoint=checkpoint, identity="lr=2")
     assert torch.load(checkpoint, weights_only=True)["identity"] == "lr=2"
     assert all(torch.equal(a, b) for a, b in zip(other.state_dict().values(), straight.state_dict().values()))
+
+
+def test_augmentation_moves_image_and_mask_together():
+    # an L-shaped, asymmetric slice whose image equals its mask: any flip/rotation must keep them equal
+    mask = np.zeros((16, 16, 1), np.float32)
+    mask[2:12, 3:5, 0] = 1.0
+    mask[10:12, 3:10, 0] = 1.0
+    volumes = [(mask.copy(), mask.copy())]
+    plain = SliceSampler(volumes, [range(1)], 64, 16, 0.0, np.random.default_rng(0)).batch()[0]
+    images, masks = SliceSampler(volumes, [range(1)], 64, 16, 0.5, np.random.default_rng(0)).batch()
+    assert torch.equal(images, masks)
+    assert all(torch.equal(p, plain[0]) for p in plain)  # without augmentation every slice is the same
+    distinct = {tuple(i.flatten().tolist()) for i in images}
+    assert len(distinct) == 8  # flips and rotations reach all 8 orientations of the L
+    assert all(i.sum() == plain[0].sum() for i in images)  # nothing cropped away or added

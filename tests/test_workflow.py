@@ -1,4 +1,4 @@
-"""The data stages end to end on config/tiny.yaml, through the real Snakemake CLI."""
+"""The whole workflow end to end on config/tiny.yaml, through the real Snakemake CLI."""
 
 import json
 import os
@@ -11,6 +11,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,8 +19,8 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 pytestmark = pytest.mark.workflow
 
 
-def snakemake(workdir, *args, configfile="tiny.yaml"):
-    command = SNAKEMAKE + ["--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+def snakemake(workdir, *args, configfile="tiny.yaml", snakefile=ROOT / "Snakefile"):
+    command = SNAKEMAKE + ["--snakefile", str(snakefile), "--directory", str(workdir),
                            "--configfile", str(workdir / "config" / configfile), "--cores", "2", *args]
     return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
 
@@ -68,6 +69,44 @@ def test_trained_models_and_records(tiny_run):
     assert not list((tiny_run / "results").glob("checkpoints/**/*.pt"))  # removed once the final weights exist
 
 
+def test_scores_tables_and_figures(tiny_run):
+    splits = json.loads((tiny_run / "results/data/splits.json").read_text())["domains"]
+    scores = pd.read_csv(tiny_run / "results/scores/scores.tsv", sep="\t", dtype={"budget": str})
+    counts = scores.role.value_counts().to_dict()
+    assert counts == {"oracle": 12, "baseline": 3 * 8, "finetune": 3 * 6 * 2 * 2}  # strategies × pairs × budgets × tests
+    assert scores[["sdice", "dice"]].apply(lambda c: c.between(0, 1)).all().all()
+    oracle = scores[scores.role == "oracle"]
+    assert sorted(oracle.case) == sorted(c for d in splits.values() for c in d["cases"])  # folds cover each scan once
+    for (target, budget), group in scores[scores.role == "finetune"].groupby(["target", "budget"]):
+        assert sorted(set(group.case)) == splits[target]["test"]  # never a scan a budget could fine-tune on
+        assert set(group.case).isdisjoint(splits[target]["budgets"][budget]["scans"])
+
+    tables = tiny_run / "results/tables/unet2d_residual"
+    matrix = pd.read_csv(tables / "sdice_matrix.csv", index_col=0)
+    assert matrix.shape == (3, 3) and matrix.apply(lambda c: c.between(0, 1)).all().all()
+    assert "| target \\ source" in (tables / "sdice_matrix.md").read_text()
+    assert "\\begin{table}" in (tables / "gap_closed.tex").read_text()
+    gap = pd.read_csv(tables / "gap_closed.csv", index_col=0)
+    assert list(gap.index) == ["ft_all", "ft_first", "ft_last"] and list(gap.columns) == ["every4", "2scans"]
+    winners = pd.read_csv(tables / "winners.tsv", sep="\t")
+    assert len(winners) == 6 * 2 and winners.p_value.between(0, 1).all()
+    assert set(winners.winner) <= {"ft_all", "ft_first", "ft_last"}
+    summary = json.loads((tables / "summary.json").read_text())
+    assert 0 <= summary["oracle_mean"] <= 1 and 0 <= summary["baseline_mean"] <= 1
+    for name in ["sdice_matrix", "gap_closed", "winners"]:
+        assert (tiny_run / f"results/figures/unet2d_residual/{name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (tiny_run / f"results/figures/unet2d_residual/{name}.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_report_embeds_figures_and_methods(tiny_run):
+    result = snakemake(tiny_run, "--report", "results/report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (tiny_run / "results/report.html").read_text()
+    assert "Methods." in html and "sign test" in html
+    for name in ["sdice_matrix.png", "gap_closed.png", "winners.png", "gap_closed.csv", "scores.tsv"]:
+        assert name in html
+
+
 def changed_config(workdir, edit):
     config = yaml.safe_load((workdir / "config/tiny.yaml").read_text())
     edit(config)
@@ -79,11 +118,52 @@ def changed_config(workdir, edit):
 
 def test_rerun_plans_only_what_a_change_touches(tiny_run):
     assert "Nothing to be done" in snakemake(tiny_run, "-n").stdout
-    one_strategy = changed_config(tiny_run, lambda c: c["strategies"].update(ft_first={"frozen_bn": "train"}))
-    assert one_strategy == {"finetune": 12, "all": 1}  # 6 pairs × 2 budgets of ft_first only
+    one_strategy = changed_config(tiny_run, lambda c: c["strategies"].update(ft_first={"lr": 0.01}))
+    study = {"collect_scores": 1, "analyse": 1, "figures": 1, "all": 1}
+    assert one_strategy == {"finetune": 6, "score_finetune": 6, **study}  # the 6 pairs of ft_first only
+    tolerance = changed_config(tiny_run, lambda c: c["evaluation"].update(tolerance_mm=2.5))
+    assert tolerance == {"score_oracle": 3, "score_baseline": 3, "score_finetune": 18, **study}  # no retraining
+    significance = changed_config(tiny_run, lambda c: c["evaluation"].update(significance_level=0.05))
+    assert significance == {"analyse": 1, "figures": 1, "all": 1}
+    training = {"train_source": 3, "train_oracle": 9, "finetune": 18, "score_oracle": 3, "score_baseline": 3,
+                "score_finetune": 18, **study}
     scaling = changed_config(tiny_run, lambda c: c["preprocess"].update(clip_percentiles=[2.0, 98.0]))
-    assert scaling == {"scale_intensity": 12, "make_splits": 1, "train_source": 3, "train_oracle": 9,
-                       "finetune": 36, "all": 1}
+    assert scaling == {"scale_intensity": 12, "make_splits": 1, **training}
+    spacing = changed_config(tiny_run, lambda c: c["preprocess"].update(spacing_mm=[4.0, 4.0, 4.0]))
+    assert spacing == {"resample": 12, "scale_intensity": 12, "make_splits": 1, **training}
+
+
+def test_one_job_per_strategy_gives_identical_models(tiny_run, tmp_path):
+    """training.finetune_job only regroups runs into jobs: every run keeps its seed, so its weights are identical."""
+    workdir = tmp_path / "copy"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    planned = changed_config(workdir, lambda c: c["training"].update(finetune_job="strategy"))
+    assert planned == {"finetune": 3, "score_finetune": 3, "collect_scores": 1, "analyse": 1, "figures": 1, "all": 1}
+    models = sorted((tiny_run / "results/models/unet2d_residual/finetune").glob("*/*/*/seed0/model.pt"))
+    assert len(models) == 36
+    shutil.rmtree(workdir / "results/models/unet2d_residual/finetune")
+    result = snakemake(workdir, *[str(m.relative_to(tiny_run)) for m in models], configfile="changed.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (workdir / "logs/finetune/unet2d_residual/ft_all/seed0.log").exists()  # one job ran the strategy
+    for original in models:
+        regrouped = workdir / original.relative_to(tiny_run)
+        a, b = (torch.load(p, weights_only=True)["model"] for p in (original, regrouped))
+        assert all(torch.equal(a[k], b[k]) for k in a), original
+
+
+def test_editing_a_script_replans_its_rule_and_dependants(tiny_run, tmp_path):
+    workdir = tmp_path / "copy"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    for name in ("rules", "workflow", "envs", "report"):
+        shutil.copytree(ROOT / name, workdir / name)
+    shutil.copy(ROOT / "Snakefile", workdir / "Snakefile")
+    (workdir / "src").symlink_to(ROOT / "src")
+    unchanged = snakemake(workdir, "-n", snakefile=workdir / "Snakefile")
+    assert unchanged.returncode == 0 and "Nothing to be done" in unchanged.stdout, unchanged.stdout[-2000:]
+    script = workdir / "workflow/scripts/analyse.py"
+    script.write_text(script.read_text() + "# an edit\n")
+    edited = snakemake(workdir, "-n", snakefile=workdir / "Snakefile")
+    assert planned_jobs(edited.stdout) == {"analyse": 1, "figures": 1, "all": 1}
 
 
 def planned_jobs(dry_run_output):

@@ -5,6 +5,7 @@ The trainer only talks to this contract:
 * ``trainable(model) -> list[str]``: names of the parameters that train (all others are frozen);
 * ``frozen_bn``: what BatchNorm layers whose parameters are all frozen do — ``"eval"`` (default: their
   running statistics stay the source's) or ``"train"`` (they keep updating, as in the public code);
+* ``recipe(recipe) -> Recipe``: the recipe it trains with (default: the configured one, ``lr`` overridable);
 * ``optimizer(parameters, recipe) -> torch.optim.Optimizer``;
 * ``batch(epoch, target, source)``: draws one training batch;
 * ``loss(model, images, masks) -> Tensor``.
@@ -15,6 +16,7 @@ Adding a strategy = one class here (or in its own module imported by mrishift.st
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 import torch
@@ -46,7 +48,9 @@ def build(name: str, **hparams) -> "Strategy":
 
 class Strategy:
     name: ClassVar[str]
-    HPARAMS: ClassVar[dict] = {"frozen_bn": "eval"}  # defaults; overrides are checked when the config is parsed
+    # defaults; overrides are checked when the config is parsed. lr: this strategy's initial learning rate
+    # (None = the fine-tuning recipe's), e.g. to give a small trainable set a larger step.
+    HPARAMS: ClassVar[dict] = {"frozen_bn": "eval", "lr": None}
     trains: ClassVar[bool] = True  # False: the source model is used as it is
 
     def __init__(self, **hparams):
@@ -57,6 +61,9 @@ class Strategy:
         self.hparams = {**self.HPARAMS, **hparams}
         if self.hparams["frozen_bn"] not in ("eval", "train"):
             raise ValueError(f"strategy {self.name!r}: frozen_bn must be 'eval' or 'train', got {self.hparams['frozen_bn']!r}")
+        lr = self.hparams["lr"]
+        if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0):
+            raise ValueError(f"strategy {self.name!r}: lr must be a positive number or null, got {lr!r}")
 
     @property
     def frozen_bn(self) -> str:
@@ -64,6 +71,10 @@ class Strategy:
 
     def trainable(self, model: nn.Module) -> list[str]:
         return [name for name, _ in model.named_parameters()]
+
+    def recipe(self, recipe):
+        """The recipe this strategy trains with (the run record stores it)."""
+        return recipe if self.hparams["lr"] is None else replace(recipe, lr=float(self.hparams["lr"]))
 
     def optimizer(self, parameters, recipe) -> torch.optim.Optimizer:
         if recipe.optimizer == "adam":

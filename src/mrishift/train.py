@@ -148,6 +148,7 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
           checkpoint: str | Path | None = None, source: SliceSampler | None = None, identity: str = "") -> dict:
     """Train ``model`` in place with ``strategy``; resume from ``checkpoint`` when it exists and was written by the
     same run (``identity``: anything that defines the run, e.g. its config as JSON). Returns a run record."""
+    recipe = strategy.recipe(recipe)
     device = resolve_device(recipe.device)
     torch.manual_seed(seed)
     trainable = freeze(model, strategy.trainable(model))

@@ -1,0 +1,124 @@
+# Evaluation: per-scan scores of the oracle, the baseline and every fine-tuned model; the study's statistics,
+# tables and figures. The tolerance reaches every scoring job as a param, so changing it rescores without retraining.
+SCAN_INPUTS = {
+    "splits": "results/data/splits.json",
+    "images": expand("results/data/preprocessed/{case}_image.nii.gz", case=CASES),
+    "masks": expand("results/data/resampled/{case}_mask.nii.gz", case=CASES),
+}
+EVALUATION = config["evaluation"]
+
+
+rule score_oracle:
+    input:
+        **SCAN_INPUTS,
+        models=expand("results/models/{{variant}}/oracle/{{domain}}/fold{fold}/model.pt", fold=FOLDS),
+    output:
+        table="results/scores/{variant}/oracle/{domain}.tsv",
+    params:
+        role="oracle",
+        tolerance_mm=EVALUATION["tolerance_mm"],
+    threads: config["training"]["threads"]
+    resources:
+        gpu=1,
+    log:
+        "logs/score_oracle/{variant}/{domain}.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/score.py"
+
+
+use rule score_oracle as score_baseline with:
+    input:
+        **SCAN_INPUTS,
+        models=["results/models/{variant}/source/{source}/model.pt"],
+    output:
+        table="results/scores/{variant}/baseline/{source}.tsv",
+    params:
+        role="baseline",
+        tolerance_mm=EVALUATION["tolerance_mm"],
+    log:
+        "logs/score_baseline/{variant}/{source}.log",
+
+
+use rule score_oracle as score_finetune with:
+    input:
+        **SCAN_INPUTS,
+        models=finetune_outputs(FINETUNED_MODEL),
+    output:
+        table=finetune_outputs(FINETUNE_SCORES),
+    params:
+        role="finetune",
+        runs=lambda w: as_json(finetune_runs(w)),
+        tolerance_mm=EVALUATION["tolerance_mm"],
+    log:
+        f"logs/score_finetune/{{variant}}/{FINETUNE_JOB_ID}.log",
+
+
+rule collect_scores:
+    input:
+        tables=score_tables(),
+    output:
+        scores=report("results/scores/scores.tsv", caption="../report/scores.rst", category="Tables"),
+    log:
+        "logs/collect_scores.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/collect_scores.py"
+
+
+rule analyse:
+    input:
+        scores="results/scores/scores.tsv",
+    output:
+        matrix=report("results/tables/{variant}/sdice_matrix.csv", caption="../report/sdice_matrix_table.rst",
+                      category="Tables", subcategory="{variant}"),
+        matrix_md="results/tables/{variant}/sdice_matrix.md",
+        matrix_tex="results/tables/{variant}/sdice_matrix.tex",
+        gap_closed=report("results/tables/{variant}/gap_closed.csv", caption="../report/gap_closed_table.rst",
+                          category="Tables", subcategory="{variant}"),
+        gap_closed_md="results/tables/{variant}/gap_closed.md",
+        gap_closed_tex="results/tables/{variant}/gap_closed.tex",
+        winners=report("results/tables/{variant}/winners.tsv", caption="../report/winners_table.rst",
+                       category="Tables", subcategory="{variant}"),
+        per_scan="results/stats/{variant}/gap_closed_per_scan.tsv",
+        per_pair="results/stats/{variant}/gap_closed_per_pair.tsv",
+        summary="results/tables/{variant}/summary.json",
+    params:
+        strategies=STRATEGIES,
+        significance=EVALUATION["significance_level"],
+        tolerance_mm=EVALUATION["tolerance_mm"],
+    log:
+        "logs/analyse/{variant}.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/analyse.py"
+
+
+rule figures:
+    input:
+        scores="results/scores/scores.tsv",
+        per_pair="results/stats/{variant}/gap_closed_per_pair.tsv",
+        winners="results/tables/{variant}/winners.tsv",
+    output:
+        matrix_png=report("results/figures/{variant}/sdice_matrix.png", caption="../report/sdice_matrix.rst",
+                          category="Figures", subcategory="{variant}"),
+        matrix_pdf="results/figures/{variant}/sdice_matrix.pdf",
+        gap_closed_png=report("results/figures/{variant}/gap_closed.png", caption="../report/gap_closed.rst",
+                              category="Figures", subcategory="{variant}"),
+        gap_closed_pdf="results/figures/{variant}/gap_closed.pdf",
+        winners_png=report("results/figures/{variant}/winners.png", caption="../report/winners.rst",
+                           category="Figures", subcategory="{variant}"),
+        winners_pdf="results/figures/{variant}/winners.pdf",
+    params:
+        strategies=STRATEGIES,
+        significance=EVALUATION["significance_level"],
+        tolerance_mm=EVALUATION["tolerance_mm"],
+    log:
+        "logs/figures/{variant}.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/figures.py"
