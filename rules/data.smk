@@ -27,6 +27,7 @@ rule fetch_cc359:
     params:
         paths=config["data"]["cc359"]["paths"],
         require_complete=config["data"]["cc359"]["require_complete"],
+        plan_only=config["data"]["cc359"]["plan_only"],
         domains=DOMAIN_NAMES,
     log:
         "logs/fetch_cc359.log",

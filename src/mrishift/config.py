@@ -58,7 +58,7 @@ def _check_semantics(config: dict) -> None:
     unknown = [d for d in data["domains"] if d not in DOMAINS]
     if unknown:
         raise ConfigError(f"config key 'data.domains': unknown domain(s) {unknown}; known: {list(DOMAINS)}")
-    if data["source"] == "cc359" and not data["cc359"]["paths"]:
+    if data["source"] == "cc359" and not data["cc359"]["paths"] and not data["cc359"]["plan_only"]:
         from mrishift.data.fetch import HOW_TO_GET
 
         raise ConfigError("config key 'data.cc359.paths' is required when data.source is 'cc359'. " + HOW_TO_GET)

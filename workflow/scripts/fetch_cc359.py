@@ -6,6 +6,9 @@ from mrishift.data.fetch import DatasetError, fetch_cc359
 from mrishift.logs import log_to
 
 log = log_to(snakemake.log[0])
+if snakemake.params.plan_only:
+    sys.exit("fetch_cc359: data.cc359.plan_only is set, which only plans the study (snakemake -n); to run it, set "
+             "data.cc359.paths to your CC359 download and drop config/plan-only.yaml")
 try:
     fetch_cc359(list(snakemake.params.paths), snakemake.output[0], list(snakemake.params.domains),
                 snakemake.params.require_complete)

@@ -1,0 +1,201 @@
+"""The cluster profile against a real single-node SLURM (munged + slurmctld + slurmd on localhost).
+
+The fixture installs Debian's slurm-wlm and munge when they are missing, starts the daemons with a private
+slurm.conf in /etc/slurm, removed afterwards (no accounting, fake `gres` GPUs so GPU requests are scheduled for real), and stops exactly the daemons
+it started, by PID. It skips only where it cannot run at all: not root, or no apt-get to install SLURM with.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
+SLURM_PORTS = (6917, 6918)  # not the defaults, so a site SLURM on this machine is left alone
+
+CONF_DIR = Path("/etc/slurm")
+MARKER = "# written by mrishift tests/test_slurm.py"
+SLURM_CONF = MARKER + """
+ClusterName=mrishifttest
+SlurmctldHost=localhost
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+MpiDefault=none
+MailProg=/bin/true
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+ReturnToService=2
+MinJobAge=600
+GresTypes=gpu
+SlurmctldPidFile={run}/slurmctld.pid
+SlurmdPidFile={run}/slurmd.pid
+SlurmdSpoolDir={run}/slurmd
+StateSaveLocation={run}/slurmctld
+SlurmctldLogFile={run}/slurmctld.log
+SlurmdLogFile={run}/slurmd.log
+SlurmctldPort={ctld_port}
+SlurmdPort={slurmd_port}
+NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=8000 Gres=gpu:2 State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+"""
+GRES_CONF = MARKER + "\nAutoDetect=off\nName=gpu File=/dev/tty[0-1]\n"
+
+
+def _run(*command, env=None, check=True, timeout=120):
+    return subprocess.run(command, capture_output=True, text=True, env=env, check=check, timeout=timeout)
+
+
+def _install_slurm():
+    if all(shutil.which(c) for c in ("sbatch", "slurmctld", "slurmd", "munged")):
+        return
+    if os.geteuid() != 0:
+        pytest.skip("SLURM is not installed and installing it needs root")
+    if not shutil.which("apt-get"):
+        pytest.skip("SLURM is not installed and there is no apt-get to install it with")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    _run("apt-get", "update", "-qq", env=env, timeout=600)
+    _run("apt-get", "install", "-y", "-qq", "slurm-wlm", "munge", env=env, timeout=900)
+
+
+def _munge_works():
+    if not shutil.which("munge"):
+        return False
+    encoded = subprocess.run(["munge", "-n"], capture_output=True)
+    return encoded.returncode == 0 and subprocess.run(["unmunge"], input=encoded.stdout,
+                                                      capture_output=True).returncode == 0
+
+
+def _wait_for(predicate, what, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster(tmp_path_factory):
+    """Environment for a running single-node cluster; every daemon started here is stopped after."""
+    if os.geteuid() != 0:
+        pytest.skip("slurmctld/slurmd/munged must run as root in this single-node set-up")
+    _install_slurm()
+    # The config must sit where every SLURM command finds it, srun inside a job included (SLURM_CONF does not reach
+    # job steps): /etc/slurm. A config that is not ours means a real cluster; it is never overwritten.
+    conf, gres = CONF_DIR / "slurm.conf", CONF_DIR / "gres.conf"
+    for path in (conf, gres):
+        if path.exists() and MARKER not in path.read_text():
+            pytest.skip(f"{path} belongs to another SLURM set-up; not overwriting it")
+    run = tmp_path_factory.mktemp("slurm")
+    for sub in ("slurmd", "slurmctld"):
+        (run / sub).mkdir()
+    CONF_DIR.mkdir(parents=True, exist_ok=True)
+    conf.write_text(SLURM_CONF.format(run=run, ctld_port=SLURM_PORTS[0], slurmd_port=SLURM_PORTS[1],
+                                      cpus=os.cpu_count()))
+    gres.write_text(GRES_CONF)
+    env = dict(os.environ)
+    started: list[Path] = []  # pid files of the daemons this fixture started
+    try:
+        if not _munge_works():
+            Path("/run/munge").mkdir(parents=True, exist_ok=True)
+            shutil.chown("/run/munge", "munge", "munge")
+            pid_file = Path("/run/munge/mrishift-test.pid")  # munged runs as munge: it cannot reach pytest's tmp
+            _run("su", "-s", "/bin/sh", "munge", "-c", f"/usr/sbin/munged --pid-file={pid_file}")
+            started.append(pid_file)
+            _wait_for(_munge_works, "munged")
+        _run("/usr/sbin/slurmctld", "-i", "-f", str(conf), env=env)
+        started.append(run / "slurmctld.pid")
+        _run("/usr/sbin/slurmd", "-N", "localhost", "-f", str(conf), env=env)
+        started.append(run / "slurmd.pid")
+        _wait_for(lambda: _run("sinfo", "-h", "-o", "%t", env=env, check=False).stdout.strip() == "idle",
+                  "the SLURM node to become idle")
+        yield env
+    finally:
+        for pid_file in reversed(started):
+            _stop(pid_file)
+        conf.unlink(missing_ok=True)
+        gres.unlink(missing_ok=True)
+
+
+def _stop(pid_file: Path):
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+        _wait_for(lambda: not Path(f"/proc/{pid}").exists(), f"pid {pid} to stop", timeout=20)
+    except ProcessLookupError:
+        pass
+    except TimeoutError:
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_profile_name_resolves_from_the_repository_root():
+    # Snakemake 9 looks for a bare profile name in the working directory: `slurm` there links to profiles/slurm
+    assert (ROOT / "slurm").resolve() == (ROOT / "profiles" / "slurm").resolve()
+    profile = yaml.safe_load((ROOT / "slurm" / "config.yaml").read_text())
+    assert profile["executor"] == "slurm" and profile["default-resources"]["slurm_account"]
+
+
+def test_profile_requests_gpus_only_for_gpu_rules():
+    profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    assert "gpu" not in profile["default-resources"] and "gres" not in profile["default-resources"]
+    gpu_rules = {"train_source", "train_oracle", "finetune", "score_oracle", "score_baseline", "score_finetune"}
+    assert set(profile["set-resources"]) == gpu_rules  # GPU partition; the rules themselves declare gpu=1
+
+
+def test_tiny_config_through_slurm(slurm_cluster, tmp_path):
+    """The tiny study through sbatch with the shipped profile; only the site values are overridden."""
+    profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    profile.pop("software-deployment-method")  # no conda channel is reachable here; the venv is on every "node"
+    profile.update({"jobs": 4, "latency-wait": 5, "slurm-status-command": "squeue",  # no accounting → no sacct
+                    "slurm-init-seconds-before-status-checks": 1, "slurm-logdir": str(tmp_path / "logs/slurm"),
+                    "slurm-keep-successful-logs": True})
+    profile["default-resources"].update(slurm_account="test", slurm_partition="debug", mem_mb=400, cpus_per_task=1)
+    for resources in profile["set-resources"].values():
+        resources.update(slurm_partition="debug", mem_mb=400, cpus_per_gpu=1)
+    profile["set-threads"] = {rule: 1 for rule in profile["set-threads"]}
+    (tmp_path / "profile").mkdir()
+    (tmp_path / "profile/config.yaml").write_text(yaml.safe_dump(profile))
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--profile", str(tmp_path / "profile"), "--snakefile",
+         str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile", str(tmp_path / "config/tiny.yaml")],
+        capture_output=True, text=True, env={**slurm_cluster, "PATH": f"{Path(sys.executable).parent}:"
+                                                                        f"{os.environ['PATH']}"}, timeout=1500)
+    wall = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-5000:]
+    print(f"tiny config through SLURM: {wall:.0f} s")
+
+    scores = pd.read_csv(tmp_path / "results/scores/scores.tsv", sep="\t")
+    assert len(scores) == 12 + 24 + 72 and scores.sdice.between(0, 1).all()
+    assert (tmp_path / "results/figures/unet2d_residual/winners.png").exists()
+    submitted = result.stderr.count("has been submitted with SLURM jobid")
+    assert 10 < submitted < 84  # every non-local job went through sbatch, short ones grouped
+
+    jobs = _run("scontrol", "show", "job", "--oneliner", env=slurm_cluster).stdout.splitlines()
+    ours = [j for j in jobs if "Comment=rule_" in j]  # the plugin names the rule (or group) in the comment
+    gpu = {j.split("Comment=rule_")[1].split("_wildcards")[0].split()[0] for j in ours if "gres:gpu" in j}
+    cpu = {j.split("Comment=rule_")[1].split("_wildcards")[0].split()[0] for j in ours if "gres:gpu" not in j}
+    assert {"train_source", "train_oracle", "finetune", "score_oracle", "score_baseline"} <= gpu, (gpu, cpu)
+    assert {"synthesize_cc359", "preprocess", "analyse", "figures"} <= cpu, (gpu, cpu)  # preprocess: a group
+    assert all("JobState=COMPLETED" in j for j in ours)
