@@ -18,13 +18,14 @@ from mrishift import models, strategies
 from mrishift.train import Recipe, SliceSampler, train
 
 
-def measure(patch: int, batch: int, threads: int, strategy: str, steps: int, device: str, bf16: bool) -> float:
+def measure(patch: int, batch: int, threads: int, strategy: str, steps: int, device: str, bf16: bool,
+            width: float = 1.0) -> float:
     torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
     volumes = [(rng.random((patch, patch, 8), dtype=np.float32), (rng.random((patch, patch, 8)) > 0.5).astype(np.float32))]
     recipe = Recipe(epochs=1, iters_per_epoch=steps, batch_size=batch, patch_size=patch, device=device, bf16=bf16)
     warmup = Recipe(**{**recipe.__dict__, "iters_per_epoch": 2})
-    model = models.build("unet2d_residual")
+    model = models.build("unet2d_residual", width=width)
     sampler = SliceSampler(volumes, [range(8)], batch, patch, 0.0, rng)
     train(model, strategies.build(strategy), sampler, warmup, seed=0)
     start = time.perf_counter()
@@ -41,14 +42,16 @@ def main():
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--strategies", nargs="+", default=["ft_all", "ft_first", "ft_last"])
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--width", type=float, default=1.0, help="channel-width multiplier (the default config: 0.5)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--bf16", action="store_true")
     args = parser.parse_args()
+    print(f"width {args.width:g}, device {args.device}")
     print(f"{'patch':>5} {'batch':>5} {'threads':>7} {'strategy':>9} {'steps/s':>8} {'slices/s':>9}")
     for patch in args.patch:
         for threads in args.threads:
             for strategy in args.strategies:
-                rate = measure(patch, args.batch, threads, strategy, args.steps, args.device, args.bf16)
+                rate = measure(patch, args.batch, threads, strategy, args.steps, args.device, args.bf16, args.width)
                 print(f"{patch:>5} {args.batch:>5} {threads:>7} {strategy:>9} {rate:>8.2f} {rate * args.batch:>9.1f}")
 
 

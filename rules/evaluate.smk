@@ -89,6 +89,7 @@ rule analyse:
         strategies=STRATEGIES,
         significance=EVALUATION["significance_level"],
         tolerance_mm=EVALUATION["tolerance_mm"],
+        min_gap=EVALUATION["min_gap"],
     log:
         "logs/analyse/{variant}.log",
     conda:

@@ -17,6 +17,14 @@ def test_gap_closed_arithmetic_and_zero_gap():
     assert stats.gap_closed(0.3, 0.5, 0.9) == pytest.approx(-0.5)  # worse than no adaptation is negative
 
 
+def test_gap_closed_needs_a_minimum_gap():
+    # a 0.002 gap would turn a 0.01 difference into 5.0; with min_gap 0.05 it is undefined instead
+    assert stats.gap_closed(0.81, 0.80, 0.802) == pytest.approx(5.0)
+    assert math.isnan(stats.gap_closed(0.81, 0.80, 0.802, min_gap=0.05))
+    assert stats.gap_closed(0.85, 0.80, 0.90, min_gap=0.05) == pytest.approx(0.5)
+    assert stats.gap_closed(0.85, 0.80, 0.75, min_gap=0.05) == pytest.approx(-1.0)  # |gap| counts
+
+
 def test_sign_test_known_values():
     # 5 of 6 positive: P(X >= 5) = 7/64 under Binomial(6, 1/2), two-sided doubles it
     assert stats.sign_test([0.1, 0.2, 0.3, 0.1, 0.05, -0.2]) == pytest.approx(14 / 64)

@@ -10,15 +10,18 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
-GAP_EPS = 1e-9  # |oracle − baseline| below this is "no gap": gap closed is undefined (NaN), never a division by ~0
+GAP_EPS = 1e-9  # the smallest gap ever divided by: below it gap closed is undefined, never a division by ~0
 
 
-def gap_closed(score, baseline, oracle):
-    """(score − baseline) / (oracle − baseline), elementwise; NaN where the oracle–baseline gap is (near) zero."""
+def gap_closed(score, baseline, oracle, min_gap: float = GAP_EPS):
+    """(score − baseline) / (oracle − baseline), elementwise; NaN where |oracle − baseline| < ``min_gap``.
+
+    A pair whose unadapted model is already (nearly) as good as the oracle has no gap to close: any difference,
+    divided by the tiny gap, would become an arbitrarily large ratio and dominate every mean."""
     score, baseline, oracle = (np.asarray(x, dtype=float) for x in (score, baseline, oracle))
     gap = oracle - baseline
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(np.abs(gap) > GAP_EPS, (score - baseline) / gap, np.nan)
+        return np.where(np.abs(gap) >= max(min_gap, GAP_EPS), (score - baseline) / gap, np.nan)
 
 
 def sign_test(differences) -> float:
@@ -42,7 +45,7 @@ def reference_scores(scores: pd.DataFrame, metric: str = "sdice") -> pd.DataFram
     return baseline.merge(oracle, on="case", how="left", validate="many_to_one")
 
 
-def per_scan_gap_closed(scores: pd.DataFrame, metric: str = "sdice") -> pd.DataFrame:
+def per_scan_gap_closed(scores: pd.DataFrame, metric: str = "sdice", min_gap: float = GAP_EPS) -> pd.DataFrame:
     """Fine-tuned rows with their baseline and oracle scores on the same scan and the per-scan gap closed."""
     finetuned = scores[scores.role == "finetune"]
     merged = finetuned.merge(reference_scores(scores, metric), on=["source", "case"], how="left", validate="many_to_one")
@@ -50,28 +53,29 @@ def per_scan_gap_closed(scores: pd.DataFrame, metric: str = "sdice") -> pd.DataF
     if len(missing):
         raise ValueError(f"no baseline/oracle score for {len(missing)} fine-tuned test scans, "
                          f"e.g. {missing.iloc[0][['source', 'case']].to_dict()}")
-    merged["gap_closed"] = gap_closed(merged[metric], merged.baseline, merged.oracle)
+    merged["gap_closed"] = gap_closed(merged[metric], merged.baseline, merged.oracle, min_gap)
     return merged
 
 
 PAIR_KEYS = ["variant", "source", "target", "budget", "strategy"]
 
 
-def per_pair_gap_closed(per_scan: pd.DataFrame, metric: str = "sdice") -> pd.DataFrame:
+def per_pair_gap_closed(per_scan: pd.DataFrame, metric: str = "sdice", min_gap: float = GAP_EPS) -> pd.DataFrame:
     """Gap closed of each (variant, pair, budget, strategy) from the pair means (the paper's per-pair DR), averaged
     over seeds first."""
     means = per_scan.groupby(PAIR_KEYS, sort=False).agg(
         score=(metric, "mean"), baseline=("baseline", "mean"), oracle=("oracle", "mean"), n_scans=("case", "nunique"))
-    means["gap_closed"] = gap_closed(means.score, means.baseline, means.oracle)
+    means["gap_closed"] = gap_closed(means.score, means.baseline, means.oracle, min_gap)
     return means.reset_index()
 
 
-def winners(per_scan: pd.DataFrame, strategy_order: list[str], significance: float, metric: str = "sdice") -> pd.DataFrame:
+def winners(per_scan: pd.DataFrame, strategy_order: list[str], significance: float, metric: str = "sdice",
+            min_gap: float = GAP_EPS) -> pd.DataFrame:
     """Per (variant, pair, budget): the strategy with the largest gap closed, the runner-up, and the sign test of their
     per-scan differences (seed-averaged). Ties at the top go to the strategy listed first in ``strategy_order`` and are
-    marked ``tied`` (never significant). Where the oracle–baseline gap is zero, gap closed is undefined and the
-    strategies are ranked by their mean score instead (the same order a tiny positive gap would give)."""
-    pairs = per_pair_gap_closed(per_scan, metric)
+    marked ``tied`` (never significant). Where the oracle–baseline gap is below ``min_gap``, gap closed is undefined
+    and the strategies are ranked by their mean score instead (the same order a small positive gap would give)."""
+    pairs = per_pair_gap_closed(per_scan, metric, min_gap)
     by_scan = per_scan.groupby(["variant", "source", "target", "budget", "strategy", "case"], sort=False)[metric].mean()
     rows = []
     for (variant, source, target, budget), group in pairs.groupby(["variant", "source", "target", "budget"], sort=False):
