@@ -41,7 +41,7 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 ReturnToService=2
-MinJobAge=600
+MinJobAge=7200
 GresTypes=gpu
 SlurmctldPidFile={run}/slurmctld.pid
 SlurmdPidFile={run}/slurmd.pid
@@ -154,6 +154,18 @@ def test_profile_name_resolves_from_the_repository_root():
     assert profile["executor"] == "slurm" and profile["default-resources"]["slurm_account"]
 
 
+def test_bare_profile_name_loads_the_slurm_profile(tmp_path):
+    """`snakemake --profile slurm` from the root loads profiles/slurm: its executor plugin and its --sdm conda."""
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "slurm", "-n", "--configfile",
+                             "config/tiny.yaml", "--directory", str(tmp_path)], cwd=ROOT, capture_output=True,
+                            text=True, env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    output = result.stdout + result.stderr
+    if shutil.which("conda"):
+        assert result.returncode == 0, output[-2000:]
+    else:  # the profile asks for conda environments, which need conda even to plan: proof that it was loaded
+        assert result.returncode != 0 and "Error running conda info" in output, output[-2000:]
+
+
 def test_profile_requests_gpus_only_for_gpu_rules():
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
     assert "gpu" not in profile["default-resources"] and "gres" not in profile["default-resources"]
@@ -193,9 +205,17 @@ def test_tiny_config_through_slurm(slurm_cluster, tmp_path):
     assert 10 < submitted < 84  # every non-local job went through sbatch, short ones grouped
 
     jobs = _run("scontrol", "show", "job", "--oneliner", env=slurm_cluster).stdout.splitlines()
-    ours = [j for j in jobs if "Comment=rule_" in j]  # the plugin names the rule (or group) in the comment
-    gpu = {j.split("Comment=rule_")[1].split("_wildcards")[0].split()[0] for j in ours if "gres:gpu" in j}
-    cpu = {j.split("Comment=rule_")[1].split("_wildcards")[0].split()[0] for j in ours if "gres:gpu" not in j}
-    assert {"train_source", "train_oracle", "finetune", "score_oracle", "score_baseline"} <= gpu, (gpu, cpu)
-    assert {"synthesize_cc359", "preprocess", "analyse", "figures"} <= cpu, (gpu, cpu)  # preprocess: a group
+    ours = [j for j in jobs if "Comment=rule_" in j]  # the plugin names the rule (or group job) in the comment
+
+    def names(with_gpu: bool) -> set[str]:
+        return {j.split("Comment=rule_")[1].split("_wildcards")[0].split()[0]
+                for j in ours if ("gres:gpu" in j) == with_gpu}
+
+    gpu, cpu = names(True), names(False)
+    # group jobs are named <group>_<rules>: finetune_finetune, score_score_finetune, preprocess_resample_scale_intensity
+    assert {"train_source", "train_oracle", "finetune_finetune", "score_oracle", "score_baseline",
+            "score_score_finetune"} <= gpu, (gpu, cpu)
+    assert {"synthesize_cc359", "check_integrity", "preprocess_resample_scale_intensity", "make_splits",
+            "collect_scores", "analyse", "figures"} <= cpu, (gpu, cpu)
+    assert not gpu & cpu
     assert all("JobState=COMPLETED" in j for j in ours)
