@@ -64,18 +64,20 @@ FINETUNED_RECORD = "results/models/{variant}/finetune/{strategy}/{source}_to_{ta
 FINETUNE_SCORES = "results/scores/{variant}/finetune/{strategy}/{source}_to_{target}/{budget}/seed{seed}.tsv"
 
 
+def _runs(pairs):
+    return [(source, target, budget) for source, target in pairs for budget in BUDGETS]
+
+
 def finetune_runs(wildcards):
     """(source, target, budget) of every run of one fine-tuning job, in the order of its outputs."""
-    pairs = [(wildcards.source, wildcards.target)] if FINETUNE_JOB == "pair" else PAIRS
-    return [(source, target, budget) for source, target in pairs for budget in BUDGETS]
+    return _runs([(wildcards.source, wildcards.target)] if FINETUNE_JOB == "pair" else PAIRS)
 
 
 def finetune_outputs(pattern):
     """One path per run of a fine-tuning job (same order as finetune_runs); the job's own wildcards stay."""
     if FINETUNE_JOB == "pair":
         return expand(pattern, budget=BUDGETS, allow_missing=True)
-    runs = [(source, target, budget) for source, target in PAIRS for budget in BUDGETS]
-    sources, targets, budgets = (list(column) for column in zip(*runs))
+    sources, targets, budgets = (list(column) for column in zip(*_runs(PAIRS)))
     return expand(pattern, zip, source=sources, target=targets, budget=budgets, allow_missing=True)
 
 

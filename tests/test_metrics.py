@@ -155,6 +155,22 @@ def test_matches_surface_distance_on_anatomical_masks():
         assert assd(gt, pred, spacing) == pytest.approx(ref_assd, abs=1e-6)
 
 
+def test_surface_scores_equal_the_single_metrics():
+    rng = np.random.default_rng(11)
+    empty = np.zeros((20, 20, 20), bool)
+    pairs = [random_pair(rng, (20, 20, 20), 2) for _ in range(4)] + [(empty, empty), (empty, voxel((20,) * 3, 5, 5, 5))]
+    for gt, pred in pairs:
+        for tolerance in (0.0, 1.0, 2.5, 9.0):
+            scores = metrics.surface_scores(gt, pred, (0.9, 1.3, 2.0), tolerance)
+            expected = {"sdice": surface_dice(gt, pred, (0.9, 1.3, 2.0), tolerance),
+                        "hd95_mm": hd95(gt, pred, (0.9, 1.3, 2.0)), "assd_mm": assd(gt, pred, (0.9, 1.3, 2.0))}
+            assert scores.keys() == expected.keys()
+            for key, value in expected.items():
+                assert scores[key] == value or (math.isnan(scores[key]) and math.isnan(value)), (key, tolerance)
+    with pytest.raises(ValueError, match="tolerance_mm"):
+        metrics.surface_scores(empty, empty, (1, 1, 1), -1.0)
+
+
 def test_offset_probing_equals_distance_transform(monkeypatch):
     rng = np.random.default_rng(7)
     gt, pred = random_pair(rng, (30, 30, 30), 2)

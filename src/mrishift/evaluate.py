@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from mrishift import metrics
-from mrishift.data.volumes import load_volume
+from mrishift.runs import load_case
 from mrishift.train import resolve_device
 
 log = logging.getLogger("mrishift")
@@ -60,28 +60,28 @@ class ScanCache:
 
     def __getitem__(self, case: str):
         if case not in self._scans:
-            image = load_volume(self.data_dir / "preprocessed" / f"{case}_image.nii.gz")
-            mask = load_volume(self.data_dir / "resampled" / f"{case}_mask.nii.gz")
-            if image.array.shape != mask.array.shape:
-                raise ValueError(f"{case}: image {image.array.shape} and mask {mask.array.shape} differ")
+            image, mask = load_case(case, self.data_dir)
             if not mask.array.any():
                 raise ValueError(f"{self.data_dir / 'resampled' / f'{case}_mask.nii.gz'}: reference mask is empty")
             self._scans[case] = (image.array, mask.array > 0.5, tuple(float(s) for s in image.spacing))
         return self._scans[case]
 
 
+def read_scores(path: str | Path) -> pd.DataFrame:
+    """A score table as written by the workflow: identity columns stay strings ("3scans", seed "0"), blanks are NaN."""
+    return pd.read_csv(path, sep="\t", dtype={"budget": str, "seed": str, "fold": str}, keep_default_na=False,
+                       na_values=[""])
+
+
 def score_scans(model: torch.nn.Module, cases: list[str], scans: ScanCache, tolerance_mm: float,
                 batch_size: int = 32, device: str = "auto", bf16: bool = False) -> pd.DataFrame:
     """One row per case: surface Dice at tolerance_mm, volumetric Dice, HD95 and ASSD of the predicted mask."""
     rows, started = [], time.perf_counter()
-    for i, case in enumerate(cases):
+    for case in cases:
         image, reference, spacing = scans[case]
         predicted = predict_volume(model, image, batch_size, device, bf16)
-        rows.append({"case": case,
-                     "sdice": metrics.surface_dice(reference, predicted, spacing, tolerance_mm),
-                     "dice": metrics.dice(reference, predicted),
-                     "hd95_mm": metrics.hd95(reference, predicted, spacing),
-                     "assd_mm": metrics.assd(reference, predicted, spacing)})
+        rows.append({"case": case, "dice": metrics.dice(reference, predicted),
+                     **metrics.surface_scores(reference, predicted, spacing, tolerance_mm)})
     log.info("scored %d scans in %.1f s, mean sDice %.3f", len(cases), time.perf_counter() - started,
              np.mean([r["sdice"] for r in rows]) if rows else float("nan"))
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)

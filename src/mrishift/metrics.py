@@ -157,12 +157,16 @@ def _surfaces(mask_gt, mask_pred, spacing):
 
 # --- public metrics -----------------------------------------------------------------------------------------------
 
+def _check_tolerance(tolerance_mm: float) -> None:
+    if not np.isfinite(tolerance_mm) or tolerance_mm < 0:
+        raise ValueError(f"tolerance_mm must be a finite number >= 0, got {tolerance_mm!r}")
+
+
 def surface_dice(mask_gt: np.ndarray, mask_pred: np.ndarray, spacing_mm, tolerance_mm: float) -> float:
     """Normalised surface Dice at `tolerance_mm`: the share of both surfaces' area lying within the tolerance of the
     other surface. Both masks empty → NaN (undefined); exactly one empty → 0.0."""
     mask_gt, mask_pred, spacing = _check(mask_gt, mask_pred, spacing_mm)
-    if not np.isfinite(tolerance_mm) or tolerance_mm < 0:
-        raise ValueError(f"tolerance_mm must be a finite number >= 0, got {tolerance_mm!r}")
+    _check_tolerance(tolerance_mm)
     has_gt, has_pred = mask_gt.any(), mask_pred.any()
     if not (has_gt or has_pred):
         return float("nan")
@@ -182,6 +186,8 @@ def dice(mask_gt: np.ndarray, mask_pred: np.ndarray) -> float:
 
 
 def _directed_distances(mask_gt, mask_pred, spacing_mm):
+    """((gt→pred distances, gt areas), (pred→gt distances, pred areas)), or None when a mask is empty; and whether
+    both are."""
     mask_gt, mask_pred, spacing = _check(mask_gt, mask_pred, spacing_mm)
     has_gt, has_pred = mask_gt.any(), mask_pred.any()
     if not (has_gt and has_pred):
@@ -190,12 +196,7 @@ def _directed_distances(mask_gt, mask_pred, spacing_mm):
     return ((_distances(gt, pred, spacing), gt.areas), (_distances(pred, gt, spacing), pred.areas)), False
 
 
-def hd95(mask_gt: np.ndarray, mask_pred: np.ndarray, spacing_mm) -> float:
-    """Symmetric 95th-percentile Hausdorff distance (mm), each direction's percentile weighted by surfel area.
-    Both masks empty → NaN; exactly one empty → inf."""
-    directed, both_empty = _directed_distances(mask_gt, mask_pred, spacing_mm)
-    if directed is None:
-        return float("nan") if both_empty else float("inf")
+def _hd95_of(directed) -> float:
     percentiles = []
     for distances, areas in directed:
         order = np.argsort(distances, kind="stable")
@@ -205,10 +206,37 @@ def hd95(mask_gt: np.ndarray, mask_pred: np.ndarray, spacing_mm) -> float:
     return float(max(percentiles))
 
 
-def assd(mask_gt: np.ndarray, mask_pred: np.ndarray, spacing_mm) -> float:
-    """Average symmetric surface distance (mm): the mean of the two area-weighted directed mean distances.
-    Both masks empty → NaN; exactly one empty → inf."""
+def _assd_of(directed) -> float:
+    return float(np.mean([np.average(distances, weights=areas) for distances, areas in directed]))
+
+
+def _distance_metric(of, mask_gt, mask_pred, spacing_mm) -> float:
     directed, both_empty = _directed_distances(mask_gt, mask_pred, spacing_mm)
     if directed is None:
         return float("nan") if both_empty else float("inf")
-    return float(np.mean([np.average(distances, weights=areas) for distances, areas in directed]))
+    return of(directed)
+
+
+def hd95(mask_gt: np.ndarray, mask_pred: np.ndarray, spacing_mm) -> float:
+    """Symmetric 95th-percentile Hausdorff distance (mm), each direction's percentile weighted by surfel area.
+    Both masks empty → NaN; exactly one empty → inf."""
+    return _distance_metric(_hd95_of, mask_gt, mask_pred, spacing_mm)
+
+
+def assd(mask_gt: np.ndarray, mask_pred: np.ndarray, spacing_mm) -> float:
+    """Average symmetric surface distance (mm): the mean of the two area-weighted directed mean distances.
+    Both masks empty → NaN; exactly one empty → inf."""
+    return _distance_metric(_assd_of, mask_gt, mask_pred, spacing_mm)
+
+
+def surface_scores(mask_gt: np.ndarray, mask_pred: np.ndarray, spacing_mm, tolerance_mm: float) -> dict[str, float]:
+    """surface_dice, hd95 and assd of one pair from a single set of surfels and distance transforms (the per-scan
+    scores of the workflow); each value equals what its own function returns."""
+    _check_tolerance(tolerance_mm)
+    directed, both_empty = _directed_distances(mask_gt, mask_pred, spacing_mm)
+    if directed is None:
+        empty = float("nan") if both_empty else float("inf")
+        return {"sdice": float("nan") if both_empty else 0.0, "hd95_mm": empty, "assd_mm": empty}
+    overlap = sum(areas[distances <= tolerance_mm].sum() for distances, areas in directed)
+    return {"sdice": float(overlap / sum(areas.sum() for _, areas in directed)),
+            "hd95_mm": _hd95_of(directed), "assd_mm": _assd_of(directed)}

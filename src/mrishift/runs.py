@@ -10,21 +10,23 @@ import numpy as np
 import torch
 
 from mrishift import __version__, models
-from mrishift.data.volumes import load_volume
+from mrishift.data.volumes import Volume, load_volume
 from mrishift.io import atomic_path, write_json
+
+
+def load_case(case: str, data_dir: str | Path = "results/data") -> tuple[Volume, Volume]:
+    """The scaled image and the reference mask of a case on the resampled grid (the workflow's layout)."""
+    data_dir = Path(data_dir)
+    image = load_volume(data_dir / "preprocessed" / f"{case}_image.nii.gz")
+    mask = load_volume(data_dir / "resampled" / f"{case}_mask.nii.gz")
+    if image.array.shape != mask.array.shape:
+        raise ValueError(f"{case}: preprocessed image {image.array.shape} and mask {mask.array.shape} differ")
+    return image, mask
 
 
 def load_cases(cases: list[str], data_dir: str | Path = "results/data") -> list[tuple[np.ndarray, np.ndarray]]:
     """(scaled image, binary mask) arrays indexed (x, y, z) for each case id."""
-    data_dir = Path(data_dir)
-    pairs = []
-    for case in cases:
-        image = load_volume(data_dir / "preprocessed" / f"{case}_image.nii.gz").array
-        mask = load_volume(data_dir / "resampled" / f"{case}_mask.nii.gz").array
-        if image.shape != mask.shape:
-            raise ValueError(f"{case}: preprocessed image {image.shape} and mask {mask.shape} differ")
-        pairs.append((image, mask))
-    return pairs
+    return [tuple(volume.array for volume in load_case(case, data_dir)) for case in cases]
 
 
 def save_model(path: str | Path, model: torch.nn.Module, arch: str, width: float) -> None:

@@ -1,15 +1,13 @@
 """Gap closed, winners with sign tests, and the study's tables for one model variant (rule analyse)."""
 
-import pandas as pd
-
 from mrishift import stats, tables
+from mrishift.evaluate import read_scores
 from mrishift.io import write_json, write_table
 from mrishift.logs import log_to
 
 log = log_to(snakemake.log[0])
 params, out = snakemake.params, snakemake.output
-scores = pd.read_csv(snakemake.input.scores, sep="\t", dtype={"budget": str, "seed": str, "fold": str},
-                     keep_default_na=False, na_values=[""])
+scores = read_scores(snakemake.input.scores)
 scores = scores[scores.variant == snakemake.wildcards.variant]
 metric = "sdice"
 

@@ -2,13 +2,12 @@
 
 import pandas as pd
 
-from mrishift.evaluate import IDENTITY_COLUMNS, SCORE_COLUMNS
+from mrishift.evaluate import IDENTITY_COLUMNS, SCORE_COLUMNS, read_scores
 from mrishift.io import write_table
 from mrishift.logs import log_to
 
 log = log_to(snakemake.log[0])
-tables = [pd.read_csv(path, sep="\t", dtype={"budget": str, "seed": str, "fold": str}, keep_default_na=False,
-                      na_values=[""]) for path in snakemake.input.tables]
+tables = [read_scores(path) for path in snakemake.input.tables]
 scores = pd.concat(tables, ignore_index=True)[IDENTITY_COLUMNS + SCORE_COLUMNS]
 bad = scores[scores.sdice.isna() | ~scores.sdice.between(0, 1)]
 if len(bad):
