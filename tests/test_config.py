@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mrishift.config import ConfigError, load_schema, validate_config
+from mrishift.config import ConfigError, apply_overlay, load_schema, validate_config
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 
@@ -36,6 +36,8 @@ def test_shipped_configs_validate():
     ({"data": {"synthetic": {"subjects_per_domain": "8"}}}, "'data.synthetic.subjects_per_domain': '8' is not of type"),
     ({"data": {"source": "cc359"}}, "'data.cc359.paths' is required when data.source is 'cc359'.*Calgary-Campinas"),
     ({"data": {"synthetic": {"subjects_per_domain": 3}}, "splits": {"budgets": ["3scans"]}}, "too few"),
+    ({"strategies": {"ft_middle": {}}}, "'strategies.ft_middle': arm 'ft_middle': 'strategy: ft_middle' is not a regis"),
+    ({"strategies": {"fast": {"strategy": "ft_last", "lr": 0}}}, "'strategies.fast': strategy 'ft_last': lr must be"),
 ])
 def test_bad_config_names_the_key(config, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("'data.cc359", "'data\\.cc359")):
@@ -62,5 +64,16 @@ def test_every_schema_leaf_has_default_and_description():
                 "paths", "require_complete", "spacing_mm", "image_interpolation", "clip_percentiles", "seed",
                 "n_validation", "n_folds", "budgets", "architectures", "width", "epochs", "iters_per_epoch",
                 "batch_size", "patch_size", "lr", "lr_drop_epoch", "lr_factor", "optimizer", "momentum", "augment_p",
-                "seeds", "device", "bf16", "channels_last", "threads", "strategies"]:
+                "seeds", "validate_every", "device", "bf16", "channels_last", "threads", "strategies"]:
         assert f"`{key}`" in readme or f".{key}`" in readme, f"config/README.md does not explain {key}"
+
+
+def test_an_overlay_replaces_arms_and_budgets_but_merges_the_rest():
+    merged = {"strategies": {"ft_all": {}, "ft_first": {}, "ft_last": {"lr": 0.1}},  # Snakemake's key-by-key merge
+              "splits": {"budgets": ["every4"], "seed": 3}, "training": {"seeds": [0]}}
+    overlay = {"strategies": {"ft_last": {}}, "splits": {"budgets": ["every4"]}}
+    config = apply_overlay(merged, overlay)
+    assert config["strategies"] == {"ft_last": {}}  # not ft_all + ft_first + ft_last with the default's lr
+    assert config["splits"] == {"budgets": ["every4"], "seed": 3} and config["training"] == {"seeds": [0]}
+    assert apply_overlay({"strategies": {"a": {}}}, {})["strategies"] == {"a": {}}  # no overlay: unchanged
+    assert list(apply_overlay({}, {"strategies": {"b": {}, "a": {}}})["strategies"]) == ["b", "a"]  # order kept

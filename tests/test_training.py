@@ -8,30 +8,46 @@ from mrishift import models, strategies
 from mrishift.train import Recipe, SliceSampler, learning_rate, train
 
 
+def residual_block(c):  # two pre-activations: BN (weight + bias) then a bias-free 3×3 conv
+    return 2 * (2 * c + c * c * 9)
+
+
 def test_paper_unet_parameter_counts():
     model = models.build("unet2d_residual")
     groups = model.layer_groups()
-    assert sum(p.numel() for p in model.parameters()) == 1_563_699
-    assert models.count(model, groups["first"]) == 4864  # 3×3 conv (160) + residual block (4704)
-    assert models.count(model, groups["last"]) == 4723  # residual block (4704) + 1×1 conv (17) + BN(1) (2)
-    assert abs(4864 - 4723) / 4864 < 0.05  # the paper's fairness condition
+    # PUBLIC-CODE.md derives these from the public UNet2D (neuro-ml/domain_shift_anatomy, yishayahu/MMTL)
+    assert sum(p.numel() for p in model.parameters()) == 1_561_491
+    first = 16 * 9 + residual_block(16)  # bias-free 3×3 conv + first block
+    last = residual_block(16) + (2 * 16 + 16 + 1)  # last block + pre-activated 1×1 conv (BN(16), weights, bias)
+    assert (first, last) == (4816, 4721)
+    assert models.count(model, groups["first"]) == first and models.count(model, groups["last"]) == last
+    assert models.count(model, groups["output"]) == 2 * 16 + 16 + 1 + 2  # head + final BN(1)
+    assert abs(first - last) / first < 0.05  # the paper's fairness condition
     every = [n for n, _ in model.named_parameters()]
     assert sorted(groups["encoder"] + groups["decoder"]) == sorted(every)
+    assert set(groups) == set(models.LAYER_GROUPS)
     assert model(torch.zeros(2, 1, 80, 80)).shape == (2, 1, 80, 80)
 
 
 def test_vanilla_unet_and_width():
     vanilla = models.build("unet_vanilla")
-    assert sum(p.numel() for p in vanilla.parameters()) == 31_042_369
+    groups = vanilla.layer_groups()
+    # DART20's freeze lists: init_path (two bias-free conv + BN) and out_path (two conv + BN, 1×1, BN(1))
+    assert models.count(vanilla, groups["first"]) == (9 * 64 + 128) + (64 * 64 * 9 + 128) == 37_696
+    assert models.count(vanilla, groups["last"]) == (128 * 64 * 9 + 128) + (64 * 64 * 9 + 128) + 64 + 2 == 110_914
     half = models.build("unet2d_residual", width=0.5)
-    assert models.count(half, half.layer_groups()["first"]) == 8 * 9 + 8 + 2 * (16 + 8 * 8 * 9 + 8)
+    assert models.count(half, half.layer_groups()["first"]) == 8 * 9 + residual_block(8)
     with pytest.raises(ValueError, match="unknown model"):
         models.build("resnet")
 
 
 def test_step_schedule_at_epoch_boundaries():
     recipe = Recipe(epochs=100, lr=1e-2, lr_drop_epoch=80, lr_factor=0.1)
-    assert [learning_rate(recipe, e) for e in (0, 79, 80, 99)] == [1e-2, 1e-2, pytest.approx(1e-3), pytest.approx(1e-3)]
+    # dpipe's Schedule({80: 0.1}) multiplies at the end of epoch 80: 81 epochs at 1e-2, 19 at 1e-3
+    assert [learning_rate(recipe, e) for e in (0, 79, 80, 81, 99)] == [1e-2, 1e-2, 1e-2, pytest.approx(1e-3),
+                                                                      pytest.approx(1e-3)]
+    finetune = Recipe(epochs=20, lr=1e-3, lr_drop_epoch=15)
+    assert sum(learning_rate(finetune, e) == 1e-3 for e in range(20)) == 16
 
 
 def sampler(seed=0, batch=4):
@@ -56,8 +72,11 @@ def test_each_strategy_changes_exactly_its_parameters(name):
     intended = set(strategy.trainable(model))
     train(model, strategy, sampler(), Recipe(**TINY), seed=1)
     changed = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
-    expected = {"none": set(), "ft_all": set(before), "ft_first": set(model.layer_groups()["first"]),
-                "ft_last": set(model.layer_groups()["last"])}[name]
+    first = {"init.weight", *(f"encoder.0.0.body.{i}.{j}.{k}" for i in (0, 1) for j, k in
+                                [(0, "weight"), (0, "bias"), (2, "weight")])}
+    last = {"head.0.weight", "head.0.bias", "head.2.weight", "head.2.bias",
+            *(f"decoder.2.2.body.{i}.{j}.{k}" for i in (0, 1) for j, k in [(0, "weight"), (0, "bias"), (2, "weight")])}
+    expected = {"none": set(), "bn_stats": set(), "ft_all": set(before), "ft_first": first, "ft_last": last}[name]
     assert intended == expected
     assert changed <= expected  # every frozen parameter is bit-identical
     # Every intended weight moved. (Conv biases right before a train-mode BatchNorm get only float-noise
@@ -65,14 +84,66 @@ def test_each_strategy_changes_exactly_its_parameters(name):
     assert {n for n in expected if not n.endswith(".bias")} <= changed
 
 
-def test_frozen_batchnorm_keeps_source_statistics():
+def test_frozen_batchnorm_modes():
     model = models.build("unet2d_residual", width=0.25)
-    stats = model.bottleneck[0].body[0].running_mean.clone()
-    train(model, strategies.build("ft_first"), sampler(), Recipe(**TINY), seed=1)
-    assert torch.equal(model.bottleneck[0].body[0].running_mean, stats)
-    drifting = models.build("unet2d_residual", width=0.25)
-    train(drifting, strategies.build("ft_first", frozen_bn="train"), sampler(), Recipe(**TINY), seed=1)
-    assert not torch.equal(drifting.bottleneck[0].body[0].running_mean, stats)
+    stats = model.bottleneck[0].body[0][0].running_mean.clone()
+    train(model, strategies.build("ft_first", frozen_bn="eval"), sampler(), Recipe(**TINY), seed=1)
+    assert torch.equal(model.bottleneck[0].body[0][0].running_mean, stats)
+    drifting = models.build("unet2d_residual", width=0.25)  # the default, as the public code: statistics follow
+    train(drifting, strategies.build("ft_first"), sampler(), Recipe(**TINY), seed=1)
+    assert not torch.equal(drifting.bottleneck[0].body[0][0].running_mean, stats)
+
+
+def test_bn_stats_reestimates_statistics_and_moves_no_weight():
+    torch.manual_seed(0)
+    model = models.build("unet2d_residual", width=0.25)
+    weights = {n: p.detach().clone() for n, p in model.named_parameters()}
+    buffers = {n: b.clone() for n, b in model.named_buffers() if "running" in n}
+    target = sampler()
+    record = train(model, strategies.build("bn_stats"), target, Recipe(**TINY), seed=1)
+    assert record["epochs"] == 0 and record["trainable_parameters"] == 0
+    assert all(torch.equal(p, weights[n]) for n, p in model.named_parameters())
+    assert all(not torch.equal(b, buffers[n]) for n, b in model.named_buffers() if "running" in n)
+    # Direct computation: in eval mode with the new statistics, each BatchNorm's input over the budget's 5 slices
+    # has exactly the stored mean and variance.
+    seen = {}
+    norms = {name: m for name, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    hooks = [m.register_forward_pre_hook(lambda m, x, name=name: seen.__setitem__(name, x[0].detach().clone()))
+             for name, m in norms.items()]
+    model.eval()
+    with torch.no_grad():
+        model(target.all_slices())
+    for hook in hooks:
+        hook.remove()
+    assert target.all_slices().shape == (5, 1, 16, 16)
+    for name, norm in norms.items():
+        x = seen[name].transpose(0, 1).flatten(1)
+        assert torch.allclose(norm.running_mean, x.mean(1), rtol=1e-4, atol=1e-6), name
+        assert torch.allclose(norm.running_var, x.var(1, unbiased=False), rtol=1e-4, atol=1e-6), name
+
+
+def test_arms_run_a_class_under_other_settings():
+    arm = strategies.build_arm("ft_first_bn_eval", {"strategy": "ft_first", "frozen_bn": "eval"})
+    assert (arm.name, arm.arm, arm.frozen_bn) == ("ft_first", "ft_first_bn_eval", "eval")
+    assert strategies.build_arm("ft_last", {}).hparams["layers"] == "last"
+    assert strategies.describe_arm("x", {"strategy": "ft_last", "layers": "output"})["hparams"]["layers"] == "output"
+    with pytest.raises(ValueError, match="'strategy: ft_middle' is not a registered strategy"):
+        strategies.build_arm("ft_middle", {})
+    with pytest.raises(ValueError, match="layers must be one of"):
+        strategies.build_arm("ft_last", {"layers": "middle"})
+
+
+def test_crop_follows_the_public_code():
+    """A slice that holds the patch is cropped at a random position; one that does not is centred, zero-padded."""
+    image = np.arange(12 * 20, dtype=np.float32).reshape(12, 20, 1)
+    volumes = [(image, (image > 0).astype(np.float32))]
+    small = SliceSampler(volumes, [[0]], 3, 16, 0.0, np.random.default_rng(0)).batch()[0][:, 0]
+    assert all(torch.equal(p, small[0]) for p in small)  # deterministic
+    assert torch.equal(small[0][2:14], torch.from_numpy(image[:, 2:18, 0]))  # rows padded by 2, columns cropped by 2
+    assert small[0][:2].abs().sum() == 0 and small[0][14:].abs().sum() == 0
+    big = SliceSampler(volumes, [[0]], 64, 8, 0.0, np.random.default_rng(0)).batch()[0][:, 0]
+    corners = {float(p[0, 0]) for p in big}
+    assert len(corners) > 5 and all(c in image[:5, :13, 0] for c in corners)  # random offsets, inside the slice
 
 
 def test_strategy_registry_validates_hparams():
@@ -86,7 +157,7 @@ def test_strategy_registry_validates_hparams():
 
 
 def test_strategy_learning_rate_overrides_the_recipe():
-    recipe = Recipe(epochs=4, lr=1e-3, lr_drop_epoch=3)
+    recipe = Recipe(epochs=4, lr=1e-3, lr_drop_epoch=2)
     assert strategies.build("ft_first").recipe(recipe) == recipe
     tuned = strategies.build("ft_first", lr=0.03).recipe(recipe)
     assert tuned.lr == 0.03 and learning_rate(tuned, 3) == pytest.approx(0.003) and tuned.epochs == 4
@@ -110,6 +181,7 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path):
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), name
     assert record_resumed["losses"] == record["losses"]
+    assert record["final_model"] == "last epoch"
     assert torch.load(checkpoint, weights_only=True)["epoch"] == 3
     # A checkpoint of another configuration is never resumed: this run starts from scratch and matches none.
     other = fresh()
@@ -131,3 +203,57 @@ def test_augmentation_moves_image_and_mask_together():
     distinct = {tuple(i.flatten().tolist()) for i in images}
     assert len(distinct) == 8  # flips and rotations reach all 8 orientations of the L
     assert all(i.sum() == plain[0].sum() for i in images)  # nothing cropped away or added
+
+
+def test_validation_is_logged_and_survives_a_resume(tmp_path):
+    def fresh():
+        torch.manual_seed(0)
+        return models.build("unet2d_residual", width=0.25)
+
+    calls = []
+
+    def validate(model):
+        assert not model.training
+        calls.append(1)
+        return {"sdice": float(len(calls)), "dice": 0.5}
+
+    recipe = Recipe(**{**TINY, "epochs": 5})
+    straight = train(fresh(), strategies.build("ft_all"), sampler(), recipe, seed=3, validate=validate, validate_every=2)
+    assert [v["epoch"] for v in straight["validation"]] == [2, 4, 5]  # every 2nd epoch and the last
+    checkpoint = tmp_path / "ckpt.pt"
+    train(fresh(), strategies.build("ft_all"), sampler(), Recipe(**{**TINY, "epochs": 3}), seed=3, checkpoint=checkpoint,
+          validate=validate, validate_every=2)
+    resumed = train(fresh(), strategies.build("ft_all"), sampler(), recipe, seed=3, checkpoint=checkpoint,
+                    validate=validate, validate_every=2)
+    assert [v["epoch"] for v in resumed["validation"]] == [2, 3, 4, 5]  # the interrupted run validated at its end
+    assert resumed["losses"] == straight["losses"]
+
+
+def test_a_damaged_checkpoint_is_moved_aside_and_the_run_restarts(tmp_path, caplog):
+    def fresh():
+        torch.manual_seed(0)
+        return models.build("unet2d_residual", width=0.25)
+
+    straight = fresh()
+    train(straight, strategies.build("ft_all"), sampler(), Recipe(**TINY), seed=3)
+    checkpoint = tmp_path / "run.pt"
+    train(fresh(), strategies.build("ft_all"), sampler(), Recipe(**{**TINY, "epochs": 2}), seed=3, checkpoint=checkpoint)
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])  # a partial copy
+    restarted = fresh()
+    with caplog.at_level("WARNING", logger="mrishift"):
+        record = train(restarted, strategies.build("ft_all"), sampler(), Recipe(**TINY), seed=3, checkpoint=checkpoint)
+    assert f"checkpoint {checkpoint} is unreadable" in caplog.text and "restarts from scratch" in caplog.text
+    assert (tmp_path / "run.pt.corrupt").stat().st_size == 1000
+    assert len(record["losses"]) == 3 and torch.load(checkpoint, weights_only=True)["epoch"] == 3
+    assert all(torch.equal(a, b) for a, b in zip(restarted.state_dict().values(), straight.state_dict().values()))
+
+
+def test_an_unreadable_model_file_names_itself_and_its_rule(tmp_path):
+    from mrishift.runs import ModelFileError, load_model, save_model
+
+    path = tmp_path / "model.pt"
+    save_model(path, models.build("unet2d_residual", width=0.25), "unet2d_residual", 0.25)
+    assert isinstance(load_model(path), torch.nn.Module)
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(ModelFileError, match=f"{path}: unreadable model file .*rerun rule finetune, which makes it"):
+        load_model(path, made_by="finetune")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import jsonschema
@@ -15,6 +16,23 @@ SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 
 class ConfigError(ValueError):
     pass
+
+
+# Keys an overlay (--configfile) replaces whole instead of merging into the default key by key: an overlay that
+# lists two arms runs those two, not those two plus every arm of config/config.yaml.
+REPLACED_BY_OVERLAY = (("strategies",), ("splits", "budgets"))
+
+
+def apply_overlay(config: dict, overlay: dict) -> dict:
+    """Give ``config`` (Snakemake's merge of the default and the overlays) the overlay's own value of every key in
+    ``REPLACED_BY_OVERLAY``; other keys keep Snakemake's key-by-key merge."""
+    for path in REPLACED_BY_OVERLAY:
+        node, target = overlay, config
+        for key in path[:-1]:
+            node, target = (node or {}).get(key), target.setdefault(key, {})
+        if isinstance(node, dict) and path[-1] in node:
+            target[path[-1]] = copy.deepcopy(node[path[-1]])  # keeps the overlay's order: it is the tables' order
+    return config
 
 
 def _with_defaults(validator_class):
@@ -64,11 +82,11 @@ def _check_semantics(config: dict) -> None:
         raise ConfigError("config key 'data.cc359.paths' is required when data.source is 'cc359'. " + HOW_TO_GET)
     from mrishift import strategies
 
-    for name, hparams in config["strategies"].items():
+    for arm, spec in config["strategies"].items():
         try:
-            strategies.build(name, **hparams)
+            strategies.build_arm(arm, spec)
         except ValueError as error:
-            raise ConfigError(f"config key 'strategies.{name}': {error}") from error
+            raise ConfigError(f"config key 'strategies.{arm}': {error}") from error
     splits = config["splits"]
     budgets = [parse_budget(b) for b in splits["budgets"]]  # raises ValueError naming the bad budget
     n_subjects = data["synthetic"]["subjects_per_domain"] if data["source"] == "synthetic" else 59

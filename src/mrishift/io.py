@@ -23,6 +23,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the mode open() would give
         os.replace(tmp_path, final)
     finally:
         if tmp_path.exists():
@@ -43,3 +44,9 @@ def write_table(path: str | os.PathLike, frame) -> None:
     sep = "," if str(path).endswith(".csv") else "\t"
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, sep=sep, index=False)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,13 +1,15 @@
 """The study's 2D U-Nets, built by name, each naming its own layer groups.
 
-``unet2d_residual`` is the paper's network (PROTOCOL.md): 16/32/64/128 channels, 3 pre-activation residual
-blocks per stage, stride-2 2×2 convolutions down, 2×2 transposed convolutions up, skips through a 1×1 conv
-**summed** into the decoder, a 1×1 conv + BatchNorm output (logits). ``unet_vanilla`` is the classic U-Net
-(5 levels, Conv→BN→ReLU pairs, max-pooling, concatenated skips).
+``unet2d_residual`` is the paper's network as in its public code (PROTOCOL.md, PUBLIC-CODE.md): 16/32/64/128
+channels, 3 pre-activation residual blocks per stage, pre-activated stride-2 2×2 convolutions down, 2×2 transposed
+convolutions up, skips through a 1×1 conv **summed** into the decoder, a pre-activated 1×1 conv + BatchNorm output
+(logits), bias-free convolutions except the 1×1s. ``unet_vanilla`` is the classic U-Net (5 levels, Conv→BN→ReLU
+pairs, max-pooling, concatenated skips).
 
 Layer groups are a property of the model (``model.layer_groups()``), so strategies never match parameter
 names by string: ``first`` = the first 3×3 conv + first residual block, ``last`` = the last residual block +
-the output layer (the paper's fairness condition: the two have nearly equal parameter counts).
+the 1×1 output conv (the paper's fairness condition: the two have nearly equal parameter counts — 4,816 vs 4,721
+as in the MICCAI 2021 code), ``output`` = the output head alone (DART20's code), ``encoder``/``decoder``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 from torch import nn
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
+LAYER_GROUPS = ("first", "last", "output", "encoder", "decoder")  # every model's layer_groups() has these keys
 
 
 def _register(name: str):
@@ -44,15 +47,19 @@ def _parameter_names(model: nn.Module, modules: list[nn.Module]) -> list[str]:
     return [name for name, p in model.named_parameters() if id(p) in wanted]
 
 
+def _pre_activation(cin: int, cout: int, kernel: int, stride: int = 1, bias: bool = False) -> nn.Sequential:
+    """BN → ReLU → Conv, the public code's ``PreActivation2d``."""
+    return nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(inplace=True),
+                         nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2 if stride == 1 else 0,
+                                   bias=bias))
+
+
 class PreActResBlock(nn.Module):
-    """x + Conv(ReLU(BN(Conv(ReLU(BN(x))))))."""
+    """x + PreAct(PreAct(x)), bias-free 3×3 convolutions (dpipe's ``ResBlock2d``)."""
 
     def __init__(self, channels: int):
         super().__init__()
-        self.body = nn.Sequential(
-            nn.BatchNorm2d(channels), nn.ReLU(inplace=True), nn.Conv2d(channels, channels, 3, padding=1),
-            nn.BatchNorm2d(channels), nn.ReLU(inplace=True), nn.Conv2d(channels, channels, 3, padding=1),
-        )
+        self.body = nn.Sequential(_pre_activation(channels, channels, 3), _pre_activation(channels, channels, 3))
 
     def forward(self, x):
         return x + self.body(x)
@@ -64,21 +71,28 @@ def _stage(channels: int, blocks: int) -> nn.Sequential:
 
 @_register("unet2d_residual")
 class ResidualUNet2D(nn.Module):
-    """The paper's residual U-Net; ``width`` multiplies every channel count (1.0 = 16/32/64/128, 1.56 M params)."""
+    """The paper's residual U-Net as in its public code (neuro-ml/domain_shift_anatomy, yishayahu/MMTL ``UNet2D``);
+    ``width`` multiplies every channel count (1.0 = 16/32/64/128, 1,561,491 parameters).
+
+    init: bias-free 3×3 conv + 3 residual blocks; down: pre-activated bias-free 2×2 stride-2 conv + 3 blocks;
+    up: bias-free 2×2 transposed conv, summed with a 1×1 (biased) projection of the skip, then 3 blocks;
+    output: pre-activated 1×1 conv (biased) + BatchNorm(1), giving logits."""
 
     stride = 8  # input sides must be multiples of this
 
     def __init__(self, in_channels: int = 1, width: float = 1.0, blocks_per_stage: int = 3):
         super().__init__()
         ch = [max(1, round(c * width)) for c in (16, 32, 64, 128)]
-        self.init = nn.Conv2d(in_channels, ch[0], 3, padding=1)
+        self.init = nn.Conv2d(in_channels, ch[0], 3, padding=1, bias=False)
         self.encoder = nn.ModuleList(_stage(c, blocks_per_stage) for c in ch[:3])
-        self.down = nn.ModuleList(nn.Conv2d(ch[i], ch[i + 1], 2, stride=2) for i in range(3))
+        self.down = nn.ModuleList(_pre_activation(ch[i], ch[i + 1], 2, stride=2) for i in range(3))
         self.bottleneck = _stage(ch[3], blocks_per_stage)
-        self.up = nn.ModuleList(nn.ConvTranspose2d(ch[i + 1], ch[i], 2, stride=2) for i in reversed(range(3)))
+        self.up = nn.ModuleList(nn.ConvTranspose2d(ch[i + 1], ch[i], 2, stride=2, bias=False)
+                                for i in reversed(range(3)))
         self.skip = nn.ModuleList(nn.Conv2d(c, c, 1) for c in reversed(ch[:3]))
         self.decoder = nn.ModuleList(_stage(c, blocks_per_stage) for c in reversed(ch[:3]))
-        self.output = nn.Sequential(nn.Conv2d(ch[0], 1, 1), nn.BatchNorm2d(1))
+        self.head = _pre_activation(ch[0], 1, 1, bias=True)
+        self.output_norm = nn.BatchNorm2d(1)
 
     def forward(self, x):
         x = self.init(x)
@@ -90,27 +104,34 @@ class ResidualUNet2D(nn.Module):
         x = self.bottleneck(x)
         for up, skip, stage, features in zip(self.up, self.skip, self.decoder, reversed(skips)):
             x = stage(up(x) + skip(features))
-        return self.output(x)
+        return self.output_norm(self.head(x))
 
     def layer_groups(self) -> dict[str, list[str]]:
+        """``first``: the first 3×3 conv + first residual block (the public code's ``init_path.0/1``); ``last``: the
+        last residual block + the pre-activated 1×1 output conv (``out_path.2/3``; the final BatchNorm stays frozen,
+        as there); ``output``: the output head alone (1×1 conv + final BatchNorm, the nearest counterpart of the
+        DART20 code's ``out_path``)."""
         encoder = [self.init, *self.encoder, *self.down, self.bottleneck]
-        decoder = [*self.up, *self.skip, *self.decoder, self.output]
+        decoder = [*self.up, *self.skip, *self.decoder, self.head, self.output_norm]
         return {
             "first": _parameter_names(self, [self.init, self.encoder[0][0]]),
-            "last": _parameter_names(self, [self.decoder[-1][-1], self.output]),
+            "last": _parameter_names(self, [self.decoder[-1][-1], self.head]),
+            "output": _parameter_names(self, [self.head, self.output_norm]),
             "encoder": _parameter_names(self, encoder),
             "decoder": _parameter_names(self, decoder),
         }
 
 
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                         nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    """Two bias-free Conv→BN→ReLU (the public code's ``PostActivation2d`` pairs)."""
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                         nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
 @_register("unet_vanilla")
 class VanillaUNet(nn.Module):
-    """Ronneberger's U-Net: 5 levels (64…1024 × width), max-pooling, concatenated skips."""
+    """Ronneberger's U-Net as in the DART20 code: 5 levels (64…1024 × width), max-pooling, concatenated skips, a
+    bias-free 1×1 output conv + BatchNorm(1)."""
 
     stride = 16
 
@@ -122,7 +143,8 @@ class VanillaUNet(nn.Module):
         self.pool = nn.MaxPool2d(2)
         self.up = nn.ModuleList(nn.ConvTranspose2d(ch[i + 1], ch[i], 2, stride=2) for i in reversed(range(4)))
         self.decoder = nn.ModuleList(_conv_bn_relu(2 * ch[i], ch[i]) for i in reversed(range(1, 4)))
-        self.output_block = nn.Sequential(_conv_bn_relu(2 * ch[0], ch[0]), nn.Conv2d(ch[0], 1, 1))
+        self.output_block = nn.Sequential(_conv_bn_relu(2 * ch[0], ch[0]), nn.Conv2d(ch[0], 1, 1, bias=False),
+                                          nn.BatchNorm2d(1))
 
     def forward(self, x):
         x = self.input_block(x)
@@ -139,6 +161,7 @@ class VanillaUNet(nn.Module):
         return {
             "first": _parameter_names(self, [self.input_block]),
             "last": _parameter_names(self, [self.output_block]),
+            "output": _parameter_names(self, [self.output_block[1:]]),
             "encoder": _parameter_names(self, [self.input_block, *self.encoder]),
             "decoder": _parameter_names(self, [*self.up, *self.decoder, self.output_block]),
         }

@@ -3,15 +3,22 @@
 The trainer only talks to this contract:
 
 * ``trainable(model) -> list[str]``: names of the parameters that train (all others are frozen);
-* ``frozen_bn``: what BatchNorm layers whose parameters are all frozen do — ``"eval"`` (default: their
-  running statistics stay the source's) or ``"train"`` (they keep updating, as in the public code);
+* ``frozen_bn``: what BatchNorm layers whose parameters are all frozen do — ``"train"`` (default, the public
+  code: the whole model is in train mode, so their running statistics follow the target data) or ``"eval"``
+  (they keep the source's statistics);
 * ``recipe(recipe) -> Recipe``: the recipe it trains with (default: the configured one, ``lr`` overridable);
 * ``optimizer(parameters, recipe) -> torch.optim.Optimizer``;
 * ``batch(epoch, target, source)``: draws one training batch;
-* ``loss(model, images, masks) -> Tensor``.
+* ``loss(model, images, masks) -> Tensor``;
+* ``adapt(model, target, device)``: for strategies that do not train (``trains = False``), what they do to the
+  source model instead (e.g. re-estimate BatchNorm statistics); by default nothing.
 
 Adding a strategy = one class here (or in its own module imported by mrishift.strategies) with
 ``@register("name")`` and its ``HPARAMS``, plus one entry in the config.
+
+A study runs *arms*: ``strategies: {arm: {strategy: class, **hparams}}`` in the config, the class defaulting to the
+arm's name, so one class can run under several settings (``ft_first_bn_eval: {strategy: ft_first, frozen_bn:
+eval}``). ``build_arm`` makes one; the arm's name is what paths, tables and figures show.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from typing import ClassVar
 
 import torch
 from torch import nn
+
+from mrishift import models
 
 _REGISTRY: dict[str, type["Strategy"]] = {}
 
@@ -46,11 +55,32 @@ def build(name: str, **hparams) -> "Strategy":
     return _REGISTRY[name](**hparams)
 
 
+def arm_class(arm: str, spec: dict) -> str:
+    """The registered class an arm runs: its ``strategy:`` entry, else the arm's own name."""
+    return spec.get("strategy", arm)
+
+
+def describe_arm(arm: str, spec: dict) -> dict:
+    """What the analysis needs to know of an arm: its class, resolved hyper-parameters and whether it trains."""
+    strategy = build_arm(arm, spec)
+    return {"class": strategy.name, "hparams": strategy.hparams, "trains": strategy.trains}
+
+
+def build_arm(arm: str, spec: dict) -> "Strategy":
+    """The strategy of one study arm (``spec`` = the arm's config entry: ``strategy:`` plus hyper-parameters)."""
+    cls = arm_class(arm, spec)
+    if not isinstance(cls, str) or cls not in _REGISTRY:
+        raise ValueError(f"arm {arm!r}: 'strategy: {cls}' is not a registered strategy; registered: {names()}")
+    strategy = build(cls, **{k: v for k, v in spec.items() if k != "strategy"})
+    strategy.arm = arm
+    return strategy
+
+
 class Strategy:
     name: ClassVar[str]
     # defaults; overrides are checked when the config is parsed. lr: this strategy's initial learning rate
     # (None = the fine-tuning recipe's), e.g. to give a small trainable set a larger step.
-    HPARAMS: ClassVar[dict] = {"frozen_bn": "eval", "lr": None}
+    HPARAMS: ClassVar[dict] = {"frozen_bn": "train", "lr": None}
     trains: ClassVar[bool] = True  # False: the source model is used as it is
 
     def __init__(self, **hparams):
@@ -84,6 +114,9 @@ class Strategy:
     def batch(self, epoch: int, target, source=None):
         return target.batch()
 
+    def adapt(self, model: nn.Module, target, device) -> None:
+        """What a strategy that does not train does to the source model (``trains = False``)."""
+
     def loss(self, model: nn.Module, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         return nn.functional.binary_cross_entropy_with_logits(model(images), masks)
 
@@ -103,17 +136,64 @@ class FineTuneAll(Strategy):
     """Fine-tune every layer (FTA)."""
 
 
-@register("ft_first")
-class FineTuneFirst(Strategy):
-    """Fine-tune only the first layers: first 3×3 conv + first residual block (FTF)."""
+class FineTuneLayers(Strategy):
+    """Fine-tune one named layer group of the model (``layers``: a key of ``model.layer_groups()``)."""
+
+    HPARAMS = {**Strategy.HPARAMS, "layers": None}
+    DEFAULT_LAYERS: ClassVar[str]
+
+    def __init__(self, **hparams):
+        super().__init__(**hparams)
+        self.hparams["layers"] = self.hparams["layers"] or self.DEFAULT_LAYERS
+        if self.hparams["layers"] not in models.LAYER_GROUPS:
+            raise ValueError(f"strategy {self.name!r}: layers must be one of {list(models.LAYER_GROUPS)}, "
+                             f"got {self.hparams['layers']!r}")
 
     def trainable(self, model):
-        return model.layer_groups()["first"]
+        return model.layer_groups()[self.hparams["layers"]]
+
+
+@register("ft_first")
+class FineTuneFirst(FineTuneLayers):
+    """Fine-tune only the first layers: first 3×3 conv + first residual block (FTF)."""
+
+    DEFAULT_LAYERS = "first"
 
 
 @register("ft_last")
-class FineTuneLast(Strategy):
-    """Fine-tune only the last layers: last residual block + output layer (FTL)."""
+class FineTuneLast(FineTuneLayers):
+    """Fine-tune only the last layers (FTL): by default the last residual block + the 1×1 output conv, the paper's
+    equal-size split (the MICCAI 2021 code); ``layers: output`` gives the output head alone (the DART20 code)."""
+
+    DEFAULT_LAYERS = "last"
+
+
+@register("bn_stats")
+class BatchNormStatistics(Strategy):
+    """No weight moves: every BatchNorm layer's running statistics are re-estimated on the budget's target slices
+    (AdaBN, Li et al. 2018). One forward pass in train mode over all the budget's slices (centre-fitted to the patch),
+    each layer's input normalised by the earlier layers' new statistics; each layer then stores the exact mean and
+    variance of its input over those slices — the population variance, so that eval mode reproduces that pass."""
+
+    trains = False
 
     def trainable(self, model):
-        return model.layer_groups()["last"]
+        return []
+
+    @torch.no_grad()
+    def adapt(self, model, target, device):
+        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        momenta = [m.momentum for m in norms]
+        counts = {}
+        hooks = [m.register_forward_pre_hook(lambda m, x: counts.__setitem__(m, x[0].numel() // x[0].shape[1]))
+                 for m in norms]
+        model.to(device).train()
+        for norm in norms:
+            norm.momentum = 1.0
+        model(target.all_slices().to(device))
+        for norm, momentum, hook in zip(norms, momenta, hooks):
+            hook.remove()
+            norm.momentum = momentum
+            n = counts[norm]
+            norm.running_var.mul_((n - 1) / n)  # torch stores the unbiased estimate; keep the population variance
+        model.eval()

@@ -1,7 +1,8 @@
 """One plain training loop for every run (source, oracle, fine-tuning), resumable to the exact same weights.
 
-A batch = random axial slices (from the allowed slice indices of each volume), each randomly cropped or
-padded to the patch size, optionally flipped/rotated by 90°. BCE with logits; SGD with Nesterov momentum (or
+A batch = random axial slices (from the allowed slice indices of each volume), each cropped at a random position
+where the slice is at least the patch size in both directions, else centre-cropped/padded (the public code's
+``sample_center_uniformly``), optionally flipped/rotated by 90°. BCE with logits; SGD with Nesterov momentum (or
 Adam); a step learning-rate schedule. A checkpoint (model, optimizer, epoch, loss curve, RNG states) is written
 atomically after every epoch; a killed run restarts from it and ends with the weights an uninterrupted run gives.
 """
@@ -13,6 +14,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -30,13 +32,13 @@ class Recipe:
     batch_size: int = 32
     patch_size: int = 256
     lr: float = 1e-2
-    lr_drop_epoch: int = 80  # from this epoch on, lr × lr_factor
+    lr_drop_epoch: int = 80  # lr × lr_factor at the end of this (0-based) epoch, as dpipe's Schedule({80: 0.1})
     lr_factor: float = 0.1
     optimizer: str = "sgd"  # "sgd" (Nesterov momentum) or "adam"
     momentum: float = 0.9
     augment_p: float = 0.0  # probability of each flip and of a 90° rotation
     device: str = "auto"  # "auto" = CUDA when present, else CPU
-    bf16: bool = False  # bf16 autocast, CUDA only
+    bf16: bool = False  # bf16 autocast, CUDA only (the public code trains in fp32)
     channels_last: bool = True
 
     def __post_init__(self):
@@ -49,7 +51,8 @@ class Recipe:
 
 
 def learning_rate(recipe: Recipe, epoch: int) -> float:
-    return recipe.lr * (recipe.lr_factor if epoch >= recipe.lr_drop_epoch else 1.0)
+    """The public code's step schedule: the factor applies from the epoch *after* ``lr_drop_epoch``."""
+    return recipe.lr * (recipe.lr_factor if epoch > recipe.lr_drop_epoch else 1.0)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -68,23 +71,31 @@ class SliceSampler:
             raise ValueError("no training slices: every volume has an empty slice list")
         self.batch_size, self.patch_size, self.augment_p, self.rng = batch_size, patch_size, augment_p, rng
 
-    def _fit(self, image: np.ndarray, mask: np.ndarray):
-        """Random crop where the slice is larger than the patch, random zero-padding where it is smaller."""
+    def _fit(self, image: np.ndarray, mask: np.ndarray, centred: bool = False):
+        """A random patch where the slice holds one in both directions, else (or when ``centred``) the centre
+        patch, zero-padded where the slice is smaller — the public code's ``sample_center_uniformly``."""
         out_image = np.zeros((self.patch_size, self.patch_size), np.float32)
         out_mask = np.zeros_like(out_image)
+        fits = min(image.shape) >= self.patch_size and not centred
         source, target = [], []
         for n in image.shape:
             if n >= self.patch_size:
-                start = int(self.rng.integers(0, n - self.patch_size + 1))
+                start = int(self.rng.integers(0, n - self.patch_size + 1)) if fits else (n - self.patch_size) // 2
                 source.append(slice(start, start + self.patch_size))
                 target.append(slice(0, self.patch_size))
             else:
-                start = int(self.rng.integers(0, self.patch_size - n + 1))
+                start = (self.patch_size - n) // 2
                 source.append(slice(0, n))
                 target.append(slice(start, start + n))
         out_image[tuple(target)] = image[tuple(source)]
         out_mask[tuple(target)] = mask[tuple(source)]
         return out_image, out_mask
+
+    def all_slices(self) -> torch.Tensor:
+        """Every slice of the pool, centre-fitted to the patch, as one (N, 1, P, P) batch; draws no random number."""
+        images = [self._fit(self.volumes[v][0][:, :, k], self.volumes[v][1][:, :, k], centred=True)[0]
+                  for v, k in self.pool]
+        return torch.from_numpy(np.stack(images)[:, None])
 
     def _augment(self, image, mask):
         for axis in (0, 1):
@@ -129,14 +140,15 @@ def set_train_mode(model: nn.Module, frozen_bn: str) -> None:
                     module.eval()
 
 
-def _save_checkpoint(path: Path, model, optimizer, epoch: int, losses: list[float], rng: np.random.Generator,
-                     identity: str):
+def _save_checkpoint(path: Path, model, optimizer, epoch: int, losses: list[float], validation: list[dict],
+                     rng: np.random.Generator, identity: str):
     state = {
         "identity": identity,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "epoch": epoch,
         "losses": losses,
+        "validation": json.dumps(validation),
         "torch_rng": torch.get_rng_state(),
         "sampler_rng": json.dumps(rng.bit_generator.state),
     }
@@ -144,10 +156,31 @@ def _save_checkpoint(path: Path, model, optimizer, epoch: int, losses: list[floa
         torch.save(state, tmp)
 
 
+def _load_checkpoint(path: Path | None, device: torch.device) -> dict | None:
+    """The checkpoint's state, or None when there is none. A damaged one (a partial copy, a full disk) never blocks
+    the run and never passes silently: it is logged with its path and the reason, moved aside to ``*.corrupt`` for
+    inspection, and the run starts from scratch."""
+    if path is None or not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for damaged files
+        aside = path.with_name(path.name + ".corrupt")
+        path.replace(aside)
+        log.warning("checkpoint %s is unreadable (%s: %s); moved to %s, the run restarts from scratch", path,
+                    type(error).__name__, str(error).strip().splitlines()[0] if str(error).strip() else "", aside)
+        return None
+
+
 def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed: int,
-          checkpoint: str | Path | None = None, source: SliceSampler | None = None, identity: str = "") -> dict:
+          checkpoint: str | Path | None = None, source: SliceSampler | None = None, identity: str = "",
+          validate: Callable[[nn.Module], dict] | None = None, validate_every: int = 0) -> dict:
     """Train ``model`` in place with ``strategy``; resume from ``checkpoint`` when it exists and was written by the
-    same run (``identity``: anything that defines the run, e.g. its config as JSON). Returns a run record."""
+    same run (``identity``: anything that defines the run, e.g. its config as JSON). Returns a run record.
+
+    ``validate(model) -> {metric: value}`` (model in eval mode) is called after every ``validate_every``-th epoch
+    and after the last; its results are logged in the record's ``validation`` list. It only watches: the final model
+    is always the last epoch's (the paper's choice), whatever the validation scores."""
     recipe = strategy.recipe(recipe)
     device = resolve_device(recipe.device)
     torch.manual_seed(seed)
@@ -156,13 +189,16 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
     log.info("strategy %s: %d of %d parameter tensors train (%d parameters); frozen BatchNorm: %s",
              strategy.name, len(trainable), len(list(model.parameters())), n_trainable, strategy.frozen_bn)
     losses: list[float] = []
+    validation: list[dict] = []
     started = time.perf_counter()
 
     def record(epochs: int) -> dict:
         return {"device": str(device), "epochs": epochs, "trainable_parameters": n_trainable, "losses": losses,
-                "seconds": time.perf_counter() - started, "recipe": asdict(recipe)}
+                "validation": validation, "final_model": "last epoch", "seconds": time.perf_counter() - started,
+                "recipe": asdict(recipe)}
 
     if not strategy.trains or not trainable:
+        strategy.adapt(model, target, device)
         return record(epochs=0)
     model.to(device)
     if recipe.channels_last:
@@ -170,7 +206,7 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
     start_epoch = 0
     optimizer = strategy.optimizer(trainable, recipe)
     checkpoint = Path(checkpoint) if checkpoint else None
-    state = torch.load(checkpoint, map_location=device, weights_only=True) if checkpoint and checkpoint.exists() else None
+    state = _load_checkpoint(checkpoint, device)
     if state is not None and state.get("identity") != identity:
         log.warning("ignoring checkpoint %s: it belongs to another run configuration", checkpoint)
         state = None
@@ -178,6 +214,7 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, losses = state["epoch"], list(state["losses"])
+        validation = json.loads(state["validation"])
         torch.set_rng_state(state["torch_rng"])
         target.rng.bit_generator.state = json.loads(state["sampler_rng"])
         log.info("resumed from %s at epoch %d", checkpoint, start_epoch)
@@ -204,7 +241,13 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
         done = epoch + 1 - start_epoch
         log.info("epoch %d/%d loss %.4f lr %.1e (ETA %.0f s)", epoch + 1, recipe.epochs, losses[-1],
                  learning_rate(recipe, epoch), elapsed / done * (recipe.epochs - epoch - 1))
+        if validate and ((epoch + 1) % max(validate_every, 1) == 0 or epoch + 1 == recipe.epochs):
+            model.eval()
+            validation.append({"epoch": epoch + 1, **validate(model)})
+            if recipe.channels_last:  # inference may switch the memory format back
+                model.to(memory_format=torch.channels_last)
+            log.info("epoch %d validation %s", epoch + 1, {k: round(v, 4) for k, v in validation[-1].items()})
         if checkpoint:
-            _save_checkpoint(checkpoint, model, optimizer, epoch + 1, losses, target.rng, identity)
+            _save_checkpoint(checkpoint, model, optimizer, epoch + 1, losses, validation, target.rng, identity)
     model.to(memory_format=torch.contiguous_format)
     return record(epochs=recipe.epochs)
