@@ -3,6 +3,8 @@ import json
 import re
 import sys
 
+import yaml
+
 # The library is imported from the repository, by this process and by every job's script.
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
@@ -11,10 +13,13 @@ from mrishift.jobenv import export_library_path
 
 export_library_path(SRC)
 
-from mrishift.config import validate_config
+from mrishift import strategies
+from mrishift.config import apply_overlay, validate_config
 from mrishift.data.cc359 import DOMAINS, case_id
 from mrishift.data.synthetic import subject_ids
 
+for overlay in workflow.config_settings.configfiles:  # each --configfile's arms and budgets replace, in order
+    apply_overlay(config, yaml.safe_load(Path(overlay).read_text()) or {})
 validate_config(config)  # fills defaults; stops the parse with a message naming any bad key
 
 ENV = "../envs/mrishift.yaml"
@@ -36,7 +41,11 @@ VARIANTS = {
     for arch in config["models"]["architectures"]
     for p in config["models"]["augment_p"]
 }
-STRATEGIES = list(config["strategies"])
+# The study's arms: name -> {strategy: registered class (default: the name), **hyper-parameters}. The {strategy}
+# wildcard and the "strategy" column of every table hold the arm's name.
+ARMS = config["strategies"]
+STRATEGIES = list(ARMS)
+ARM_DESCRIPTIONS = {arm: strategies.describe_arm(arm, spec) for arm, spec in ARMS.items()}
 BUDGETS = list(config["splits"]["budgets"])
 SEEDS = list(config["training"]["seeds"])
 PAIRS = [(s, t) for s in DOMAIN_NAMES for t in DOMAIN_NAMES if s != t]
@@ -95,14 +104,25 @@ def as_json(value):
     return json.dumps(value, sort_keys=True)
 
 
-def trained_models():
-    sources = expand("results/models/{variant}/source/{domain}/model.pt", variant=VARIANTS, domain=DOMAIN_NAMES)
-    oracles = expand("results/models/{variant}/oracle/{domain}/fold{fold}/model.pt", variant=VARIANTS, domain=DOMAIN_NAMES,
-                     fold=FOLDS)
+SOURCE_MODEL = "results/models/{variant}/source/{domain}/seed{seed}/model.pt"
+SOURCE_RECORD = "results/models/{variant}/source/{domain}/seed{seed}/record.json"
+PAIR_SOURCE_MODEL = "results/models/{variant}/source/{source}/seed{seed}/model.pt"  # a pair's source model
+ORACLE_MODEL = "results/models/{variant}/oracle/{domain}/fold{fold}/seed{seed}/model.pt"
+ORACLE_RECORD = "results/models/{variant}/oracle/{domain}/fold{fold}/seed{seed}/record.json"
+
+
+def run_records(wildcards):
+    """Every training run's record.json (source, oracle, fine-tuning) of one model variant."""
+    return [str(Path(model).with_name("record.json")) for model in trained_models([wildcards.variant])]
+
+
+def trained_models(variants=VARIANTS):
+    sources = expand(SOURCE_MODEL, variant=variants, domain=DOMAIN_NAMES, seed=SEEDS)
+    oracles = expand(ORACLE_MODEL, variant=variants, domain=DOMAIN_NAMES, fold=FOLDS, seed=SEEDS)
     finetuned = [
         FINETUNED_MODEL.format(variant=variant, strategy=strategy, source=source, target=target, budget=budget,
                                seed=seed)
-        for variant in VARIANTS for strategy in STRATEGIES for source, target in PAIRS for budget in BUDGETS
+        for variant in variants for strategy in STRATEGIES for source, target in PAIRS for budget in BUDGETS
         for seed in SEEDS
     ]
     return sources + oracles + finetuned
@@ -110,8 +130,10 @@ def trained_models():
 
 def score_tables():
     """Every per-model score table of the study."""
-    tables = expand("results/scores/{variant}/oracle/{domain}.tsv", variant=VARIANTS, domain=DOMAIN_NAMES)
-    tables += expand("results/scores/{variant}/baseline/{source}.tsv", variant=VARIANTS, source=DOMAIN_NAMES)
+    tables = expand("results/scores/{variant}/oracle/{domain}/seed{seed}.tsv", variant=VARIANTS, domain=DOMAIN_NAMES,
+                    seed=SEEDS)
+    tables += expand("results/scores/{variant}/baseline/{source}/seed{seed}.tsv", variant=VARIANTS,
+                     source=DOMAIN_NAMES, seed=SEEDS)
     tables += [FINETUNE_SCORES.format(variant=variant, strategy=strategy, source=source, target=target, budget=budget,
                                       seed=seed)
                for variant in VARIANTS for strategy in STRATEGIES for source, target in PAIRS for budget in BUDGETS
@@ -121,11 +143,12 @@ def score_tables():
 
 def study_outputs():
     """The study's tables and figures, per model variant."""
-    tables = expand("results/tables/{variant}/{name}.{ext}", variant=VARIANTS, name=["sdice_matrix", "gap_closed"],
-                    ext=["csv", "md", "tex"])
-    tables += expand("results/tables/{variant}/{name}", variant=VARIANTS, name=["winners.tsv", "summary.json"])
-    figures = expand("results/figures/{variant}/{name}.{ext}", variant=VARIANTS, name=["sdice_matrix", "gap_closed", "winners"],
-                     ext=["png", "pdf"])
+    tables = expand("results/tables/{variant}/{name}.{ext}", variant=VARIANTS,
+                    name=["sdice_matrix", "gap_closed", "batchnorm"], ext=["csv", "md", "tex"])
+    tables += expand("results/tables/{variant}/{name}", variant=VARIANTS,
+                     name=["winners.tsv", "summary.json", "batchnorm_tests.tsv", "convergence.tsv", "convergence.md"])
+    figures = expand("results/figures/{variant}/{name}.{ext}", variant=VARIANTS,
+                     name=["sdice_matrix", "gap_closed", "winners", "batchnorm", "convergence"], ext=["png", "pdf"])
     return tables + figures
 
 

@@ -11,9 +11,9 @@ EVALUATION = config["evaluation"]
 rule score_oracle:
     input:
         **SCAN_INPUTS,
-        models=expand("results/models/{{variant}}/oracle/{{domain}}/fold{fold}/model.pt", fold=FOLDS),
+        models=expand(ORACLE_MODEL, fold=FOLDS, allow_missing=True),
     output:
-        table="results/scores/{variant}/oracle/{domain}.tsv",
+        table="results/scores/{variant}/oracle/{domain}/seed{seed}.tsv",
     params:
         role="oracle",
         tolerance_mm=EVALUATION["tolerance_mm"],
@@ -21,7 +21,7 @@ rule score_oracle:
     resources:
         gpu=1,
     log:
-        "logs/score_oracle/{variant}/{domain}.log",
+        "logs/score_oracle/{variant}/{domain}/seed{seed}.log",
     conda:
         ENV
     script:
@@ -31,14 +31,14 @@ rule score_oracle:
 use rule score_oracle as score_baseline with:
     input:
         **SCAN_INPUTS,
-        models=["results/models/{variant}/source/{source}/model.pt"],
+        models=[PAIR_SOURCE_MODEL],
     output:
-        table="results/scores/{variant}/baseline/{source}.tsv",
+        table="results/scores/{variant}/baseline/{source}/seed{seed}.tsv",
     params:
         role="baseline",
         tolerance_mm=EVALUATION["tolerance_mm"],
     log:
-        "logs/score_baseline/{variant}/{source}.log",
+        "logs/score_baseline/{variant}/{source}/seed{seed}.log",
 
 
 use rule score_oracle as score_finetune with:
@@ -85,8 +85,14 @@ rule analyse:
         per_scan="results/stats/{variant}/gap_closed_per_scan.tsv",
         per_pair="results/stats/{variant}/gap_closed_per_pair.tsv",
         summary="results/tables/{variant}/summary.json",
+        batchnorm=report("results/tables/{variant}/batchnorm.csv", caption="../report/batchnorm_table.rst",
+                         category="Tables", subcategory="{variant}"),
+        batchnorm_md="results/tables/{variant}/batchnorm.md",
+        batchnorm_tex="results/tables/{variant}/batchnorm.tex",
+        batchnorm_tests="results/tables/{variant}/batchnorm_tests.tsv",
     params:
         strategies=STRATEGIES,
+        arms=as_json(ARM_DESCRIPTIONS),
         significance=EVALUATION["significance_level"],
         tolerance_mm=EVALUATION["tolerance_mm"],
         min_gap=EVALUATION["min_gap"],
@@ -104,6 +110,9 @@ rule figures:
         per_pair="results/stats/{variant}/gap_closed_per_pair.tsv",
         winners="results/tables/{variant}/winners.tsv",
     output:
+        batchnorm_png=report("results/figures/{variant}/batchnorm.png", caption="../report/batchnorm.rst",
+                             category="Figures", subcategory="{variant}"),
+        batchnorm_pdf="results/figures/{variant}/batchnorm.pdf",
         matrix_png=report("results/figures/{variant}/sdice_matrix.png", caption="../report/sdice_matrix.rst",
                           category="Figures", subcategory="{variant}"),
         matrix_pdf="results/figures/{variant}/sdice_matrix.pdf",
@@ -115,6 +124,7 @@ rule figures:
         winners_pdf="results/figures/{variant}/winners.pdf",
     params:
         strategies=STRATEGIES,
+        arms=as_json(ARM_DESCRIPTIONS),
         significance=EVALUATION["significance_level"],
         tolerance_mm=EVALUATION["tolerance_mm"],
     log:
@@ -123,3 +133,21 @@ rule figures:
         ENV
     script:
         "../workflow/scripts/figures.py"
+
+
+rule convergence:
+    input:
+        records=run_records,
+    output:
+        curves="results/tables/{variant}/convergence.tsv",
+        summary=report("results/tables/{variant}/convergence.md", caption="../report/convergence_table.rst",
+                       category="Tables", subcategory="{variant}"),
+        figure=report("results/figures/{variant}/convergence.png", caption="../report/convergence.rst",
+                      category="Figures", subcategory="{variant}"),
+        figure_pdf="results/figures/{variant}/convergence.pdf",
+    log:
+        "logs/convergence/{variant}.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/convergence.py"

@@ -4,6 +4,7 @@
 TRAINING_INPUTS = {
     "splits": "results/data/splits.json",
     "images": expand("results/data/preprocessed/{case}_image.nii.gz", case=CASES),
+    "masks": expand("results/data/resampled/{case}_mask.nii.gz", case=CASES),
 }
 
 
@@ -11,8 +12,8 @@ rule train_source:
     input:
         **TRAINING_INPUTS,
     output:
-        model="results/models/{variant}/source/{domain}/model.pt",
-        record="results/models/{variant}/source/{domain}/record.json",
+        model=SOURCE_MODEL,
+        record=SOURCE_RECORD,
     params:
         role="source",
         arch=variant_arch,
@@ -21,12 +22,13 @@ rule train_source:
         recipe=recipe("source"),
         strategy="ft_all",
         hparams=as_json({}),
-        checkpoints="results/checkpoints/{variant}/source/{domain}",
+        checkpoints="results/checkpoints/{variant}/source/{domain}/seed{seed}",
     threads: config["training"]["threads"]
+    priority: 20  # every fine-tuning job waits for source models; oracles can run beside the fine-tunes
     resources:
         gpu=1,
     log:
-        "logs/train_source/{variant}/{domain}.log",
+        "logs/train_source/{variant}/{domain}/seed{seed}.log",
     conda:
         ENV
     script:
@@ -35,8 +37,8 @@ rule train_source:
 
 use rule train_source as train_oracle with:
     output:
-        model="results/models/{variant}/oracle/{domain}/fold{fold}/model.pt",
-        record="results/models/{variant}/oracle/{domain}/fold{fold}/record.json",
+        model=ORACLE_MODEL,
+        record=ORACLE_RECORD,
     params:
         role="oracle",
         arch=variant_arch,
@@ -45,9 +47,10 @@ use rule train_source as train_oracle with:
         recipe=recipe("source"),
         strategy="ft_all",
         hparams=as_json({}),
-        checkpoints="results/checkpoints/{variant}/oracle/{domain}/fold{fold}",
+        checkpoints="results/checkpoints/{variant}/oracle/{domain}/fold{fold}/seed{seed}",
+    priority: 0
     log:
-        "logs/train_oracle/{variant}/{domain}/fold{fold}.log",
+        "logs/train_oracle/{variant}/{domain}/fold{fold}/seed{seed}.log",
 
 
 # A fine-tuning job trains several runs (training.finetune_job: every budget of a pair, or every pair and budget of a
@@ -57,9 +60,9 @@ rule finetune:
     input:
         **TRAINING_INPUTS,
         source_models=(
-            ["results/models/{variant}/source/{source}/model.pt"]
+            [PAIR_SOURCE_MODEL]
             if FINETUNE_JOB == "pair"
-            else expand("results/models/{{variant}}/source/{domain}/model.pt", domain=DOMAIN_NAMES)
+            else expand(SOURCE_MODEL, domain=DOMAIN_NAMES, allow_missing=True)
         ),
     output:
         model=finetune_outputs(FINETUNED_MODEL),
@@ -71,7 +74,7 @@ rule finetune:
         runs=lambda w: as_json(finetune_runs(w)),
         recipe=recipe("finetune"),
         strategy="{strategy}",
-        hparams=lambda w: as_json(config["strategies"][w.strategy]),
+        hparams=lambda w: as_json(ARMS[w.strategy]),
         checkpoints=f"results/checkpoints/{{variant}}/finetune/{FINETUNE_JOB_ID}",
     threads: config["training"]["threads"]
     priority: 10  # before scoring jobs when both are ready: the last fine-tune is the critical path

@@ -30,3 +30,19 @@ def test_real_network_predicts_every_slice_in_eval_mode():
     first = predict_volume(model, image, batch_size=2, device="cpu")
     assert not model.training and first.shape == image.shape
     assert np.array_equal(first, predict_volume(model, image, batch_size=6, device="cpu"))  # batching changes nothing
+
+
+def test_a_truncated_preprocessed_volume_is_caught_with_its_name(tmp_path):
+    import pytest
+
+    from mrishift.data.volumes import VolumeError, save_volume
+    from mrishift.runs import load_case
+
+    affine = np.diag([3.0, 3.0, 3.0, 1.0])
+    image = tmp_path / "preprocessed" / "CC0120_image.nii.gz"
+    save_volume(image, np.random.default_rng(0).random((16, 16, 8), dtype=np.float32), affine)
+    save_volume(tmp_path / "resampled" / "CC0120_mask.nii.gz", np.ones((16, 16, 8), np.uint8), affine)
+    assert load_case("CC0120", tmp_path)[0].array.shape == (16, 16, 8)
+    image.write_bytes(image.read_bytes()[:-200])  # a job killed while copying, a full disk
+    with pytest.raises(VolumeError, match=f"{image}: unreadable or corrupt NIfTI"):
+        load_case("CC0120", tmp_path)

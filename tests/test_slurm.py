@@ -199,10 +199,10 @@ def test_tiny_config_through_slurm(slurm_cluster, tmp_path):
     print(f"tiny config through SLURM: {wall:.0f} s")
 
     scores = pd.read_csv(tmp_path / "results/scores/scores.tsv", sep="\t")
-    assert len(scores) == 12 + 24 + 72 and scores.sdice.between(0, 1).all()
+    assert len(scores) == 12 + 24 + 96 and scores.sdice.between(0, 1).all()  # oracle, baseline, 4 arms' fine-tunes
     assert (tmp_path / "results/figures/unet2d_residual/winners.png").exists()
     submitted = result.stderr.count("has been submitted with SLURM jobid")
-    assert 10 < submitted < 84  # every non-local job went through sbatch, short ones grouped
+    assert 10 < submitted < 98  # every non-local job went through sbatch, short ones grouped
 
     jobs = _run("scontrol", "show", "job", "--oneliner", env=slurm_cluster).stdout.splitlines()
     ours = [j for j in jobs if "Comment=rule_" in j]  # the plugin names the rule (or group job) in the comment
@@ -216,6 +216,6 @@ def test_tiny_config_through_slurm(slurm_cluster, tmp_path):
     assert {"train_source", "train_oracle", "finetune_finetune", "score_oracle", "score_baseline",
             "score_score_finetune"} <= gpu, (gpu, cpu)
     assert {"synthesize_cc359", "check_integrity", "preprocess_resample_scale_intensity", "make_splits",
-            "collect_scores", "analyse", "figures"} <= cpu, (gpu, cpu)
+            "collect_scores", "analyse", "figures", "convergence"} <= cpu, (gpu, cpu)
     assert not gpu & cpu
     assert all("JobState=COMPLETED" in j for j in ours)

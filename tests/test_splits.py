@@ -40,7 +40,9 @@ def test_split_invariants():
         tests = [set(f["test"]) for f in entry["oracle_folds"]]
         assert set().union(*tests) == cases and sum(map(len, tests)) == len(cases)
         for fold in entry["oracle_folds"]:
-            assert set(fold["train"]).isdisjoint(fold["test"]) and set(fold["train"]) | set(fold["test"]) == cases
+            train, val, test = set(fold["train"]), set(fold["validation"]), set(fold["test"])
+            assert len(val) == 1 and train.isdisjoint(test) and val.isdisjoint(train | test)
+            assert train | val | test == cases  # validation scans are held out of training, never out of testing
         order = entry["finetune_order"]
         assert len(order) == 3 and set(order).isdisjoint(entry["test"]) and set(order) | set(entry["test"]) == cases
         budgets = entry["budgets"]

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from mrishift import stats
-from mrishift.tables import budget_order, mean_std
+from mrishift.tables import budget_order, gap_closed_table, mean_std
 
 
 def test_gap_closed_arithmetic_and_zero_gap():
@@ -22,7 +22,9 @@ def test_gap_closed_needs_a_minimum_gap():
     assert stats.gap_closed(0.81, 0.80, 0.802) == pytest.approx(5.0)
     assert math.isnan(stats.gap_closed(0.81, 0.80, 0.802, min_gap=0.05))
     assert stats.gap_closed(0.85, 0.80, 0.90, min_gap=0.05) == pytest.approx(0.5)
-    assert stats.gap_closed(0.85, 0.80, 0.75, min_gap=0.05) == pytest.approx(-1.0)  # |gap| counts
+    # an oracle below the baseline: dividing by the negative gap would rank the worst strategy first
+    assert math.isnan(stats.gap_closed(0.85, 0.80, 0.75, min_gap=0.05))
+    assert math.isnan(stats.gap_closed(0.85, 0.80, 0.75))
 
 
 def test_sign_test_known_values():
@@ -35,13 +37,15 @@ def test_sign_test_known_values():
         stats.sign_test([1.0, float("nan")])
 
 
-def scores_table(finetuned: dict[str, list[float]], baseline=(0.5,) * 5, oracle=(0.9,) * 5, budget="1scan"):
+def scores_table(finetuned: dict[str, list[float]], baseline=(0.5,) * 5, oracle=(0.9,) * 5, budget="1scan",
+                 seed="0", source="s"):
     cases = [f"CC03{i:02d}" for i in range(len(baseline))]
-    rows = [dict(variant="a", role="oracle", strategy="none", source="t", target="t", budget=None, case=c, sdice=o)
+    common = dict(variant="a", target="t", seed=seed)
+    rows = [dict(common, role="oracle", strategy="none", source="t", budget=None, case=c, sdice=o)
             for c, o in zip(cases, oracle)]
-    rows += [dict(variant="a", role="baseline", strategy="none", source="s", target="t", budget=None, case=c, sdice=b)
+    rows += [dict(common, role="baseline", strategy="none", source=source, budget=None, case=c, sdice=b)
              for c, b in zip(cases, baseline)]
-    rows += [dict(variant="a", role="finetune", strategy=k, source="s", target="t", budget=budget, case=c, sdice=v)
+    rows += [dict(common, role="finetune", strategy=k, source=source, budget=budget, case=c, sdice=v)
              for k, values in finetuned.items() for c, v in zip(cases, values)]
     return pd.DataFrame(rows)
 
@@ -103,3 +107,42 @@ def test_budget_order_and_cells():
                                                                                 "3scans"]
     cells = mean_std(pd.DataFrame([[0.8512, np.nan]]), pd.DataFrame([[0.031, np.nan]]))
     assert cells.iloc[0].tolist() == ["0.85 (0.03)", ""]
+
+
+def test_oracle_below_baseline_ranks_by_score_not_by_a_flipped_ratio():
+    # oracle 0.5 < baseline 0.6: as a ratio, ft_all (0.4 → +2.0) would beat ft_first (0.7 → −1.0)
+    scores = scores_table({"ft_all": [0.4] * 5, "ft_first": [0.7] * 5}, baseline=[0.6] * 5, oracle=[0.5] * 5)
+    per_scan = stats.per_scan_gap_closed(scores, min_gap=0.05)
+    assert per_scan.gap_closed.isna().all()
+    row = stats.winners(per_scan, ["ft_all", "ft_first"], 0.1, min_gap=0.05).iloc[0]
+    assert row.winner == "ft_first" and row.runner_up == "ft_all"
+
+
+def test_each_seed_is_compared_with_its_own_baseline_and_oracle():
+    seed0 = scores_table({"ft_all": [0.7] * 5}, baseline=[0.5] * 5, oracle=[0.9] * 5, seed="0")
+    seed1 = scores_table({"ft_all": [0.7] * 5}, baseline=[0.3] * 5, oracle=[0.7] * 5, seed="1")
+    per_pair = stats.per_pair_gap_closed(stats.per_scan_gap_closed(pd.concat([seed0, seed1])))
+    assert per_pair.set_index("seed").gap_closed.to_dict() == {"0": pytest.approx(0.5), "1": pytest.approx(1.0)}
+    mean, table = gap_closed_table(per_pair, ["ft_all"])  # several seeds: mean (std) over seeds of the pair means
+    assert mean.loc["ft_all", "1scan"] == pytest.approx(0.75)
+    assert table.loc["ft_all", "1scan"] == f"0.75 ({np.std([0.5, 1.0], ddof=1):.2f})"
+
+
+def test_batchnorm_arm_pairs_match_class_and_every_other_setting():
+    arms = {
+        "ft_first": {"class": "ft_first", "hparams": {"frozen_bn": "train", "lr": None, "layers": "first"}},
+        "ft_first_bn_eval": {"class": "ft_first", "hparams": {"frozen_bn": "eval", "lr": None, "layers": "first"}},
+        "ft_last_fast_eval": {"class": "ft_last", "hparams": {"frozen_bn": "eval", "lr": 0.1, "layers": "last"}},
+        "ft_last": {"class": "ft_last", "hparams": {"frozen_bn": "train", "lr": None, "layers": "last"}},
+        "bn_stats": {"class": "bn_stats", "hparams": {"frozen_bn": "train", "lr": None}},
+    }
+    assert stats.batchnorm_arm_pairs(arms) == [("ft_first", "ft_first_bn_eval")]  # ft_last's lr differs
+
+
+def test_compare_arms_counts_and_sign_test():
+    scores = scores_table({"ft_first": [0.8, 0.8, 0.8, 0.8, 0.6], "ft_first_bn_eval": [0.7] * 5})
+    row = stats.compare_arms(stats.per_scan_gap_closed(scores), "ft_first", "ft_first_bn_eval", 0.5).iloc[0]
+    assert row.better == "ft_first" and row.mean_sdice_difference == pytest.approx(0.06)
+    assert row.p_value == pytest.approx(12 / 32)  # 4 of 5 positive: 2 · P(X ≥ 4 | n=5) = 2 · 6/32
+    assert row.significant  # at 0.5
+    assert row.gap_closed_a == pytest.approx((0.76 - 0.5) / 0.4) and row.gap_closed_b == pytest.approx(0.5)

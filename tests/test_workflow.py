@@ -19,9 +19,13 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 pytestmark = pytest.mark.workflow
 
 
+ARMS = ["ft_all", "ft_first", "ft_first_bn_eval", "bn_stats"]  # config/tiny.yaml, in its order
+
+
 def snakemake(workdir, *args, configfile="tiny.yaml", snakefile=ROOT / "Snakefile"):
-    command = SNAKEMAKE + ["--snakefile", str(snakefile), "--directory", str(workdir),
-                           "--configfile", str(workdir / "config" / configfile), "--cores", "2", *args]
+    configfiles = [configfile] if isinstance(configfile, str) else configfile
+    command = SNAKEMAKE + ["--snakefile", str(snakefile), "--directory", str(workdir), "--configfile",
+                           *[str(workdir / "config" / name) for name in configfiles], "--cores", "2", *args]
     return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
 
 
@@ -57,15 +61,32 @@ def test_tiny_workflow_outputs(tiny_run):
 def test_trained_models_and_records(tiny_run):
     splits = json.loads((tiny_run / "results/data/splits.json").read_text())["domains"]
     models = tiny_run / "results/models/unet2d_residual"
-    assert len(list(models.glob("source/*/model.pt"))) == 3 and len(list(models.glob("oracle/*/fold*/model.pt"))) == 9
+    sources = list(models.glob("source/*/seed0/record.json"))
+    oracles = list(models.glob("oracle/*/fold*/seed0/record.json"))
+    assert len(sources) == 3 and len(oracles) == 9
+    for path in sources + oracles:  # validation scans are scored after the last epoch and never trained on
+        record = json.loads(path.read_text())
+        assert [v["epoch"] for v in record["validation"]] == [2] and 0 <= record["validation"][0]["sdice"] <= 1
+        assert len(record["validation_cases"]) == 1 and not set(record["validation_cases"]) & set(record["cases"])
+        assert record["final_model"] == "last epoch"
     records = list(models.glob("finetune/*/*/*/seed0/record.json"))
-    assert len(records) == 3 * 6 * 2  # strategies × pairs × budgets
+    assert len(records) == 4 * 6 * 2  # arms × pairs × budgets
+    by_run = {}
     for path in records:
         record = json.loads(path.read_text())
-        target = splits[record["identity"]["target"]]
+        identity = record["identity"]
+        target = splits[identity["target"]]
         assert set(record["cases"]) <= set(target["finetune_order"]) and set(record["cases"]).isdisjoint(target["test"])
-        assert len(record["losses"]) == 2 and all(np.isfinite(record["losses"]))
-        assert record["versions"]["torch"].startswith("2.13.0")
+        assert len(record["losses"]) == (0 if identity["strategy"] == "bn_stats" else 2)
+        assert all(np.isfinite(record["losses"])) and record["versions"]["torch"].startswith("2.13.0")
+        by_run[identity["strategy"], identity["source"], identity["target"], identity["budget"]] = record
+    # two arms of one class: their own identity and folder, the same batch stream
+    first, first_eval = by_run["ft_first", "ge_15", "siemens_3", "every4"], by_run["ft_first_bn_eval", "ge_15",
+                                                                                   "siemens_3", "every4"]
+    assert first["identity"]["hparams"] == {} and first_eval["identity"]["hparams"] == {"strategy": "ft_first",
+                                                                                         "frozen_bn": "eval"}
+    assert first["seed"] == first_eval["seed"] == by_run["ft_all", "ge_15", "siemens_3", "every4"]["seed"]
+    assert first["seed"] != by_run["ft_first", "ge_15", "siemens_3", "2scans"]["seed"]
     assert not list((tiny_run / "results").glob("checkpoints/**/*.pt"))  # removed once the final weights exist
 
 
@@ -73,7 +94,7 @@ def test_scores_tables_and_figures(tiny_run):
     splits = json.loads((tiny_run / "results/data/splits.json").read_text())["domains"]
     scores = pd.read_csv(tiny_run / "results/scores/scores.tsv", sep="\t", dtype={"budget": str})
     counts = scores.role.value_counts().to_dict()
-    assert counts == {"oracle": 12, "baseline": 3 * 8, "finetune": 3 * 6 * 2 * 2}  # strategies × pairs × budgets × tests
+    assert counts == {"oracle": 12, "baseline": 3 * 8, "finetune": 4 * 6 * 2 * 2}  # arms × pairs × budgets × tests
     assert scores[["sdice", "dice"]].apply(lambda c: c.between(0, 1)).all().all()
     oracle = scores[scores.role == "oracle"]
     assert sorted(oracle.case) == sorted(c for d in splits.values() for c in d["cases"])  # folds cover each scan once
@@ -87,13 +108,21 @@ def test_scores_tables_and_figures(tiny_run):
     assert "| target \\ source" in (tables / "sdice_matrix.md").read_text()
     assert "\\begin{table}" in (tables / "gap_closed.tex").read_text()
     gap = pd.read_csv(tables / "gap_closed.csv", index_col=0)
-    assert list(gap.index) == ["ft_all", "ft_first", "ft_last"] and list(gap.columns) == ["every4", "2scans"]
+    assert list(gap.index) == ARMS and list(gap.columns) == ["every4", "2scans"]
     winners = pd.read_csv(tables / "winners.tsv", sep="\t")
     assert len(winners) == 6 * 2 and winners.p_value.between(0, 1).all()
-    assert set(winners.winner) <= {"ft_all", "ft_first", "ft_last"}
+    assert set(winners.winner) <= set(ARMS)
     summary = json.loads((tables / "summary.json").read_text())
     assert 0 <= summary["oracle_mean"] <= 1 and 0 <= summary["baseline_mean"] <= 1
-    for name in ["sdice_matrix", "gap_closed", "winners"]:
+    batchnorm = pd.read_csv(tables / "batchnorm.csv", index_col=0)
+    assert list(batchnorm.index) == ["ft_first", "ft_first_bn_eval", "bn_stats"]
+    tests = pd.read_csv(tables / "batchnorm_tests.tsv", sep="\t")
+    assert len(tests) == 6 * 2 and set(tests.arm_a) == {"ft_first"} and set(tests.arm_b) == {"ft_first_bn_eval"}
+    assert set(tests.better) <= {"ft_first", "ft_first_bn_eval", "tie"} and tests.p_value.between(0, 1).all()
+    curves = pd.read_csv(tables / "convergence.tsv", sep="\t")
+    assert curves.groupby("role").run.nunique().to_dict() == {"source": 3, "oracle": 9, "finetune": 3 * 6 * 2}
+    assert curves[curves.role == "source"].val_sdice.notna().sum() == 3  # validated once, after the last epoch
+    for name in ["sdice_matrix", "gap_closed", "winners", "batchnorm", "convergence"]:
         assert (tiny_run / f"results/figures/unet2d_residual/{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (tiny_run / f"results/figures/unet2d_residual/{name}.pdf").read_bytes()[:4] == b"%PDF"
 
@@ -103,14 +132,15 @@ def test_report_embeds_figures_and_methods(tiny_run):
     assert result.returncode == 0, result.stderr[-3000:]
     html = (tiny_run / "results/report.html").read_text()
     assert "Methods." in html and "sign test" in html
-    for name in ["sdice_matrix.png", "gap_closed.png", "winners.png", "gap_closed.csv", "scores.tsv"]:
+    for name in ["sdice_matrix.png", "gap_closed.png", "winners.png", "batchnorm.png", "convergence.png",
+                 "gap_closed.csv", "batchnorm.csv", "scores.tsv"]:
         assert name in html
 
 
 def changed_config(workdir, edit):
     config = yaml.safe_load((workdir / "config/tiny.yaml").read_text())
     edit(config)
-    (workdir / "config/changed.yaml").write_text(yaml.safe_dump(config))
+    (workdir / "config/changed.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     dry = snakemake(workdir, "-n", configfile="changed.yaml")
     assert dry.returncode == 0, dry.stderr
     return planned_jobs(dry.stdout)
@@ -120,13 +150,17 @@ def test_rerun_plans_only_what_a_change_touches(tiny_run):
     assert "Nothing to be done" in snakemake(tiny_run, "-n").stdout
     one_strategy = changed_config(tiny_run, lambda c: c["strategies"].update(ft_first={"lr": 0.01}))
     study = {"collect_scores": 1, "analyse": 1, "figures": 1, "all": 1}
-    assert one_strategy == {"finetune": 6, "score_finetune": 6, **study}  # the 6 pairs of ft_first only
+    retrained = {**study, "convergence": 1}  # the learning curves read every run record
+    assert one_strategy == {"finetune": 6, "score_finetune": 6, **retrained}  # the 6 pairs of ft_first only
+    new_arm = changed_config(tiny_run, lambda c: c["strategies"].update(ft_last_bn_eval={"strategy": "ft_last",
+                                                                                         "frozen_bn": "eval"}))
+    assert new_arm == {"finetune": 6, "score_finetune": 6, **retrained}
     tolerance = changed_config(tiny_run, lambda c: c["evaluation"].update(tolerance_mm=2.5))
-    assert tolerance == {"score_oracle": 3, "score_baseline": 3, "score_finetune": 18, **study}  # no retraining
+    assert tolerance == {"score_oracle": 3, "score_baseline": 3, "score_finetune": 24, **study}  # no retraining
     significance = changed_config(tiny_run, lambda c: c["evaluation"].update(significance_level=0.05))
     assert significance == {"analyse": 1, "figures": 1, "all": 1}
-    training = {"train_source": 3, "train_oracle": 9, "finetune": 18, "score_oracle": 3, "score_baseline": 3,
-                "score_finetune": 18, **study}
+    training = {"train_source": 3, "train_oracle": 9, "finetune": 24, "score_oracle": 3, "score_baseline": 3,
+                "score_finetune": 24, **retrained}
     scaling = changed_config(tiny_run, lambda c: c["preprocess"].update(clip_percentiles=[2.0, 98.0]))
     assert scaling == {"scale_intensity": 12, "make_splits": 1, **training}
     spacing = changed_config(tiny_run, lambda c: c["preprocess"].update(spacing_mm=[4.0, 4.0, 4.0]))
@@ -138,9 +172,10 @@ def test_one_job_per_strategy_gives_identical_models(tiny_run, tmp_path):
     workdir = tmp_path / "copy"
     shutil.copytree(tiny_run, workdir, symlinks=True)
     planned = changed_config(workdir, lambda c: c["training"].update(finetune_job="strategy"))
-    assert planned == {"finetune": 3, "score_finetune": 3, "collect_scores": 1, "analyse": 1, "figures": 1, "all": 1}
+    assert planned == {"finetune": 4, "score_finetune": 4, "collect_scores": 1, "analyse": 1, "figures": 1,
+                       "convergence": 1, "all": 1}
     models = sorted((tiny_run / "results/models/unet2d_residual/finetune").glob("*/*/*/seed0/model.pt"))
-    assert len(models) == 36
+    assert len(models) == 48
     shutil.rmtree(workdir / "results/models/unet2d_residual/finetune")
     result = snakemake(workdir, *[str(m.relative_to(tiny_run)) for m in models], configfile="changed.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -164,6 +199,16 @@ def test_editing_a_script_replans_its_rule_and_dependants(tiny_run, tmp_path):
     script.write_text(script.read_text() + "# an edit\n")
     edited = snakemake(workdir, "-n", snakefile=workdir / "Snakefile")
     assert planned_jobs(edited.stdout) == {"analyse": 1, "figures": 1, "all": 1}
+
+
+def test_an_overlay_with_one_arm_plans_only_that_arm(tiny_run):
+    (tiny_run / "config/one_arm.yaml").write_text("strategies:\n  ft_all: {}\nsplits:\n  budgets: [every4]\n")
+    dry = snakemake(tiny_run, "-n", "--forceall", configfile=["tiny.yaml", "one_arm.yaml"])
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    planned = planned_jobs(dry.stdout)
+    assert planned["finetune"] == 6 and planned["score_finetune"] == 6  # one arm × 6 pairs, not four arms
+    assert "results/models/unet2d_residual/finetune/ft_all/ge_15_to_siemens_3/every4/seed0/model.pt" in dry.stdout
+    assert "ft_first" not in dry.stdout and "2scans" not in dry.stdout and "bn_stats" not in dry.stdout
 
 
 def planned_jobs(dry_run_output):

@@ -73,6 +73,13 @@ def read_scores(path: str | Path) -> pd.DataFrame:
                        na_values=[""])
 
 
+def validation_scores(model: torch.nn.Module, cases: list[str], scans: ScanCache, tolerance_mm: float,
+                      batch_size: int = 32, device: str = "auto", bf16: bool = False) -> dict[str, float]:
+    """Mean surface Dice and Dice over validation scans (what a training run logs every few epochs)."""
+    table = score_scans(model, cases, scans, tolerance_mm, batch_size, device, bf16)
+    return {"sdice": float(table.sdice.mean()), "dice": float(table.dice.mean())}
+
+
 def score_scans(model: torch.nn.Module, cases: list[str], scans: ScanCache, tolerance_mm: float,
                 batch_size: int = 32, device: str = "auto", bf16: bool = False) -> pd.DataFrame:
     """One row per case: surface Dice at tolerance_mm, volumetric Dice, HD95 and ASSD of the predicted mask."""

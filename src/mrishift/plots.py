@@ -87,3 +87,60 @@ def winners_figure(winners: pd.DataFrame, strategies: list[str], significance: f
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(0, -0.18))
     return figure
+
+
+def batchnorm_figure(per_pair: pd.DataFrame, bn_pairs: list[tuple[str, str]], statistics_arms: list[str], title: str):
+    """Gap closed per budget (mean ± standard error over pairs) of each arm under both BatchNorm modes — frozen
+    layers' statistics following the target (solid) or kept from the source (dashed) — and of statistics-only arms
+    (dotted): what the statistics alone do, and what the weights add."""
+    order = budget_order(per_pair.budget)
+    x = np.arange(len(order))
+    palette = sns.color_palette(n_colors=max(1, len(bn_pairs)))
+    figure, ax = plt.subplots(figsize=(max(6.0, 1.8 * len(order)), 4.5))
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.axhline(1, color="grey", linewidth=0.8, linestyle="--")
+    lines = [(arm, palette[i], style, f"{arm} (frozen BN: {mode})")
+             for i, pair in enumerate(bn_pairs) for arm, style, mode in zip(pair, ("-", "--"), ("train", "eval"))]
+    lines += [(arm, "black", ":", f"{arm} (statistics only)") for arm in statistics_arms]
+    for k, (arm, colour, style, name) in enumerate(lines):
+        values = per_pair[per_pair.strategy == arm].groupby("budget").gap_closed
+        mean, sem = values.mean().reindex(order), values.sem().reindex(order)
+        ax.errorbar(x + 0.04 * (k - len(lines) / 2), mean, yerr=sem, color=colour, linestyle=style, marker="o",
+                    capsize=3, label=name)
+    if not lines:
+        ax.text(0.5, 0.5, "this study has no arms that differ only in their BatchNorm mode", ha="center",
+                transform=ax.transAxes)
+    ax.set_xticks(x, order)
+    ax.set_xlabel("target-data budget (least → most)")
+    ax.set_ylabel("gap closed (mean ± s.e. over pairs)")
+    ax.set_title(title)
+    if lines:
+        ax.legend(fontsize=7, loc="best")
+    return figure
+
+
+def convergence_figure(curves: pd.DataFrame, title: str):
+    """Training curves from the run records vs optimizer step (mean and ± sd band over runs): source and oracle loss
+    and validation surface Dice, then the fine-tuning loss of each arm, one panel per budget."""
+    finetune = curves[curves.role == "finetune"]
+    budgets = budget_order(finetune.budget.dropna()) if len(finetune) else []
+    figure, axes = plt.subplots(1, 2 + len(budgets), figsize=(4.2 * (2 + len(budgets)), 3.8), squeeze=False)
+    axes = axes[0]
+    references = curves[curves.role.isin(["source", "oracle"])]
+    sns.lineplot(data=references, x="step", y="loss", hue="role", errorbar="sd", ax=axes[0])
+    axes[0].set_title("source / oracle: training loss")
+    validated = references.dropna(subset=["val_sdice"])
+    if len(validated):
+        sns.lineplot(data=validated, x="step", y="val_sdice", hue="role", errorbar="sd", marker="o", ax=axes[1])
+    axes[1].set_title("source / oracle: validation surface Dice")
+    for ax, budget in zip(axes[2:], budgets):
+        sns.lineplot(data=finetune[finetune.budget == budget], x="step", y="loss", hue="strategy", errorbar="sd",
+                     ax=ax)
+        ax.set_title(f"fine-tuning loss, budget {budget}")
+        ax.legend(fontsize=7)
+    for ax in axes:
+        ax.set_xlabel("optimizer step")
+    axes[0].set_yscale("log")
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from mrishift import __version__, models
@@ -35,8 +37,19 @@ def save_model(path: str | Path, model: torch.nn.Module, arch: str, width: float
         torch.save({"arch": arch, "width": width, "model": model.state_dict()}, tmp)
 
 
-def load_model(path: str | Path, map_location="cpu") -> torch.nn.Module:
-    state = torch.load(path, map_location=map_location, weights_only=True)
+class ModelFileError(ValueError):
+    """A model file that cannot be used; the message names the file and what makes it."""
+
+
+def load_model(path: str | Path, map_location="cpu", made_by: str = "") -> torch.nn.Module:
+    """The network saved by ``save_model``; a damaged file raises ``ModelFileError`` naming it and, when given, the
+    rule that makes it (delete the file and rerun that rule)."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:
+        remedy = f"; delete it and rerun rule {made_by}, which makes it" if made_by else ""
+        raise ModelFileError(f"{path}: unreadable model file ({type(error).__name__}: "
+                             f"{str(error).strip().splitlines()[0] if str(error).strip() else ''}){remedy}") from error
     model = models.build(state["arch"], width=state["width"])
     model.load_state_dict(state["model"])
     return model
@@ -52,3 +65,41 @@ def versions() -> dict:
 
 def write_record(path: str | Path, **fields) -> None:
     write_json(path, {**fields, "versions": versions()})
+
+
+def learning_curves(record_paths) -> pd.DataFrame:
+    """One row per (training run, epoch) from run records: identity, optimizer step at the epoch's end, mean
+    training loss, and the validation scores where the run validated at that epoch (NaN elsewhere)."""
+    rows = []
+    for path in record_paths:
+        record = json.loads(Path(path).read_text())
+        identity, steps = record["identity"], record["recipe"]["iters_per_epoch"]
+        validation = {v["epoch"]: v for v in record.get("validation", [])}
+        for epoch, loss in enumerate(record["losses"], start=1):
+            rows.append({"run": str(Path(path).parent), "role": identity["role"],
+                         "strategy": identity.get("strategy") if identity["role"] == "finetune" else identity["role"],
+                         "source": identity.get("source", identity.get("domain")), "target": identity.get("target"),
+                         "budget": identity.get("budget"), "seed": str(identity.get("seed")), "epoch": epoch,
+                         "step": epoch * steps, "loss": loss,
+                         "val_sdice": validation.get(epoch, {}).get("sdice", np.nan),
+                         "val_dice": validation.get(epoch, {}).get("dice", np.nan)})
+    return pd.DataFrame(rows, columns=["run", "role", "strategy", "source", "target", "budget", "seed", "epoch", "step",
+                                       "loss", "val_sdice", "val_dice"])
+
+
+def convergence_summary(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per role/arm and budget, from ``learning_curves``: runs, epochs, the mean loss of the first epoch and of the
+    last fifth of the epochs, its relative change from the fifth before (≈ 0: a plateau), and the last and best mean
+    validation surface Dice where the runs validated."""
+    rows = []
+    for (role, strategy, budget), runs in curves.groupby(["role", "strategy", "budget"], sort=False, dropna=False):
+        loss = runs.groupby("epoch").loss.mean()
+        fifth = max(1, len(loss) // 5)
+        final, before = loss.iloc[-fifth:].mean(), loss.iloc[-2 * fifth:-fifth].mean()
+        validation = runs.dropna(subset=["val_sdice"]).groupby("epoch").val_sdice.mean()
+        rows.append({"role": role, "strategy": strategy, "budget": budget if isinstance(budget, str) else "",
+                     "runs": runs.run.nunique(), "epochs": len(loss), "first_loss": loss.iloc[0], "final_loss": final,
+                     "change_over_last_fifth": (final - before) / before if len(loss) >= 2 else np.nan,
+                     "final_val_sdice": validation.iloc[-1] if len(validation) else np.nan,
+                     "best_val_sdice": validation.max() if len(validation) else np.nan})
+    return pd.DataFrame(rows)

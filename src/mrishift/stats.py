@@ -1,7 +1,8 @@
 """The study's statistics: gap closed ("DR"), the winning strategy per pair and budget, and the paired sign test.
 
 All functions take the tidy per-scan score table written by the workflow (one row per model × test scan, columns
-role, strategy, source, target, budget, case and the metrics) and return tidy tables.
+role, strategy (the arm's name), source, target, budget, seed, case and the metrics) and return tidy tables. A
+fine-tuned model of seed s is compared with the baseline and the oracle of the same seed (seeds run the whole chain).
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ GAP_EPS = 1e-9  # the smallest gap ever divided by: below it gap closed is undef
 
 
 def gap_closed(score, baseline, oracle, min_gap: float = GAP_EPS):
-    """(score − baseline) / (oracle − baseline), elementwise; NaN where |oracle − baseline| < ``min_gap``.
+    """(score − baseline) / (oracle − baseline), elementwise; NaN unless oracle − baseline ≥ ``min_gap`` (> 0).
 
     A pair whose unadapted model is already (nearly) as good as the oracle has no gap to close: any difference,
-    divided by the tiny gap, would become an arbitrarily large ratio and dominate every mean."""
+    divided by the tiny gap, would become an arbitrarily large ratio and dominate every mean. Where the oracle is
+    *below* the baseline the ratio would flip sign — the worst strategy would look best — so it is undefined too."""
     score, baseline, oracle = (np.asarray(x, dtype=float) for x in (score, baseline, oracle))
     gap = oracle - baseline
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(np.abs(gap) >= max(min_gap, GAP_EPS), (score - baseline) / gap, np.nan)
+        return np.where(gap >= max(min_gap, GAP_EPS), (score - baseline) / gap, np.nan)
 
 
 def sign_test(differences) -> float:
@@ -37,22 +39,23 @@ def sign_test(differences) -> float:
 
 
 def reference_scores(scores: pd.DataFrame, metric: str = "sdice") -> pd.DataFrame:
-    """Per (source, case): the baseline (source model, no adaptation) and the oracle (target's own CV) score."""
-    baseline = scores[scores.role == "baseline"][["source", "case", metric]].rename(columns={metric: "baseline"})
-    oracle = scores[scores.role == "oracle"][["case", metric]].rename(columns={metric: "oracle"})
-    if oracle.case.duplicated().any():
-        raise ValueError("oracle scores list a case twice: the CV test folds must not overlap")
-    return baseline.merge(oracle, on="case", how="left", validate="many_to_one")
+    """Per (source, seed, case): the baseline (source model, no adaptation) and the oracle (target's own CV) score."""
+    baseline = scores[scores.role == "baseline"][["source", "seed", "case", metric]].rename(columns={metric: "baseline"})
+    oracle = scores[scores.role == "oracle"][["seed", "case", metric]].rename(columns={metric: "oracle"})
+    if oracle.duplicated(["seed", "case"]).any():
+        raise ValueError("oracle scores list a case twice for one seed: the CV test folds must not overlap")
+    return baseline.merge(oracle, on=["seed", "case"], how="left", validate="many_to_one")
 
 
 def per_scan_gap_closed(scores: pd.DataFrame, metric: str = "sdice", min_gap: float = GAP_EPS) -> pd.DataFrame:
     """Fine-tuned rows with their baseline and oracle scores on the same scan and the per-scan gap closed."""
     finetuned = scores[scores.role == "finetune"]
-    merged = finetuned.merge(reference_scores(scores, metric), on=["source", "case"], how="left", validate="many_to_one")
+    merged = finetuned.merge(reference_scores(scores, metric), on=["source", "seed", "case"], how="left",
+                             validate="many_to_one")
     missing = merged[merged.baseline.isna() | merged.oracle.isna()]
     if len(missing):
         raise ValueError(f"no baseline/oracle score for {len(missing)} fine-tuned test scans, "
-                         f"e.g. {missing.iloc[0][['source', 'case']].to_dict()}")
+                         f"e.g. {missing.iloc[0][['source', 'seed', 'case']].to_dict()}")
     merged["gap_closed"] = gap_closed(merged[metric], merged.baseline, merged.oracle, min_gap)
     return merged
 
@@ -60,10 +63,11 @@ def per_scan_gap_closed(scores: pd.DataFrame, metric: str = "sdice", min_gap: fl
 PAIR_KEYS = ["variant", "source", "target", "budget", "strategy"]
 
 
-def per_pair_gap_closed(per_scan: pd.DataFrame, metric: str = "sdice", min_gap: float = GAP_EPS) -> pd.DataFrame:
-    """Gap closed of each (variant, pair, budget, strategy) from the pair means (the paper's per-pair DR), averaged
-    over seeds first."""
-    means = per_scan.groupby(PAIR_KEYS, sort=False).agg(
+def per_pair_gap_closed(per_scan: pd.DataFrame, metric: str = "sdice", min_gap: float = GAP_EPS,
+                        by_seed: bool = True) -> pd.DataFrame:
+    """Gap closed of each (variant, pair, budget, strategy[, seed]) from the pair means (the paper's per-pair DR);
+    with ``by_seed=False`` the means pool the seeds (equal-sized, so = the mean of the seeds' means)."""
+    means = per_scan.groupby(PAIR_KEYS + (["seed"] if by_seed else []), sort=False).agg(
         score=(metric, "mean"), baseline=("baseline", "mean"), oracle=("oracle", "mean"), n_scans=("case", "nunique"))
     means["gap_closed"] = gap_closed(means.score, means.baseline, means.oracle, min_gap)
     return means.reset_index()
@@ -75,8 +79,8 @@ def winners(per_scan: pd.DataFrame, strategy_order: list[str], significance: flo
     per-scan differences (seed-averaged). Ties at the top go to the strategy listed first in ``strategy_order`` and are
     marked ``tied`` (never significant). Where the oracle–baseline gap is below ``min_gap``, gap closed is undefined
     and the strategies are ranked by their mean score instead (the same order a small positive gap would give)."""
-    pairs = per_pair_gap_closed(per_scan, metric, min_gap)
-    by_scan = per_scan.groupby(["variant", "source", "target", "budget", "strategy", "case"], sort=False)[metric].mean()
+    pairs = per_pair_gap_closed(per_scan, metric, min_gap, by_seed=False)
+    by_scan = per_scan.groupby(["variant", "source", "target", "budget", "strategy", "case"])[metric].mean()
     rows = []
     for (variant, source, target, budget), group in pairs.groupby(["variant", "source", "target", "budget"], sort=False):
         if len(group) < 2:
@@ -108,3 +112,38 @@ def sdice_matrix(scores: pd.DataFrame, metric: str = "sdice") -> tuple[pd.DataFr
     mean = stats["mean"].unstack("source").reindex(index=domains, columns=domains)
     std = stats["std"].unstack("source").reindex(index=domains, columns=domains)
     return mean, std
+
+
+def batchnorm_arm_pairs(arms: dict[str, dict]) -> list[tuple[str, str]]:
+    """(train-mode arm, eval-mode arm) pairs of a study: the same strategy class and hyper-parameters but for
+    ``frozen_bn``. ``arms``: arm -> {"class": ..., "hparams": {... resolved, frozen_bn included}}."""
+    modes: dict[tuple, dict[str, str]] = {}
+    for arm, spec in arms.items():
+        hparams = dict(spec["hparams"])
+        mode = hparams.pop("frozen_bn", None)
+        if mode is not None:
+            modes.setdefault((spec["class"], repr(sorted(hparams.items()))), {})[mode] = arm
+    return [(m["train"], m["eval"]) for m in modes.values() if {"train", "eval"} <= set(m)]
+
+
+def compare_arms(per_scan: pd.DataFrame, a: str, b: str, significance: float, metric: str = "sdice",
+                 min_gap: float = GAP_EPS) -> pd.DataFrame:
+    """Arm ``a`` against arm ``b`` per (variant, pair, budget): their gap closed (seed-averaged pair means), the
+    difference, and the two-sided sign test of the per-scan score differences (seed-averaged)."""
+    pairs = per_pair_gap_closed(per_scan[per_scan.strategy.isin([a, b])], metric, min_gap, by_seed=False)
+    by_scan = per_scan.groupby(["variant", "source", "target", "budget", "strategy", "case"])[metric].mean()
+    rows = []
+    for (variant, source, target, budget), group in pairs.groupby(["variant", "source", "target", "budget"], sort=False):
+        arms = group.set_index("strategy")
+        if not {a, b} <= set(arms.index):
+            raise ValueError(f"{variant} {source}→{target} {budget}: arms {a} and {b} are not both scored")
+        x, y = (by_scan.loc[(variant, source, target, budget, arm)] for arm in (a, b))
+        difference = (x - y.reindex(x.index)).to_numpy()
+        p = sign_test(difference)
+        mean_difference = float(np.mean(difference))
+        rows.append({"variant": variant, "source": source, "target": target, "budget": budget, "arm_a": a, "arm_b": b,
+                     "gap_closed_a": arms.loc[a, "gap_closed"], "gap_closed_b": arms.loc[b, "gap_closed"],
+                     f"mean_{metric}_difference": mean_difference, "p_value": p,
+                     "better": a if mean_difference > 0 else b if mean_difference < 0 else "tie",
+                     "significant": p < significance and mean_difference != 0})
+    return pd.DataFrame(rows)

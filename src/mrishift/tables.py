@@ -35,8 +35,13 @@ def sdice_matrix_table(mean: pd.DataFrame, std: pd.DataFrame) -> pd.DataFrame:
 
 
 def gap_closed_table(per_pair: pd.DataFrame, strategies: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Mean ± std over pairs of the per-pair gap closed, strategy rows × budget columns (numbers, formatted)."""
-    stats = per_pair.groupby(["strategy", "budget"]).gap_closed.agg(["mean", "std"])
+    """Strategy rows × budget columns of the per-pair gap closed (numbers, formatted): mean (std) over pairs with one
+    seed; with several, the mean over pairs per seed, then its mean (std) over seeds."""
+    if "seed" in per_pair and per_pair.seed.nunique() > 1:
+        per_seed = per_pair.groupby(["strategy", "budget", "seed"]).gap_closed.mean()
+        stats = per_seed.groupby(["strategy", "budget"]).agg(["mean", "std"])
+    else:
+        stats = per_pair.groupby(["strategy", "budget"]).gap_closed.agg(["mean", "std"])
     columns = budget_order(per_pair.budget)
     mean = stats["mean"].unstack("budget").reindex(index=strategies, columns=columns)
     std = stats["std"].unstack("budget").reindex(index=strategies, columns=columns)

@@ -1,4 +1,9 @@
-"""Gap closed, winners with sign tests, and the study's tables for one model variant (rule analyse)."""
+"""Gap closed, winners with sign tests, the BatchNorm-mode comparison, and the study's tables for one model variant
+(rule analyse)."""
+
+import json
+
+import pandas as pd
 
 from mrishift import stats, tables
 from mrishift.evaluate import read_scores
@@ -26,6 +31,30 @@ tables.write_table(gap_table, out.gap_closed.removesuffix(".csv"),
                    f"source→target pairs with an oracle−baseline gap of at least {params.min_gap:g}, per strategy (rows) "
                    "and target-data budget (columns).", numbers=gap_mean)
 winners = stats.winners(per_scan, params.strategies, params.significance, metric, params.min_gap)
+
+# Statistics vs weights: arms that differ only in their frozen layers' BatchNorm mode, and statistics-only arms.
+arms = json.loads(params.arms)
+bn_pairs = stats.batchnorm_arm_pairs(arms)
+statistics_arms = [arm for arm, spec in arms.items() if not spec["trains"] and spec["class"] != "none"]
+bn_rows = [arm for pair in bn_pairs for arm in pair] + statistics_arms
+bn_mean, bn_table = tables.gap_closed_table(per_pair[per_pair.strategy.isin(bn_rows)], bn_rows)
+bn_table.index = [f"{arm} ({'statistics only' if arm in statistics_arms else 'frozen BN: ' + arms[arm]['hparams']['frozen_bn']})"
+                  for arm in bn_table.index]
+bn_tests = pd.concat([stats.compare_arms(per_scan, a, b, params.significance, metric, params.min_gap)
+                      for a, b in bn_pairs] or [pd.DataFrame()], ignore_index=True)
+counts = []
+for (a, b, budget), group in (bn_tests.groupby(["arm_a", "arm_b", "budget"], sort=False) if len(bn_tests) else []):
+    counts.append(f"{a} vs {b} at {budget}: {a} better in {(group.better == a).sum()} pairs "
+                  f"({(group.significant & (group.better == a)).sum()} significant), {b} better in "
+                  f"{(group.better == b).sum()} ({(group.significant & (group.better == b)).sum()} significant)")
+tables.write_table(bn_table, out.batchnorm.removesuffix(".csv"),
+                   "Statistics vs weights. Gap closed, mean (std) over pairs, of each arm whose frozen layers' "
+                   "BatchNorm statistics follow the target ('train', the public code) or stay the source's ('eval'), and "
+                   "of statistics-only arms (every BatchNorm layer re-estimated on the budget's slices, no weight moves). "
+                   "Paired sign tests per pair on per-scan surface Dice (p < " f"{params.significance:g}): "
+                   + ("; ".join(counts) if counts else "no arms differ only in their BatchNorm mode") + ".",
+                   numbers=bn_mean)
+write_table(out.batchnorm_tests, bn_tests)
 write_table(out.per_scan, per_scan)
 write_table(out.per_pair, per_pair)
 write_table(out.winners, winners)
@@ -44,6 +73,9 @@ summary = {
                           for s, g in per_pair.groupby("strategy")},
     "min_gap": params.min_gap,
     "pairs_without_gap": sorted({f"{r.source}→{r.target}" for r in per_pair[per_pair.gap_closed.isna()].itertuples()}),
+    "pairs_with_oracle_below_baseline": sorted({f"{r.source}→{r.target}" for r in per_pair[
+        per_pair.oracle < per_pair.baseline].itertuples()}),
+    "batchnorm_comparisons": counts,
 }
 write_json(out.summary, summary)
 log.info("oracle %.3f, baseline %.3f; gap closed:\n%s", summary["oracle_mean"], summary["baseline_mean"], gap_table)

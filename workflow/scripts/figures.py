@@ -1,4 +1,6 @@
-"""The study's three figures for one model variant (rule figures)."""
+"""The study's figures for one model variant (rule figures)."""
+
+import json
 
 from mrishift import plots, stats
 from mrishift.evaluate import read_scores
@@ -14,6 +16,10 @@ plots.save(plots.sdice_matrix_figure(mean, std, metric, f"{variant}: cross-domai
 per_pair = read_scores(snakemake.input.per_pair)
 plots.save(plots.gap_closed_figure(per_pair, params.strategies, f"{variant}: share of the domain-shift gap closed"),
            out.gap_closed_png, out.gap_closed_pdf)
+arms = json.loads(params.arms)
+statistics_arms = [arm for arm, spec in arms.items() if not spec["trains"] and spec["class"] != "none"]
+plots.save(plots.batchnorm_figure(per_pair, stats.batchnorm_arm_pairs(arms), statistics_arms,
+                                  f"{variant}: BatchNorm statistics vs weights"), out.batchnorm_png, out.batchnorm_pdf)
 winners = read_scores(snakemake.input.winners)
 plots.save(plots.winners_figure(winners, params.strategies, params.significance,
                                 f"{variant}: best strategy per source→target pair (sign test)"),

@@ -20,7 +20,7 @@ runtime = snakemake.config
 
 identity = {"variant": wildcards["variant"], "role": params.role, "strategy": wildcards.get("strategy", "none"),
             "source": wildcards.get("source", wildcards.get("domain")), "target": wildcards.get("target", ""),
-            "budget": "", "seed": wildcards.get("seed", ""), "fold": ""}
+            "budget": "", "seed": wildcards["seed"], "fold": ""}
 if params.role == "oracle":  # each fold's model on its own test fold; together they cover the domain once
     domain = wildcards["domain"]
     jobs = [({**identity, "target": domain, "fold": str(k)}, model, fold["test"])
@@ -36,11 +36,12 @@ else:  # each fine-tuned model on its pair's test scans (the same scans for ever
             for (source, target, budget), model in zip(json.loads(params.runs), snakemake.input.models, strict=True)]
     outputs = list(snakemake.output.table)
 
+MADE_BY = {"oracle": "train_oracle", "baseline": "train_source", "finetune": "finetune"}  # the rule each model is from
 scans = ScanCache()
 tables: dict[str, list] = {}
 for (row_identity, model_path, cases), output in zip(progress(jobs, params.role), outputs, strict=True):
     log.info("%s on %d scans", model_path, len(cases))
-    model = load_model(model_path)
+    model = load_model(model_path, made_by=MADE_BY[params.role])
     table = score_scans(model, cases, scans, params.tolerance_mm, runtime["evaluation"]["batch_size"],
                         runtime["training"]["device"], runtime["training"]["bf16"])
     tables.setdefault(output, []).append(table.assign(**row_identity)[IDENTITY_COLUMNS + SCORE_COLUMNS])

@@ -6,7 +6,8 @@ paired sign tests between strategies valid: every strategy is tested on exactly 
 
 Per domain:
 * ``source``: the scans a source model trains on and the validation scans it monitors;
-* ``oracle_folds``: k-fold cross-validation inside the domain (union of test folds = every scan);
+* ``oracle_folds``: k-fold cross-validation inside the domain (union of test folds = every scan); each fold's
+  training scans minus ``n_validation`` validation scans (monitoring only, as the public code's ``single_cv``);
 * ``finetune_order``: the target scans fine-tuning may use, in order; a budget of n scans takes the first n
   (a nested prefix 1 ⊂ 2 ⊂ 3), a slice budget ``every{k}`` takes slices 0, k, 2k, … of the first scan;
 * ``test``: every scan of the domain that no budget can fine-tune on. It is the same for all budgets, so
@@ -81,8 +82,12 @@ def domain_splits(domain: str, cases: list[str], n_slices: dict[str, int], seed:
     oracle_order = _permutation(cases, seed, domain, "oracle")
     folds = []
     for test in np.array_split(np.array(oracle_order), n_folds):
-        test = sorted(test.tolist())
-        folds.append({"train": sorted(c for c in cases if c not in test), "test": test})
+        rest = [c for c in oracle_order if c not in test]
+        if len(rest) <= n_validation:
+            raise ValueError(f"{domain}: an oracle fold keeps {len(rest)} scans, too few for {n_validation} validation "
+                             "scans and one training scan")
+        folds.append({"train": sorted(rest[n_validation:]), "validation": sorted(rest[:n_validation]),
+                      "test": sorted(test.tolist())})
     finetune_order = _permutation(cases, seed, domain, "finetune")[:n_finetune]
     test = sorted(c for c in cases if c not in finetune_order)
 
