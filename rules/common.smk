@@ -26,12 +26,25 @@ ENV = "../envs/mrishift.yaml"
 DOMAIN_NAMES = list(config["data"]["domains"])
 if config["data"]["source"] == "synthetic":
     RAW_DATASET = "resources/synthetic_cc359"
-    CASES = [
-        c for d in DOMAIN_NAMES for c in subject_ids(d, config["data"]["synthetic"]["subjects_per_domain"])
-    ]
+    CASES_BY_DOMAIN = {d: subject_ids(d, config["data"]["synthetic"]["subjects_per_domain"]) for d in DOMAIN_NAMES}
 else:
     RAW_DATASET = "resources/cc359"
-    CASES = [case_id(i) for d in DOMAIN_NAMES for i in DOMAINS[d].ids]
+    CASES_BY_DOMAIN = {d: [case_id(i) for i in DOMAINS[d].ids] for d in DOMAIN_NAMES}
+CASES = [c for cases in CASES_BY_DOMAIN.values() for c in cases]
+
+
+def domain_scans(domains):
+    """Input function: the splits and the preprocessed images and reference masks of the domains a job reads —
+    ``domains(wildcards)`` names them — and no others, so a changed scan reruns only the jobs of its domain and the
+    DAG of the full study stays small."""
+
+    def inputs(wildcards):
+        cases = [c for d in domains(wildcards) for c in CASES_BY_DOMAIN[d]]
+        return {"splits": "results/data/splits.json",
+                "images": [f"results/data/preprocessed/{c}_image.nii.gz" for c in cases],
+                "masks": [f"results/data/resampled/{c}_mask.nii.gz" for c in cases]}
+
+    return inputs
 
 
 # A model variant = an architecture trained without or with augmentation (models.augment_p); every training,

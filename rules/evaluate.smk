@@ -1,16 +1,11 @@
 # Evaluation: per-scan scores of the oracle, the baseline and every fine-tuned model; the study's statistics,
 # tables and figures. The tolerance reaches every scoring job as a param, so changing it rescores without retraining.
-SCAN_INPUTS = {
-    "splits": "results/data/splits.json",
-    "images": expand("results/data/preprocessed/{case}_image.nii.gz", case=CASES),
-    "masks": expand("results/data/resampled/{case}_mask.nii.gz", case=CASES),
-}
 EVALUATION = config["evaluation"]
 
 
 rule score_oracle:
     input:
-        **SCAN_INPUTS,
+        unpack(domain_scans(lambda w: [w.domain])),
         models=expand(ORACLE_MODEL, fold=FOLDS, allow_missing=True),
     output:
         table="results/scores/{variant}/oracle/{domain}/seed{seed}.tsv",
@@ -30,7 +25,7 @@ rule score_oracle:
 
 use rule score_oracle as score_baseline with:
     input:
-        **SCAN_INPUTS,
+        unpack(domain_scans(lambda w: [d for d in DOMAIN_NAMES if d != w.source])),
         models=[PAIR_SOURCE_MODEL],
     output:
         table="results/scores/{variant}/baseline/{source}/seed{seed}.tsv",
@@ -43,7 +38,7 @@ use rule score_oracle as score_baseline with:
 
 use rule score_oracle as score_finetune with:
     input:
-        **SCAN_INPUTS,
+        unpack(domain_scans(lambda w: [w.target] if FINETUNE_JOB == "pair" else DOMAIN_NAMES)),
         models=finetune_outputs(FINETUNED_MODEL),
     output:
         table=finetune_outputs(FINETUNE_SCORES),

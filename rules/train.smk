@@ -1,16 +1,9 @@
 # Training: source models per domain, oracle folds, and fine-tuning per (strategy, pair, seed) over every budget.
 # Recipes reach the scripts as sorted JSON strings (stable params → exactly the affected jobs rerun); runtime
 # switches (device, bf16, channels_last, threads) are read from the config and do not rerun anything.
-TRAINING_INPUTS = {
-    "splits": "results/data/splits.json",
-    "images": expand("results/data/preprocessed/{case}_image.nii.gz", case=CASES),
-    "masks": expand("results/data/resampled/{case}_mask.nii.gz", case=CASES),
-}
-
-
 rule train_source:
     input:
-        **TRAINING_INPUTS,
+        unpack(domain_scans(lambda w: [w.domain])),
     output:
         model=SOURCE_MODEL,
         record=SOURCE_RECORD,
@@ -58,7 +51,7 @@ use rule train_source as train_oracle with:
 # still has its own seed (from its identity, not the job's), model, record and checkpoint.
 rule finetune:
     input:
-        **TRAINING_INPUTS,
+        unpack(domain_scans(lambda w: [w.target] if FINETUNE_JOB == "pair" else DOMAIN_NAMES)),
         source_models=(
             [PAIR_SOURCE_MODEL]
             if FINETUNE_JOB == "pair"

@@ -36,6 +36,8 @@ def test_shipped_configs_validate():
     ({"data": {"synthetic": {"subjects_per_domain": "8"}}}, "'data.synthetic.subjects_per_domain': '8' is not of type"),
     ({"data": {"source": "cc359"}}, "'data.cc359.paths' is required when data.source is 'cc359'.*Calgary-Campinas"),
     ({"data": {"synthetic": {"subjects_per_domain": 3}}, "splits": {"budgets": ["3scans"]}}, "too few"),
+    ({"models": {"architectures": ["unet_vanilla"]}, "training": {"source": {"patch_size": 72}}},
+     "'training.source.patch_size': 72 is not a multiple of unet_vanilla's stride 16"),
     ({"strategies": {"ft_middle": {}}}, "'strategies.ft_middle': arm 'ft_middle': 'strategy: ft_middle' is not a regis"),
     ({"strategies": {"fast": {"strategy": "ft_last", "lr": 0}}}, "'strategies.fast': strategy 'ft_last': lr must be"),
 ])

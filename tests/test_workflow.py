@@ -201,6 +201,24 @@ def test_editing_a_script_replans_its_rule_and_dependants(tiny_run, tmp_path):
     assert planned_jobs(edited.stdout) == {"analyse": 1, "figures": 1, "all": 1}
 
 
+def test_a_changed_mask_replans_only_the_jobs_that_read_its_domain(tiny_run, tmp_path):
+    workdir = tmp_path / "copy"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    mask = workdir / "results/data/resampled/CC0240_mask.nii.gz"  # a ge_15 scan: its reference changes
+    image = nib.load(mask)
+    array = np.asarray(image.dataobj).copy()
+    array[array.shape[0] // 2] = 1 - array[array.shape[0] // 2]
+    nib.save(nib.Nifti1Image(array, image.affine, image.header), str(mask))
+    dry = snakemake(workdir, "-n")
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    # ge_15's source model and oracle folds; the baselines that score ge_15 (all three: two read it, one is its
+    # model's); fine-tunes into ge_15 (2 sources × 4 arms) and out of its retrained source (2 targets × 4 arms).
+    # Not: the siemens source models and oracles, nor the siemens_15 ↔ siemens_3 fine-tunes.
+    assert planned_jobs(dry.stdout) == {"train_source": 1, "train_oracle": 3, "score_oracle": 1, "score_baseline": 3,
+                                        "finetune": 16, "score_finetune": 16, "collect_scores": 1, "analyse": 1,
+                                        "figures": 1, "convergence": 1, "all": 1}
+
+
 def test_an_overlay_with_one_arm_plans_only_that_arm(tiny_run):
     (tiny_run / "config/one_arm.yaml").write_text("strategies:\n  ft_all: {}\nsplits:\n  budgets: [every4]\n")
     dry = snakemake(tiny_run, "-n", "--forceall", configfile=["tiny.yaml", "one_arm.yaml"])

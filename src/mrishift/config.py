@@ -87,6 +87,15 @@ def _check_semantics(config: dict) -> None:
             strategies.build_arm(arm, spec)
         except ValueError as error:
             raise ConfigError(f"config key 'strategies.{arm}': {error}") from error
+    from mrishift import models
+
+    for architecture in config["models"]["architectures"]:
+        stride = models.stride(architecture)
+        for recipe in ("source", "finetune"):
+            patch = config["training"][recipe]["patch_size"]
+            if patch % stride:
+                raise ConfigError(f"config key 'training.{recipe}.patch_size': {patch} is not a multiple of "
+                                  f"{architecture}'s stride {stride} (its down-sampling levels)")
     splits = config["splits"]
     budgets = [parse_budget(b) for b in splits["budgets"]]  # raises ValueError naming the bad budget
     n_subjects = data["synthetic"]["subjects_per_domain"] if data["source"] == "synthetic" else 59

@@ -42,6 +42,13 @@ def names() -> list[str]:
     return sorted(_MODELS)
 
 
+def stride(name: str) -> int:
+    """What every input side of a registered model must be a multiple of."""
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {sorted(_MODELS)}")
+    return _MODELS[name].stride
+
+
 def _parameter_names(model: nn.Module, modules: list[nn.Module]) -> list[str]:
     wanted = {id(p) for m in modules for p in m.parameters()}
     return [name for name, p in model.named_parameters() if id(p) in wanted]
