@@ -11,6 +11,16 @@ configfile: "config/config.yaml"
 report: "report/workflow.rst"
 
 
+# Cheap jobs run in the main Snakemake process, never queued on a cluster.
+localrules:
+    make_splits,
+    collect_scores,
+    analyse,
+    figures,
+    convergence,
+    all,
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"

@@ -1,6 +1,7 @@
 import pytest
 
 from mrishift.data import budget_slices, parse_budget
+from mrishift.data.splits import Budget
 from mrishift.data.splits import make_splits
 
 
@@ -15,7 +16,7 @@ def test_budget_slices_exact_indices():
 
 
 def test_parse_budget():
-    assert parse_budget("3scans") == parse_budget("3scans")
+    assert parse_budget("3scans") == Budget("3scans", scans=3, every=1)
     assert (parse_budget("3scans").scans, parse_budget("3scans").every) == (3, 1)
     assert (parse_budget("1scan").scans, parse_budget("1scan").every) == (1, 1)
     assert (parse_budget("every24").scans, parse_budget("every24").every) == (1, 24)
