@@ -3,8 +3,10 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nibabel as nib
@@ -199,6 +201,48 @@ def test_editing_a_script_replans_its_rule_and_dependants(tiny_run, tmp_path):
     script.write_text(script.read_text() + "# an edit\n")
     edited = snakemake(workdir, "-n", snakefile=workdir / "Snakefile")
     assert planned_jobs(edited.stdout) == {"analyse": 1, "figures": 1, "all": 1}
+
+
+def _kill_when(process, ready, timeout=600):
+    """kill -9 the whole Snakemake process group once ``ready()`` holds (a crash, an OOM kill, a lost node)."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert process.poll() is None, "the workflow finished before the fault could be injected"
+        assert time.monotonic() < deadline, "the fault point was never reached"
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def test_killed_twice_the_workflow_resumes_to_the_same_scores(tiny_run, tmp_path):
+    """kill -9 in the middle of training, then in the middle of scoring; --unlock and the same command finish, and
+    every per-scan score equals the uninterrupted run's exactly."""
+    workdir = tmp_path / "faults"
+    shutil.copytree(ROOT / "config", workdir / "config")
+    command = SNAKEMAKE + ["--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), "--configfile",
+                           str(workdir / "config/tiny.yaml"), "--cores", "2", "--rerun-incomplete"]
+
+    def start():
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                                env={**os.environ, "PYTHONHASHSEED": "0"})
+
+    in_training = lambda: any((workdir / "results/checkpoints").glob("**/*.pt"))  # a run between two epochs
+    _kill_when(start(), in_training)
+    unlock = subprocess.run(command + ["--unlock"], capture_output=True, text=True)
+    assert unlock.returncode == 0, unlock.stderr[-2000:]
+    scored = lambda: any((workdir / "results/scores").glob("*/finetune/**/*.tsv"))
+    _kill_when(start(), lambda: scored() and not (workdir / "results/scores/scores.tsv").exists())
+    assert subprocess.run(command + ["--unlock"], capture_output=True).returncode == 0
+    finished = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+    assert finished.returncode == 0, finished.stderr[-3000:]
+
+    def scores(run):
+        table = pd.read_csv(run / "results/scores/scores.tsv", sep="\t", dtype=str)
+        return table.sort_values(list(table.columns[:9])).reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(scores(workdir), scores(tiny_run))  # every column compared as text: exactly
+    resumed = [log for log in (workdir / "logs").glob("train_*/**/*.log") if "resumed from" in log.read_text()]
+    assert resumed  # the killed training runs went on from their epoch checkpoints, not from scratch
 
 
 def test_a_changed_mask_replans_only_the_jobs_that_read_its_domain(tiny_run, tmp_path):
