@@ -103,6 +103,11 @@ def finetune_outputs(pattern):
     return expand(pattern, zip, source=sources, target=targets, budget=budgets, allow_missing=True)
 
 
+def finetune_domains(wildcards):
+    """The domains whose scans one fine-tuning (or its scoring) job reads: its target, or every domain."""
+    return [wildcards.target] if FINETUNE_JOB == "pair" else DOMAIN_NAMES
+
+
 def variant_arch(wildcards):
     return VARIANTS[wildcards.variant]["arch"]
 

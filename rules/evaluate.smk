@@ -38,7 +38,7 @@ use rule score_oracle as score_baseline with:
 
 use rule score_oracle as score_finetune with:
     input:
-        unpack(domain_scans(lambda w: [w.target] if FINETUNE_JOB == "pair" else DOMAIN_NAMES)),
+        unpack(domain_scans(finetune_domains)),
         models=finetune_outputs(FINETUNED_MODEL),
     output:
         table=finetune_outputs(FINETUNE_SCORES),

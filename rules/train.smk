@@ -51,7 +51,7 @@ use rule train_source as train_oracle with:
 # still has its own seed (from its identity, not the job's), model, record and checkpoint.
 rule finetune:
     input:
-        unpack(domain_scans(lambda w: [w.target] if FINETUNE_JOB == "pair" else DOMAIN_NAMES)),
+        unpack(domain_scans(finetune_domains)),
         source_models=(
             [PAIR_SOURCE_MODEL]
             if FINETUNE_JOB == "pair"

@@ -13,7 +13,7 @@ import torch
 
 from mrishift import __version__, models
 from mrishift.data.volumes import Volume, load_volume
-from mrishift.io import atomic_path, write_json
+from mrishift.io import atomic_path, error_summary, write_json
 
 
 def load_case(case: str, data_dir: str | Path = "results/data") -> tuple[Volume, Volume]:
@@ -48,8 +48,7 @@ def load_model(path: str | Path, map_location="cpu", made_by: str = "") -> torch
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:
         remedy = f"; delete it and rerun rule {made_by}, which makes it" if made_by else ""
-        raise ModelFileError(f"{path}: unreadable model file ({type(error).__name__}: "
-                             f"{str(error).strip().splitlines()[0] if str(error).strip() else ''}){remedy}") from error
+        raise ModelFileError(f"{path}: unreadable model file ({error_summary(error)}){remedy}") from error
     model = models.build(state["arch"], width=state["width"])
     model.load_state_dict(state["model"])
     return model

@@ -80,7 +80,7 @@ def winners(per_scan: pd.DataFrame, strategy_order: list[str], significance: flo
     marked ``tied`` (never significant). Where the oracle–baseline gap is below ``min_gap``, gap closed is undefined
     and the strategies are ranked by their mean score instead (the same order a small positive gap would give)."""
     pairs = per_pair_gap_closed(per_scan, metric, min_gap, by_seed=False)
-    by_scan = per_scan.groupby(["variant", "source", "target", "budget", "strategy", "case"])[metric].mean()
+    by_scan = _per_scan_means(per_scan, metric)
     rows = []
     for (variant, source, target, budget), group in pairs.groupby(["variant", "source", "target", "budget"], sort=False):
         if len(group) < 2:
@@ -90,9 +90,8 @@ def winners(per_scan: pd.DataFrame, strategy_order: list[str], significance: flo
         order = np.lexsort((rank, -key.to_numpy()))
         best, second = group.iloc[order[0]], group.iloc[order[1]]
         tied = bool(np.isclose(key.iloc[order[0]], key.iloc[order[1]], rtol=0, atol=1e-12))
-        a = by_scan.loc[(variant, source, target, budget, best.strategy)]
-        b = by_scan.loc[(variant, source, target, budget, second.strategy)]
-        p = 1.0 if tied else sign_test((a - b.reindex(a.index)).to_numpy())
+        p = 1.0 if tied else sign_test(_paired_differences(by_scan, (variant, source, target, budget), best.strategy,
+                                                           second.strategy))
         rows.append({"variant": variant, "source": source, "target": target, "budget": budget,
                      "winner": best.strategy, "runner_up": second.strategy,
                      "winner_gap_closed": best.gap_closed, "runner_up_gap_closed": second.gap_closed,
@@ -114,6 +113,22 @@ def sdice_matrix(scores: pd.DataFrame, metric: str = "sdice") -> tuple[pd.DataFr
     return mean, std
 
 
+def _per_scan_means(per_scan: pd.DataFrame, metric: str) -> pd.Series:
+    """``metric`` per (variant, source, target, budget, strategy, case), averaged over seeds."""
+    return per_scan.groupby(["variant", "source", "target", "budget", "strategy", "case"])[metric].mean()
+
+
+def _paired_differences(by_scan: pd.Series, pair: tuple, a: str, b: str) -> np.ndarray:
+    """Per test scan of one (variant, source, target, budget): arm ``a``'s score minus arm ``b``'s."""
+    x, y = by_scan.loc[(*pair, a)], by_scan.loc[(*pair, b)]
+    return (x - y.reindex(x.index)).to_numpy()
+
+
+def statistics_only_arms(arms: dict[str, dict]) -> list[str]:
+    """Arms that change the source model without training it (e.g. ``bn_stats``); the baseline ``none`` is not one."""
+    return [arm for arm, spec in arms.items() if not spec["trains"] and spec["class"] != "none"]
+
+
 def batchnorm_arm_pairs(arms: dict[str, dict]) -> list[tuple[str, str]]:
     """(train-mode arm, eval-mode arm) pairs of a study: the same strategy class and hyper-parameters but for
     ``frozen_bn``. ``arms``: arm -> {"class": ..., "hparams": {... resolved, frozen_bn included}}."""
@@ -131,14 +146,13 @@ def compare_arms(per_scan: pd.DataFrame, a: str, b: str, significance: float, me
     """Arm ``a`` against arm ``b`` per (variant, pair, budget): their gap closed (seed-averaged pair means), the
     difference, and the two-sided sign test of the per-scan score differences (seed-averaged)."""
     pairs = per_pair_gap_closed(per_scan[per_scan.strategy.isin([a, b])], metric, min_gap, by_seed=False)
-    by_scan = per_scan.groupby(["variant", "source", "target", "budget", "strategy", "case"])[metric].mean()
+    by_scan = _per_scan_means(per_scan, metric)
     rows = []
     for (variant, source, target, budget), group in pairs.groupby(["variant", "source", "target", "budget"], sort=False):
         arms = group.set_index("strategy")
         if not {a, b} <= set(arms.index):
             raise ValueError(f"{variant} {source}→{target} {budget}: arms {a} and {b} are not both scored")
-        x, y = (by_scan.loc[(variant, source, target, budget, arm)] for arm in (a, b))
-        difference = (x - y.reindex(x.index)).to_numpy()
+        difference = _paired_differences(by_scan, (variant, source, target, budget), a, b)
         p = sign_test(difference)
         mean_difference = float(np.mean(difference))
         rows.append({"variant": variant, "source": source, "target": target, "budget": budget, "arm_a": a, "arm_b": b,

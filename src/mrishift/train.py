@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mrishift.io import atomic_path
+from mrishift.io import atomic_path, error_summary
 
 log = logging.getLogger("mrishift")
 
@@ -167,8 +167,8 @@ def _load_checkpoint(path: Path | None, device: torch.device) -> dict | None:
     except Exception as error:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for damaged files
         aside = path.with_name(path.name + ".corrupt")
         path.replace(aside)
-        log.warning("checkpoint %s is unreadable (%s: %s); moved to %s, the run restarts from scratch", path,
-                    type(error).__name__, str(error).strip().splitlines()[0] if str(error).strip() else "", aside)
+        log.warning("checkpoint %s is unreadable (%s); moved to %s, the run restarts from scratch", path,
+                    error_summary(error), aside)
         return None
 
 

@@ -35,7 +35,7 @@ winners = stats.winners(per_scan, params.strategies, params.significance, metric
 # Statistics vs weights: arms that differ only in their frozen layers' BatchNorm mode, and statistics-only arms.
 arms = json.loads(params.arms)
 bn_pairs = stats.batchnorm_arm_pairs(arms)
-statistics_arms = [arm for arm, spec in arms.items() if not spec["trains"] and spec["class"] != "none"]
+statistics_arms = stats.statistics_only_arms(arms)
 bn_rows = [arm for pair in bn_pairs for arm in pair] + statistics_arms
 bn_mean, bn_table = tables.gap_closed_table(per_pair[per_pair.strategy.isin(bn_rows)], bn_rows)
 bn_table.index = [f"{arm} ({'statistics only' if arm in statistics_arms else 'frozen BN: ' + arms[arm]['hparams']['frozen_bn']})"

@@ -17,7 +17,7 @@ per_pair = read_scores(snakemake.input.per_pair)
 plots.save(plots.gap_closed_figure(per_pair, params.strategies, f"{variant}: share of the domain-shift gap closed"),
            out.gap_closed_png, out.gap_closed_pdf)
 arms = json.loads(params.arms)
-statistics_arms = [arm for arm, spec in arms.items() if not spec["trains"] and spec["class"] != "none"]
+statistics_arms = stats.statistics_only_arms(arms)
 plots.save(plots.batchnorm_figure(per_pair, stats.batchnorm_arm_pairs(arms), statistics_arms,
                                   f"{variant}: BatchNorm statistics vs weights"), out.batchnorm_png, out.batchnorm_pdf)
 winners = read_scores(snakemake.input.winners)
