@@ -17,7 +17,6 @@ rule train_source:
         hparams=as_json({}),
         checkpoints="results/checkpoints/{variant}/source/{domain}/seed{seed}",
     threads: config["training"]["threads"]
-    priority: 20  # every fine-tuning job waits for source models; oracles can run beside the fine-tunes
     resources:
         gpu=1,
     log:
@@ -41,7 +40,6 @@ use rule train_source as train_oracle with:
         strategy="ft_all",
         hparams=as_json({}),
         checkpoints="results/checkpoints/{variant}/oracle/{domain}/fold{fold}/seed{seed}",
-    priority: 0
     log:
         "logs/train_oracle/{variant}/{domain}/fold{fold}/seed{seed}.log",
 
