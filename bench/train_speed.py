@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from mrishift import models, strategies
-from mrishift.train import Recipe, SliceSampler, train
+from mrishift.sampling import SliceSampler
+from mrishift.train import Recipe, train
 
 
 def measure(patch: int, batch: int, threads: int, strategy: str, steps: int, device: str, bf16: bool,

@@ -103,6 +103,12 @@ def finetune_outputs(pattern):
     return expand(pattern, zip, source=sources, target=targets, budget=budgets, allow_missing=True)
 
 
+def finetune_threads(wildcards):
+    """A fine-tuning job's cores: training.threads for each of the runs it trains at once (training.runs_per_device)."""
+    runtime = config["training"]
+    return runtime["threads"] * min(runtime["runs_per_device"], len(finetune_runs(wildcards)))
+
+
 def finetune_domains(wildcards):
     """The domains whose scans one fine-tuning (or its scoring) job reads: its target, or every domain."""
     return [wildcards.target] if FINETUNE_JOB == "pair" else DOMAIN_NAMES

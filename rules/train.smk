@@ -1,6 +1,7 @@
 # Training: source models per domain, oracle folds, and fine-tuning per (strategy, pair, seed) over every budget.
 # Recipes reach the scripts as sorted JSON strings (stable params → exactly the affected jobs rerun); runtime
-# switches (device, bf16, channels_last, threads) are read from the config and do not rerun anything.
+# switches (device, bf16, channels_last, compile, data_on_device, threads, runs_per_device) are read from the config
+# and do not rerun anything.
 rule train_source:
     input:
         unpack(domain_scans(lambda w: [w.domain])),
@@ -67,7 +68,7 @@ rule finetune:
         strategy="{strategy}",
         hparams=lambda w: as_json(ARMS[w.strategy]),
         checkpoints=f"results/checkpoints/{{variant}}/finetune/{FINETUNE_JOB_ID}",
-    threads: config["training"]["threads"]
+    threads: finetune_threads
     priority: 10  # before scoring jobs when both are ready: the last fine-tune is the critical path
     resources:
         gpu=1,

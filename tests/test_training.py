@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from mrishift import models, strategies
-from mrishift.train import Recipe, SliceSampler, learning_rate, train
+from mrishift.sampling import SliceSampler
+from mrishift.train import Recipe, learning_rate, train
 
 
 def residual_block(c):  # two pre-activations: BN (weight + bias) then a bias-free 3×3 conv

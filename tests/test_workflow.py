@@ -170,10 +170,14 @@ def test_rerun_plans_only_what_a_change_touches(tiny_run):
 
 
 def test_one_job_per_strategy_gives_identical_models(tiny_run, tmp_path):
-    """training.finetune_job only regroups runs into jobs: every run keeps its seed, so its weights are identical."""
+    """training.finetune_job only regroups runs into jobs and training.runs_per_device only runs them at once (tiny:
+    a pair's runs two at a time; here: one strategy's runs one after another): every run keeps its seed, so its
+    weights are identical."""
+    pair_log = (tiny_run / "logs/finetune/unet2d_residual/ft_all/siemens_15_to_ge_15/seed0.log").read_text()
+    assert "2 at a time in their own processes" in pair_log
     workdir = tmp_path / "copy"
     shutil.copytree(tiny_run, workdir, symlinks=True)
-    planned = changed_config(workdir, lambda c: c["training"].update(finetune_job="strategy"))
+    planned = changed_config(workdir, lambda c: c["training"].update(finetune_job="strategy", runs_per_device=1))
     assert planned == {"finetune": 4, "score_finetune": 4, "collect_scores": 1, "analyse": 1, "figures": 1,
                        "convergence": 1, "all": 1}
     models = sorted((tiny_run / "results/models/unet2d_residual/finetune").glob("*/*/*/seed0/model.pt"))

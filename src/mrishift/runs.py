@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+from importlib import metadata
 import sys
 from pathlib import Path
 
@@ -55,11 +56,14 @@ def load_model(path: str | Path, map_location="cpu", made_by: str = "") -> torch
 
 
 def versions() -> dict:
-    import snakemake
-
+    """What trained a run: package versions (snakemake's is absent when the library runs outside the workflow)."""
+    try:
+        snakemake = metadata.version("snakemake")
+    except metadata.PackageNotFoundError:
+        snakemake = None
     return {"mrishift": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "snakemake": snakemake.__version__, "cuda": torch.version.cuda,
-            "platform": sys.platform}
+            "numpy": np.__version__, "snakemake": snakemake, "cuda": torch.version.cuda,
+            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else None, "platform": sys.platform}
 
 
 def write_record(path: str | Path, **fields) -> None:

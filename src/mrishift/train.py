@@ -1,10 +1,13 @@
 """One plain training loop for every run (source, oracle, fine-tuning), resumable to the exact same weights.
 
-A batch = random axial slices (from the allowed slice indices of each volume), each cropped at a random position
-where the slice is at least the patch size in both directions, else centre-cropped/padded (the public code's
-``sample_center_uniformly``), optionally flipped/rotated by 90°. BCE with logits; SGD with Nesterov momentum (or
-Adam); a step learning-rate schedule. A checkpoint (model, optimizer, epoch, loss curve, RNG states) is written
-atomically after every epoch; a killed run restarts from it and ends with the weights an uninterrupted run gives.
+Batches come from a ``mrishift.sampling.SliceSampler`` (random axial slices, cropped to the patch). BCE with logits;
+SGD with Nesterov momentum (or Adam); a step learning-rate schedule. A checkpoint (model, optimizer, epoch, loss
+curve, RNG states) is written atomically after every epoch; a killed run restarts from it and ends with the weights
+an uninterrupted run gives.
+
+GPU switches (``Recipe``): bf16 autocast, channels_last, ``torch.compile`` and batches assembled on the device from
+slices held there. On a CPU bf16, compile and device-held data are ignored, so one config runs anywhere; the last
+draws exactly the batches of the host path (``mrishift.sampling``), so it never changes what a run computes.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 from torch import nn
 
 from mrishift.io import atomic_path, error_summary
+from mrishift.sampling import SliceSampler
 
 log = logging.getLogger("mrishift")
 
@@ -40,6 +44,9 @@ class Recipe:
     device: str = "auto"  # "auto" = CUDA when present, else CPU
     bf16: bool = False  # bf16 autocast, CUDA only (the public code trains in fp32)
     channels_last: bool = True
+    compile: bool = False  # torch.compile the model's forward/backward, CUDA only
+    data_on_device: bool = True  # hold the run's slices in GPU memory and assemble batches there, CUDA only
+    deterministic: bool = False  # CUDA: deterministic cuDNN algorithms (else autotuned); a CPU always is
 
     def __post_init__(self):
         if self.optimizer not in ("sgd", "adam"):
@@ -59,65 +66,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-class SliceSampler:
-    """Random training slices from (image, mask) volumes indexed (x, y, z): axial slice k = volume[:, :, k]."""
-
-    def __init__(self, volumes, slices, batch_size: int, patch_size: int, augment_p: float, rng: np.random.Generator):
-        self.volumes = volumes
-        self.pool = [(v, int(k)) for v, ks in enumerate(slices) for k in ks]
-        if not self.pool:
-            raise ValueError("no training slices: every volume has an empty slice list")
-        self.batch_size, self.patch_size, self.augment_p, self.rng = batch_size, patch_size, augment_p, rng
-
-    def _fit(self, image: np.ndarray, mask: np.ndarray, centred: bool = False):
-        """A random patch where the slice holds one in both directions, else (or when ``centred``) the centre
-        patch, zero-padded where the slice is smaller — the public code's ``sample_center_uniformly``."""
-        out_image = np.zeros((self.patch_size, self.patch_size), np.float32)
-        out_mask = np.zeros_like(out_image)
-        fits = min(image.shape) >= self.patch_size and not centred
-        source, target = [], []
-        for n in image.shape:
-            if n >= self.patch_size:
-                start = int(self.rng.integers(0, n - self.patch_size + 1)) if fits else (n - self.patch_size) // 2
-                source.append(slice(start, start + self.patch_size))
-                target.append(slice(0, self.patch_size))
-            else:
-                start = (self.patch_size - n) // 2
-                source.append(slice(0, n))
-                target.append(slice(start, start + n))
-        out_image[tuple(target)] = image[tuple(source)]
-        out_mask[tuple(target)] = mask[tuple(source)]
-        return out_image, out_mask
-
-    def all_slices(self) -> torch.Tensor:
-        """Every slice of the pool, centre-fitted to the patch, as one (N, 1, P, P) batch; draws no random number."""
-        images = [self._fit(self.volumes[v][0][:, :, k], self.volumes[v][1][:, :, k], centred=True)[0]
-                  for v, k in self.pool]
-        return torch.from_numpy(np.stack(images)[:, None])
-
-    def _augment(self, image, mask):
-        for axis in (0, 1):
-            if self.rng.random() < self.augment_p:
-                image, mask = np.flip(image, axis), np.flip(mask, axis)
-        if self.rng.random() < self.augment_p:
-            k = int(self.rng.integers(1, 4))
-            image, mask = np.rot90(image, k), np.rot90(mask, k)
-        return image, mask
-
-    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        picks = self.rng.integers(0, len(self.pool), size=self.batch_size)
-        images, masks = [], []
-        for pick in picks:
-            volume, k = self.pool[pick]
-            image, mask = self.volumes[volume]
-            image, mask = self._fit(image[:, :, k], mask[:, :, k])
-            if self.augment_p > 0:
-                image, mask = self._augment(image, mask)
-            images.append(np.ascontiguousarray(image))
-            masks.append(np.ascontiguousarray(mask))
-        return torch.from_numpy(np.stack(images)[:, None]), torch.from_numpy(np.stack(masks)[:, None])
 
 
 def freeze(model: nn.Module, trainable: list[str]) -> list[nn.Parameter]:
@@ -203,6 +151,16 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
     model.to(device)
     if recipe.channels_last:
         model.to(memory_format=torch.channels_last)
+    on_gpu = device.type == "cuda"
+    if on_gpu:
+        torch.backends.cudnn.deterministic = recipe.deterministic
+        torch.backends.cudnn.benchmark = not recipe.deterministic
+    if recipe.data_on_device and on_gpu:
+        for sampler in (target, source):
+            if sampler is not None:
+                sampler.to_device(device)
+    # The compiled module shares the model's parameters; checkpoints and the saved model use the plain one.
+    step_model = torch.compile(model) if recipe.compile and on_gpu else model
     start_epoch = 0
     optimizer = strategy.optimizer(trainable, recipe)
     checkpoint = Path(checkpoint) if checkpoint else None
@@ -218,7 +176,7 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
         torch.set_rng_state(state["torch_rng"])
         target.rng.bit_generator.state = json.loads(state["sampler_rng"])
         log.info("resumed from %s at epoch %d", checkpoint, start_epoch)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=recipe.bf16 and device.type == "cuda")
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=recipe.bf16 and on_gpu)
     for epoch in range(start_epoch, recipe.epochs):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(recipe, epoch)
@@ -231,7 +189,7 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
             if recipe.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             with autocast:
-                loss = strategy.loss(model, images, masks)
+                loss = strategy.loss(step_model, images, masks)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
