@@ -155,15 +155,14 @@ def test_profile_name_resolves_from_the_repository_root():
 
 
 def test_bare_profile_name_loads_the_slurm_profile(tmp_path):
-    """`snakemake --profile slurm` from the root loads profiles/slurm: its executor plugin and its --sdm conda."""
+    """`snakemake --profile slurm` from the root, in the environment the README installs (no conda), plans the study
+    with profiles/slurm: its site placeholders show in the planned jobs' resources."""
     result = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "slurm", "-n", "--configfile",
                              "config/tiny.yaml", "--directory", str(tmp_path)], cwd=ROOT, capture_output=True,
                             text=True, env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
     output = result.stdout + result.stderr
-    if shutil.which("conda"):
-        assert result.returncode == 0, output[-2000:]
-    else:  # the profile asks for conda environments, which need conda even to plan: proof that it was loaded
-        assert result.returncode != 0 and "Error running conda info" in output, output[-2000:]
+    assert result.returncode == 0, output[-2000:]
+    assert "slurm_account=CHANGE_ME, slurm_partition=CHANGE_ME_CPU" in output, output[-2000:]
 
 
 def test_profile_requests_gpus_only_for_gpu_rules():
@@ -176,7 +175,6 @@ def test_profile_requests_gpus_only_for_gpu_rules():
 def test_tiny_config_through_slurm(slurm_cluster, tmp_path):
     """The tiny study through sbatch with the shipped profile; only the site values are overridden."""
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
-    profile.pop("software-deployment-method")  # no conda channel is reachable here; the venv is on every "node"
     profile.update({"jobs": 4, "latency-wait": 5, "slurm-status-command": "squeue",  # no accounting → no sacct
                     "slurm-init-seconds-before-status-checks": 1, "slurm-logdir": str(tmp_path / "logs/slurm"),
                     "slurm-keep-successful-logs": True})
