@@ -175,6 +175,7 @@ def test_one_job_per_strategy_gives_identical_models(tiny_run, tmp_path):
     weights are identical."""
     pair_log = (tiny_run / "logs/finetune/unet2d_residual/ft_all/siemens_15_to_ge_15/seed0.log").read_text()
     assert "2 at a time in their own processes" in pair_log
+    assert pair_log.count("] epoch 2/2 loss") == 2, pair_log  # each run's last epoch, from its own process
     workdir = tmp_path / "copy"
     shutil.copytree(tiny_run, workdir, symlinks=True)
     planned = changed_config(workdir, lambda c: c["training"].update(finetune_job="strategy", runs_per_device=1))

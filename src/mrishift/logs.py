@@ -10,7 +10,8 @@ from tqdm import tqdm
 
 def log_to(path: str) -> logging.Logger:
     """Send stderr and the ``mrishift`` logger to ``path`` (the rule's ``log:``)."""
-    stream = open(path, "w", buffering=1)
+    open(path, "w").close()  # then append: the lines of a job's run processes interleave with its own, never overwrite
+    stream = open(path, "a", buffering=1)
     sys.stderr = stream
     logging.basicConfig(stream=stream, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
     return logging.getLogger("mrishift")
