@@ -57,8 +57,8 @@ def synthetic_sampler(patch: int, batch: int, seed: int = 0, depth: int = 32) ->
     return SliceSampler([(image, mask)], [range(depth)], batch, patch, 0.0, rng)
 
 
-def training_rate(role: str, recipe: Recipe, steps: int, width: float, warmup: int) -> float:
-    """Slices/s of ``steps`` optimizer steps after ``warmup`` steps (compilation, cuDNN autotuning) of one run."""
+def _warmed_up(role: str, recipe: Recipe, steps: int, width: float, warmup: int):
+    """A run after ``warmup`` steps (compilation, cuDNN autotuning); returns the call that trains ``steps`` more."""
     torch.manual_seed(0)
     model = models.build("unet2d_residual", width=width)
     strategy = strategies.build(ROLES[role])
@@ -66,9 +66,19 @@ def training_rate(role: str, recipe: Recipe, steps: int, width: float, warmup: i
           replace(recipe, epochs=1, iters_per_epoch=warmup), seed=0)
     sampler = synthetic_sampler(recipe.patch_size, recipe.batch_size, seed=1)
     _synchronize()
+
+    def timed():
+        train(model, strategy, sampler, replace(recipe, epochs=1, iters_per_epoch=steps), seed=0)
+        _synchronize()
+
+    return timed
+
+
+def training_rate(role: str, recipe: Recipe, steps: int, width: float, warmup: int) -> float:
+    """Slices/s of ``steps`` optimizer steps of one run, after its warm-up."""
+    timed = _warmed_up(role, recipe, steps, width, warmup)
     start = time.perf_counter()
-    train(model, strategy, sampler, replace(recipe, epochs=1, iters_per_epoch=steps), seed=0)
-    _synchronize()
+    timed()
     return steps * recipe.batch_size / (time.perf_counter() - start)
 
 
@@ -91,16 +101,9 @@ def _synchronize():
 
 def _concurrent_worker(role, recipe, steps, width, warmup, barrier, results):
     torch.set_num_threads(1)
-    torch.manual_seed(0)
-    model = models.build("unet2d_residual", width=width)
-    strategy = strategies.build(ROLES[role])
-    train(model, strategy, synthetic_sampler(recipe.patch_size, recipe.batch_size), replace(
-        recipe, epochs=1, iters_per_epoch=warmup), seed=0)
-    sampler = synthetic_sampler(recipe.patch_size, recipe.batch_size, seed=1)
-    _synchronize()
+    timed = _warmed_up(role, recipe, steps, width, warmup)
     barrier.wait(timeout=600)
-    train(model, strategy, sampler, replace(recipe, epochs=1, iters_per_epoch=steps), seed=0)
-    _synchronize()
+    timed()
     results.put(time.perf_counter())
 
 

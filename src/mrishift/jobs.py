@@ -108,8 +108,6 @@ def train_runs(job: Job, runs: list[Run], runs_per_device: int = 1, threads: int
     """Train every run of a job; ``runs_per_device > 1`` trains that many at once, each in its own process
     (``python -m mrishift.jobs``) with ``threads`` torch threads, appending to the job's log. The first failing run
     stops the job (the others are killed; their checkpoints stay) with an error naming the run."""
-    for run in runs:
-        Path(run.checkpoint).parent.mkdir(parents=True, exist_ok=True)
     in_flight = min(runs_per_device, len(runs))
     if in_flight <= 1:
         torch.set_num_threads(threads)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import platform
-from importlib import metadata
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
