@@ -78,19 +78,22 @@ def gpu_hours(config: dict, throughput: dict, switches: str) -> list[tuple[str, 
         train_s, val_s = slices_of(source), validation_slices(source)
         rows.append((role, runs, runs * (train_s + val_s) / 1e6,
                      runs * (train_s / rates["source"] + val_s / inference) / 3600))
-    per_pair = variants * seeds * pairs * len(budgets)
+    finetuned = 0
     for arm, spec in config["strategies"].items():
         description = strategies.describe_arm(arm, spec)
+        arm_budgets = [parse_budget(b) for b in strategies.arm_budgets(spec, splits["budgets"])]
+        runs = variants * seeds * pairs * len(arm_budgets)
         if description["trains"]:
             rate = rates[RATE_OF_CLASS.get(description["class"], "source")]
             work = slices_of(training["finetune"])
         else:  # one forward pass over the budget's slices (bn_stats), at the inference rate
             rate = inference
-            work = sum(b.scans * SLICES_PER_SCAN // b.every for b in budgets) / len(budgets)
-        rows.append((f"finetune {arm}", per_pair, per_pair * work / 1e6, per_pair * work / rate / 3600))
+            work = sum(b.scans * SLICES_PER_SCAN // b.every for b in arm_budgets) / len(arm_budgets)
+        rows.append((f"finetune {arm}", runs, runs * work / 1e6, runs * work / rate / 3600))
+        finetuned += runs
     scored = {"score_oracle": (variants * seeds * domains * folds, SCANS_PER_DOMAIN / folds),
               "score_baseline": (variants * seeds * domains, (domains - 1) * test_scans),
-              "score_finetune": (per_pair * len(config["strategies"]), test_scans)}
+              "score_finetune": (finetuned, test_scans)}
     for rule, (models, scans) in scored.items():
         slices = models * scans * SLICES_PER_SCAN
         rows.append((rule, models, slices / 1e6, slices / inference / 3600))

@@ -54,19 +54,22 @@ VARIANTS = {
     for arch in config["models"]["architectures"]
     for p in config["models"]["augment_p"]
 }
-# The study's arms: name -> {strategy: registered class (default: the name), **hyper-parameters}. The {strategy}
-# wildcard and the "strategy" column of every table hold the arm's name.
+# The study's arms: name -> {strategy: registered class (default: the name), budgets (default: all), **hyper-parameters}.
+# The {strategy} wildcard and the "strategy" column of every table hold the arm's name.
 ARMS = config["strategies"]
 STRATEGIES = list(ARMS)
 ARM_DESCRIPTIONS = {arm: strategies.describe_arm(arm, spec) for arm, spec in ARMS.items()}
 BUDGETS = list(config["splits"]["budgets"])
+ARM_BUDGETS = {arm: strategies.arm_budgets(spec, BUDGETS) for arm, spec in ARMS.items()}
+# What a fine-tune computes: an arm's class and hyper-parameters, not the budgets it runs on (adding one reruns nothing).
+ARM_SPECS = {arm: {k: v for k, v in spec.items() if k != "budgets"} for arm, spec in ARMS.items()}
 SEEDS = list(config["training"]["seeds"])
 PAIRS = [(s, t) for s in DOMAIN_NAMES for t in DOMAIN_NAMES if s != t]
 FOLDS = list(range(config["splits"]["n_folds"]))
 FINETUNE_JOB = config["training"]["finetune_job"]
-# What one fine-tuning/scoring job covers (training.finetune_job): its wildcards and, in order, its runs.
-FINETUNE_JOB_ID = {"pair": "{strategy}/{source}_to_{target}/seed{seed}", "strategy": "{strategy}/seed{seed}"}[
-    FINETUNE_JOB]
+# What one fine-tuning/scoring job covers (training.finetune_job): one arm at one budget, every seed, and one pair or
+# all of them. Outputs are fixed when the workflow is parsed, so a job never spans budgets: arms may run on fewer.
+FINETUNE_JOB_ID = {"pair": "{strategy}/{budget}/{source}_to_{target}", "strategy": "{strategy}/{budget}"}[FINETUNE_JOB]
 
 
 wildcard_constraints:
@@ -86,21 +89,22 @@ FINETUNED_RECORD = "results/models/{variant}/finetune/{strategy}/{source}_to_{ta
 FINETUNE_SCORES = "results/scores/{variant}/finetune/{strategy}/{source}_to_{target}/{budget}/seed{seed}.tsv"
 
 
-def _runs(pairs):
-    return [(source, target, budget) for source, target in pairs for budget in BUDGETS]
+def _job_runs(pairs):
+    return [(source, target, str(seed)) for source, target in pairs for seed in SEEDS]
 
 
 def finetune_runs(wildcards):
-    """(source, target, budget) of every run of one fine-tuning job, in the order of its outputs."""
-    return _runs([(wildcards.source, wildcards.target)] if FINETUNE_JOB == "pair" else PAIRS)
+    """(source, target, budget, seed) of every run of one fine-tuning job, in the order of its outputs."""
+    pairs = [(wildcards.source, wildcards.target)] if FINETUNE_JOB == "pair" else PAIRS
+    return [(source, target, wildcards.budget, seed) for source, target, seed in _job_runs(pairs)]
 
 
 def finetune_outputs(pattern):
     """One path per run of a fine-tuning job (same order as finetune_runs); the job's own wildcards stay."""
     if FINETUNE_JOB == "pair":
-        return expand(pattern, budget=BUDGETS, allow_missing=True)
-    sources, targets, budgets = (list(column) for column in zip(*_runs(PAIRS)))
-    return expand(pattern, zip, source=sources, target=targets, budget=budgets, allow_missing=True)
+        return expand(pattern, seed=SEEDS, allow_missing=True)
+    sources, targets, seeds = (list(column) for column in zip(*_job_runs(PAIRS)))
+    return expand(pattern, zip, source=sources, target=targets, seed=seeds, allow_missing=True)
 
 
 def finetune_threads(wildcards):
@@ -112,6 +116,12 @@ def finetune_threads(wildcards):
 def finetune_domains(wildcards):
     """The domains whose scans one fine-tuning (or its scoring) job reads: its target, or every domain."""
     return [wildcards.target] if FINETUNE_JOB == "pair" else DOMAIN_NAMES
+
+
+def finetune_source_models(wildcards):
+    """The source models (one per source domain and seed) that one fine-tuning job's runs start from."""
+    runs = dict.fromkeys((source, seed) for source, _, _, seed in finetune_runs(wildcards))
+    return [SOURCE_MODEL.format(variant=wildcards.variant, domain=source, seed=seed) for source, seed in runs]
 
 
 def variant_arch(wildcards):
@@ -146,8 +156,8 @@ def trained_models(variants=VARIANTS):
     finetuned = [
         FINETUNED_MODEL.format(variant=variant, strategy=strategy, source=source, target=target, budget=budget,
                                seed=seed)
-        for variant in variants for strategy in STRATEGIES for source, target in PAIRS for budget in BUDGETS
-        for seed in SEEDS
+        for variant in variants for strategy in STRATEGIES for source, target in PAIRS
+        for budget in ARM_BUDGETS[strategy] for seed in SEEDS
     ]
     return sources + oracles + finetuned
 
@@ -160,8 +170,8 @@ def score_tables():
                      source=DOMAIN_NAMES, seed=SEEDS)
     tables += [FINETUNE_SCORES.format(variant=variant, strategy=strategy, source=source, target=target, budget=budget,
                                       seed=seed)
-               for variant in VARIANTS for strategy in STRATEGIES for source, target in PAIRS for budget in BUDGETS
-               for seed in SEEDS]
+               for variant in VARIANTS for strategy in STRATEGIES for source, target in PAIRS
+               for budget in ARM_BUDGETS[strategy] for seed in SEEDS]
     return tables
 
 

@@ -1,4 +1,4 @@
-# Training: source models per domain, oracle folds, and fine-tuning per (strategy, pair, seed) over every budget.
+# Training: source models per domain, oracle folds, and fine-tuning per (arm, budget) over pairs and seeds.
 # Recipes reach the scripts as sorted JSON strings (stable params → exactly the affected jobs rerun); runtime
 # switches (device, bf16, channels_last, compile, data_on_device, threads, runs_per_device) are read from the config
 # and do not rerun anything.
@@ -45,17 +45,13 @@ use rule train_source as train_oracle with:
         "logs/train_oracle/{variant}/{domain}/fold{fold}/seed{seed}.log",
 
 
-# A fine-tuning job trains several runs (training.finetune_job: every budget of a pair, or every pair and budget of a
-# strategy): on a CPU the ~3 s of process start-up would otherwise cost more than a small budget's training. Each run
-# still has its own seed (from its identity, not the job's), model, record and checkpoint.
+# A fine-tuning job trains several runs of one arm at one budget (training.finetune_job: every seed of a pair, or of
+# every pair): on a CPU the ~3 s of process start-up would otherwise cost more than a small budget's training. Each
+# run still has its own seed (from its identity, not the job's), model, record and checkpoint.
 rule finetune:
     input:
         unpack(domain_scans(finetune_domains)),
-        source_models=(
-            [PAIR_SOURCE_MODEL]
-            if FINETUNE_JOB == "pair"
-            else expand(SOURCE_MODEL, domain=DOMAIN_NAMES, allow_missing=True)
-        ),
+        source_models=finetune_source_models,
     output:
         model=finetune_outputs(FINETUNED_MODEL),
         record=finetune_outputs(FINETUNED_RECORD),
@@ -66,7 +62,7 @@ rule finetune:
         runs=lambda w: as_json(finetune_runs(w)),
         recipe=recipe("finetune"),
         strategy="{strategy}",
-        hparams=lambda w: as_json(ARMS[w.strategy]),
+        hparams=lambda w: as_json(ARM_SPECS[w.strategy]),
         checkpoints=f"results/checkpoints/{{variant}}/finetune/{FINETUNE_JOB_ID}",
     threads: finetune_threads
     priority: 10  # before scoring jobs when both are ready: the last fine-tune is the critical path

@@ -146,3 +146,18 @@ def test_compare_arms_counts_and_sign_test():
     assert row.p_value == pytest.approx(12 / 32)  # 4 of 5 positive: 2 · P(X ≥ 4 | n=5) = 2 · 6/32
     assert row.significant  # at 0.5
     assert row.gap_closed_a == pytest.approx((0.76 - 0.5) / 0.4) and row.gap_closed_b == pytest.approx(0.5)
+
+
+def test_compare_arms_only_at_budgets_both_arms_ran():
+    """An arm run on fewer budgets (strategies.<arm>.budgets) is compared where both ran; a pair missing one arm at
+    such a budget is still an error, never a silently smaller comparison."""
+    both = scores_table({"ft_first": [0.8] * 5, "ft_first_bn_eval": [0.7] * 5}, budget="every12")
+    only_a = scores_table({"ft_first": [0.6] * 5}, budget="3scans")
+    per_scan = stats.per_scan_gap_closed(pd.concat([both, only_a[only_a.role == "finetune"]], ignore_index=True))
+    rows = stats.compare_arms(per_scan, "ft_first", "ft_first_bn_eval", 0.1)
+    assert rows.budget.tolist() == ["every12"] and rows.gap_closed_a.tolist() == pytest.approx([0.75])
+    other_pair = scores_table({"ft_first": [0.8] * 5}, budget="every12", source="u")
+    with pytest.raises(ValueError, match="u→t every12: arms ft_first and ft_first_bn_eval are not both scored"):
+        stats.compare_arms(stats.per_scan_gap_closed(pd.concat([both, other_pair[other_pair.role != "oracle"]],
+                                                               ignore_index=True)),
+                           "ft_first", "ft_first_bn_eval", 0.1)

@@ -134,6 +134,17 @@ def test_arms_run_a_class_under_other_settings():
         strategies.build_arm("ft_last", {"layers": "middle"})
 
 
+def test_arm_budgets_are_a_subset_in_the_study_order():
+    study = ["1scan", "every12", "3scans"]
+    assert strategies.arm_budgets({}, study) == study
+    assert strategies.arm_budgets({"budgets": ["3scans", "1scan"]}, study) == ["1scan", "3scans"]
+    arm = strategies.build_arm("ft_first_bn_eval", {"strategy": "ft_first", "frozen_bn": "eval", "budgets": ["1scan"]})
+    assert "budgets" not in arm.hparams  # an arm's setting, not a hyper-parameter of its class
+    for bad in (["5scans"], [], "1scan"):
+        with pytest.raises(ValueError, match="must be a non-empty list of the study's budgets"):
+            strategies.arm_budgets({"budgets": bad}, study)
+
+
 def test_crop_follows_the_public_code():
     """A slice that holds the patch is cropped at a random position; one that does not is centred, zero-padded."""
     image = np.arange(12 * 20, dtype=np.float32).reshape(12, 20, 1)

@@ -72,7 +72,7 @@ def test_trained_models_and_records(tiny_run):
         assert len(record["validation_cases"]) == 1 and not set(record["validation_cases"]) & set(record["cases"])
         assert record["final_model"] == "last epoch"
     records = list(models.glob("finetune/*/*/*/seed0/record.json"))
-    assert len(records) == 4 * 6 * 2  # arms × pairs × budgets
+    assert len(records) == (3 * 2 + 1) * 6  # (arms × budgets + ft_first_bn_eval's one budget) × pairs
     by_run = {}
     for path in records:
         record = json.loads(path.read_text())
@@ -96,7 +96,7 @@ def test_scores_tables_and_figures(tiny_run):
     splits = json.loads((tiny_run / "results/data/splits.json").read_text())["domains"]
     scores = pd.read_csv(tiny_run / "results/scores/scores.tsv", sep="\t", dtype={"budget": str})
     counts = scores.role.value_counts().to_dict()
-    assert counts == {"oracle": 12, "baseline": 3 * 8, "finetune": 4 * 6 * 2 * 2}  # arms × pairs × budgets × tests
+    assert counts == {"oracle": 12, "baseline": 3 * 8, "finetune": 7 * 6 * 2}  # arm-budgets × pairs × tests
     assert scores[["sdice", "dice"]].apply(lambda c: c.between(0, 1)).all().all()
     oracle = scores[scores.role == "oracle"]
     assert sorted(oracle.case) == sorted(c for d in splits.values() for c in d["cases"])  # folds cover each scan once
@@ -111,6 +111,7 @@ def test_scores_tables_and_figures(tiny_run):
     assert "\\begin{table}" in (tables / "gap_closed.tex").read_text()
     gap = pd.read_csv(tables / "gap_closed.csv", index_col=0)
     assert list(gap.index) == ARMS and list(gap.columns) == ["every4", "2scans"]
+    assert gap.loc["ft_first_bn_eval"].isna().tolist() == [False, True]  # run on every4 only
     winners = pd.read_csv(tables / "winners.tsv", sep="\t")
     assert len(winners) == 6 * 2 and winners.p_value.between(0, 1).all()
     assert set(winners.winner) <= set(ARMS)
@@ -119,10 +120,12 @@ def test_scores_tables_and_figures(tiny_run):
     batchnorm = pd.read_csv(tables / "batchnorm.csv", index_col=0)
     assert list(batchnorm.index) == ["ft_first", "ft_first_bn_eval", "bn_stats"]
     tests = pd.read_csv(tables / "batchnorm_tests.tsv", sep="\t")
-    assert len(tests) == 6 * 2 and set(tests.arm_a) == {"ft_first"} and set(tests.arm_b) == {"ft_first_bn_eval"}
+    assert len(tests) == 6 and set(tests.arm_a) == {"ft_first"} and set(tests.arm_b) == {"ft_first_bn_eval"}
+    assert set(tests.budget) == {"every4"}  # the budget both arms ran
+    assert set(summary["gap_closed_mean"]["ft_first_bn_eval"]) == {"every4"}
     assert set(tests.better) <= {"ft_first", "ft_first_bn_eval", "tie"} and tests.p_value.between(0, 1).all()
     curves = pd.read_csv(tables / "convergence.tsv", sep="\t")
-    assert curves.groupby("role").run.nunique().to_dict() == {"source": 3, "oracle": 9, "finetune": 3 * 6 * 2}
+    assert curves.groupby("role").run.nunique().to_dict() == {"source": 3, "oracle": 9, "finetune": (2 * 2 + 1) * 6}
     assert curves[curves.role == "source"].val_sdice.notna().sum() == 3  # validated once, after the last epoch
     for name in ["sdice_matrix", "gap_closed", "winners", "batchnorm", "convergence"]:
         assert (tiny_run / f"results/figures/unet2d_residual/{name}.png").read_bytes()[:4] == b"\x89PNG"
@@ -153,16 +156,18 @@ def test_rerun_plans_only_what_a_change_touches(tiny_run):
     one_strategy = changed_config(tiny_run, lambda c: c["strategies"].update(ft_first={"lr": 0.01}))
     study = {"collect_scores": 1, "analyse": 1, "figures": 1, "all": 1}
     retrained = {**study, "convergence": 1}  # the learning curves read every run record
-    assert one_strategy == {"finetune": 6, "score_finetune": 6, **retrained}  # the 6 pairs of ft_first only
+    assert one_strategy == {"finetune": 12, "score_finetune": 12, **retrained}  # ft_first's 6 pairs × 2 budgets only
     new_arm = changed_config(tiny_run, lambda c: c["strategies"].update(ft_last_bn_eval={"strategy": "ft_last",
                                                                                          "frozen_bn": "eval"}))
-    assert new_arm == {"finetune": 6, "score_finetune": 6, **retrained}
+    assert new_arm == {"finetune": 12, "score_finetune": 12, **retrained}
+    more_budgets = changed_config(tiny_run, lambda c: c["strategies"]["ft_first_bn_eval"].pop("budgets"))
+    assert more_budgets == {"finetune": 6, "score_finetune": 6, **retrained}  # its runs at 2scans, nothing else
     tolerance = changed_config(tiny_run, lambda c: c["evaluation"].update(tolerance_mm=2.5))
-    assert tolerance == {"score_oracle": 3, "score_baseline": 3, "score_finetune": 24, **study}  # no retraining
+    assert tolerance == {"score_oracle": 3, "score_baseline": 3, "score_finetune": 42, **study}  # no retraining
     significance = changed_config(tiny_run, lambda c: c["evaluation"].update(significance_level=0.05))
     assert significance == {"analyse": 1, "figures": 1, "all": 1}
-    training = {"train_source": 3, "train_oracle": 9, "finetune": 24, "score_oracle": 3, "score_baseline": 3,
-                "score_finetune": 24, **retrained}
+    training = {"train_source": 3, "train_oracle": 9, "finetune": 42, "score_oracle": 3, "score_baseline": 3,
+                "score_finetune": 42, **retrained}
     scaling = changed_config(tiny_run, lambda c: c["preprocess"].update(clip_percentiles=[2.0, 98.0]))
     assert scaling == {"scale_intensity": 12, "make_splits": 1, **training}
     spacing = changed_config(tiny_run, lambda c: c["preprocess"].update(spacing_mm=[4.0, 4.0, 4.0]))
@@ -171,22 +176,21 @@ def test_rerun_plans_only_what_a_change_touches(tiny_run):
 
 def test_one_job_per_strategy_gives_identical_models(tiny_run, tmp_path):
     """training.finetune_job only regroups runs into jobs and training.runs_per_device only runs them at once (tiny:
-    a pair's runs two at a time; here: one strategy's runs one after another): every run keeps its seed, so its
-    weights are identical."""
-    pair_log = (tiny_run / "logs/finetune/unet2d_residual/ft_all/siemens_15_to_ge_15/seed0.log").read_text()
-    assert "2 at a time in their own processes" in pair_log
-    assert pair_log.count("] epoch 2/2 loss") == 2, pair_log  # each run's last epoch, from its own process
+    one run per job; here: each job one arm's 6 pairs at one budget, two runs at a time in their own processes):
+    every run keeps its seed, so its weights are identical."""
     workdir = tmp_path / "copy"
     shutil.copytree(tiny_run, workdir, symlinks=True)
-    planned = changed_config(workdir, lambda c: c["training"].update(finetune_job="strategy", runs_per_device=1))
-    assert planned == {"finetune": 4, "score_finetune": 4, "collect_scores": 1, "analyse": 1, "figures": 1,
-                       "convergence": 1, "all": 1}
+    planned = changed_config(workdir, lambda c: c["training"].update(finetune_job="strategy"))
+    assert planned == {"finetune": 7, "score_finetune": 7, "collect_scores": 1, "analyse": 1, "figures": 1,
+                       "convergence": 1, "all": 1}  # one per arm and budget
     models = sorted((tiny_run / "results/models/unet2d_residual/finetune").glob("*/*/*/seed0/model.pt"))
-    assert len(models) == 48
+    assert len(models) == 42
     shutil.rmtree(workdir / "results/models/unet2d_residual/finetune")
     result = snakemake(workdir, *[str(m.relative_to(tiny_run)) for m in models], configfile="changed.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert (workdir / "logs/finetune/unet2d_residual/ft_all/seed0.log").exists()  # one job ran the strategy
+    job_log = (workdir / "logs/finetune/unet2d_residual/ft_all/every4.log").read_text()  # one job ran the arm
+    assert "2 at a time in their own processes" in job_log
+    assert job_log.count("] epoch 2/2 loss") == 6, job_log  # each run's last epoch, from its own process
     for original in models:
         regrouped = workdir / original.relative_to(tiny_run)
         a, b = (torch.load(p, weights_only=True)["model"] for p in (original, regrouped))
@@ -261,10 +265,10 @@ def test_a_changed_mask_replans_only_the_jobs_that_read_its_domain(tiny_run, tmp
     dry = snakemake(workdir, "-n")
     assert dry.returncode == 0, dry.stderr[-2000:]
     # ge_15's source model and oracle folds; the baselines that score ge_15 (all three: two read it, one is its
-    # model's); fine-tunes into ge_15 (2 sources × 4 arms) and out of its retrained source (2 targets × 4 arms).
+    # model's); fine-tunes into ge_15 (2 sources × 7 arm-budgets) and out of its retrained source (2 targets × 7).
     # Not: the siemens source models and oracles, nor the siemens_15 ↔ siemens_3 fine-tunes.
     assert planned_jobs(dry.stdout) == {"train_source": 1, "train_oracle": 3, "score_oracle": 1, "score_baseline": 3,
-                                        "finetune": 16, "score_finetune": 16, "collect_scores": 1, "analyse": 1,
+                                        "finetune": 28, "score_finetune": 28, "collect_scores": 1, "analyse": 1,
                                         "figures": 1, "convergence": 1, "all": 1}
 
 
@@ -290,6 +294,11 @@ def test_bad_config_stops_with_the_key(tmp_path):
     result = snakemake(tmp_path, "-n", configfile="bad.yaml")
     assert result.returncode != 0
     assert "config key 'splits.budgets.0': 'half' does not match" in result.stderr + result.stdout
+    (tmp_path / "config/bad.yaml").write_text("strategies:\n  ft_all: {budgets: [5scans]}\n")
+    result = snakemake(tmp_path, "-n", configfile="bad.yaml")
+    assert result.returncode != 0
+    assert "config key 'strategies.ft_all': 'budgets: ['5scans']' must be a non-empty list of the study's budgets" in (
+        result.stderr + result.stdout)
 
 
 def test_bad_data_fails_listing_every_bad_case(tmp_path):

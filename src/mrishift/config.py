@@ -85,6 +85,7 @@ def _check_semantics(config: dict) -> None:
     for arm, spec in config["strategies"].items():
         try:
             strategies.build_arm(arm, spec)
+            strategies.arm_budgets(spec, config["splits"]["budgets"])
         except ValueError as error:
             raise ConfigError(f"config key 'strategies.{arm}': {error}") from error
     from mrishift import models

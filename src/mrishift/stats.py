@@ -143,9 +143,12 @@ def batchnorm_arm_pairs(arms: dict[str, dict]) -> list[tuple[str, str]]:
 
 def compare_arms(per_scan: pd.DataFrame, a: str, b: str, significance: float, metric: str = "sdice",
                  min_gap: float = GAP_EPS) -> pd.DataFrame:
-    """Arm ``a`` against arm ``b`` per (variant, pair, budget): their gap closed (seed-averaged pair means), the
-    difference, and the two-sided sign test of the per-scan score differences (seed-averaged)."""
-    pairs = per_pair_gap_closed(per_scan[per_scan.strategy.isin([a, b])], metric, min_gap, by_seed=False)
+    """Arm ``a`` against arm ``b`` per (variant, pair, budget) at the budgets both arms ran: their gap closed
+    (seed-averaged pair means), the difference, and the two-sided sign test of the per-scan score differences
+    (seed-averaged)."""
+    shared = set(per_scan.budget[per_scan.strategy == a]) & set(per_scan.budget[per_scan.strategy == b])
+    both = per_scan[per_scan.strategy.isin([a, b]) & per_scan.budget.isin(shared)]
+    pairs = per_pair_gap_closed(both, metric, min_gap, by_seed=False)
     by_scan = _per_scan_means(per_scan, metric)
     rows = []
     for (variant, source, target, budget), group in pairs.groupby(["variant", "source", "target", "budget"], sort=False):

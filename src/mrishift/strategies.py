@@ -16,9 +16,11 @@ The trainer only talks to this contract:
 Adding a strategy = one class here (or in its own module imported by mrishift.strategies) with
 ``@register("name")`` and its ``HPARAMS``, plus one entry in the config.
 
-A study runs *arms*: ``strategies: {arm: {strategy: class, **hparams}}`` in the config, the class defaulting to the
-arm's name, so one class can run under several settings (``ft_first_bn_eval: {strategy: ft_first, frozen_bn:
-eval}``). ``build_arm`` makes one; the arm's name is what paths, tables and figures show.
+A study runs *arms*: ``strategies: {arm: {strategy: class, budgets: [...], **hparams}}`` in the config, the class
+defaulting to the arm's name, so one class can run under several settings (``ft_first_bn_eval: {strategy: ft_first,
+frozen_bn: eval}``). ``budgets`` (default: every budget of ``splits.budgets``) lets a costly or side arm run on fewer
+budgets, e.g. to keep the demo inside its time. ``build_arm`` makes one; the arm's name is what paths, tables and
+figures show.
 """
 
 from __future__ import annotations
@@ -55,9 +57,20 @@ def build(name: str, **hparams) -> "Strategy":
     return _REGISTRY[name](**hparams)
 
 
+ARM_KEYS = ("strategy", "budgets")  # an arm's own settings; every other key of its entry is a hyper-parameter
+
+
 def arm_class(arm: str, spec: dict) -> str:
     """The registered class an arm runs: its ``strategy:`` entry, else the arm's own name."""
     return spec.get("strategy", arm)
+
+
+def arm_budgets(spec: dict, budgets: list[str]) -> list[str]:
+    """The budgets an arm runs, in the study's order: its ``budgets:`` entry, else all of ``budgets``."""
+    chosen = spec.get("budgets", budgets)
+    if not isinstance(chosen, list) or not chosen or any(b not in budgets for b in chosen):
+        raise ValueError(f"'budgets: {chosen}' must be a non-empty list of the study's budgets {budgets}")
+    return [b for b in budgets if b in chosen]
 
 
 def describe_arm(arm: str, spec: dict) -> dict:
@@ -71,7 +84,7 @@ def build_arm(arm: str, spec: dict) -> "Strategy":
     cls = arm_class(arm, spec)
     if not isinstance(cls, str) or cls not in _REGISTRY:
         raise ValueError(f"arm {arm!r}: 'strategy: {cls}' is not a registered strategy; registered: {names()}")
-    strategy = build(cls, **{k: v for k, v in spec.items() if k != "strategy"})
+    strategy = build(cls, **{k: v for k, v in spec.items() if k not in ARM_KEYS})
     strategy.arm = arm
     return strategy
 

@@ -65,7 +65,8 @@ summary = {
     "oracle_mean": float(oracle.mean()),
     "baseline_mean": float(baseline.mean()),
     "baseline_on_pair_test_scans_mean": float(per_scan.drop_duplicates(["source", "case"]).baseline.mean()),
-    "gap_closed_mean": {s: {b: float(gap_mean.loc[s, b]) for b in gap_mean.columns} for s in gap_mean.index},
+    "gap_closed_mean": {s: {b: float(gap_mean.loc[s, b]) for b in gap_mean.columns if pd.notna(gap_mean.loc[s, b])}
+                        for s in gap_mean.index},  # an arm run on fewer budgets has no value at the others
     "wins": {b: group.winner.value_counts().to_dict() for b, group in winners.groupby("budget")},
     "significant_wins": {b: group[group.significant].winner.value_counts().to_dict()
                          for b, group in winners.groupby("budget")},

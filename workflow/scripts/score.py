@@ -20,7 +20,7 @@ runtime = snakemake.config
 
 identity = {"variant": wildcards["variant"], "role": params.role, "strategy": wildcards.get("strategy", "none"),
             "source": wildcards.get("source", wildcards.get("domain")), "target": wildcards.get("target", ""),
-            "budget": "", "seed": wildcards["seed"], "fold": ""}
+            "budget": "", "seed": wildcards.get("seed", ""), "fold": ""}
 if params.role == "oracle":  # each fold's model on its own test fold; together they cover the domain once
     domain = wildcards["domain"]
     jobs = [({**identity, "target": domain, "fold": str(k)}, model, fold["test"])
@@ -31,9 +31,10 @@ elif params.role == "baseline":  # the unadapted source model on every scan of e
             for domain, split in splits.items() if domain != identity["source"]]
     outputs = [snakemake.output.table] * len(jobs)
 else:  # each fine-tuned model on its pair's test scans (the same scans for every budget and strategy)
-    jobs = [({**identity, "source": source, "target": target, "budget": budget}, model,
+    jobs = [({**identity, "source": source, "target": target, "budget": budget, "seed": seed}, model,
              splits[target]["budgets"][budget]["test"])
-            for (source, target, budget), model in zip(json.loads(params.runs), snakemake.input.models, strict=True)]
+            for (source, target, budget, seed), model in zip(json.loads(params.runs), snakemake.input.models,
+                                                             strict=True)]
     outputs = list(snakemake.output.table)
 
 MADE_BY = {"oracle": "train_oracle", "baseline": "train_source", "finetune": "finetune"}  # the rule each model is from

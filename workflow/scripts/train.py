@@ -28,14 +28,17 @@ if params.role in ("source", "oracle"):
     runs = [Run(common, split["train"], snakemake.output.model, snakemake.output.record, str(checkpoints / "run.pt"),
                 validation=split["validation"])]
 else:  # the identity of a run is the same whichever job runs it, so its seed and weights are too
-    source_models = {Path(path).parents[1].name: path for path in snakemake.input.source_models}
+    # .../source/{domain}/seed{seed}/model.pt
+    source_models = {(Path(path).parents[1].name, Path(path).parent.name.removeprefix("seed")): path
+                     for path in snakemake.input.source_models}
     runs = []
-    for (source, target, budget), model_path, record_path in zip(
+    for (source, target, budget, seed), model_path, record_path in zip(
             json.loads(params.runs), snakemake.output.model, snakemake.output.record, strict=True):
         entry = splits[target]["budgets"][budget]
-        runs.append(Run({**common, "source": source, "target": target, "budget": budget}, entry["scans"],
-                        model_path, record_path, str(checkpoints / f"{source}_to_{target}_{budget}.pt"),
-                        slices=[entry["slices"][c] for c in entry["scans"]], start_from=source_models[source]))
+        runs.append(Run({**common, "source": source, "target": target, "budget": budget, "seed": seed},
+                        entry["scans"], model_path, record_path,
+                        str(checkpoints / f"{source}_to_{target}_{budget}_seed{seed}.pt"),
+                        slices=[entry["slices"][c] for c in entry["scans"]], start_from=source_models[source, seed]))
 
 in_flight = min(runtime["runs_per_device"] if params.role == "finetune" else 1, len(runs))
 train_runs(job, runs, in_flight, threads=max(1, snakemake.threads // in_flight), log_path=snakemake.log[0])
