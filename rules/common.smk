@@ -21,6 +21,13 @@ from mrishift.data.synthetic import subject_ids
 for overlay in workflow.config_settings.configfiles:  # each --configfile's arms and budgets replace, in order
     apply_overlay(config, yaml.safe_load(Path(overlay).read_text()) or {})
 validate_config(config)  # fills defaults; stops the parse with a message naming any bad key
+RESULTS = config["results"]
+
+
+def result(path):
+    """A path under the study's results folder (config key ``results``, default ``results``)."""
+    return f"{RESULTS}/{path}"
+
 
 ENV = "../envs/mrishift.yaml"
 DOMAIN_NAMES = list(config["data"]["domains"])
@@ -40,9 +47,9 @@ def domain_scans(domains):
 
     def inputs(wildcards):
         cases = [c for d in domains(wildcards) for c in CASES_BY_DOMAIN[d]]
-        return {"splits": "results/data/splits.json",
-                "images": [f"results/data/preprocessed/{c}_image.nii.gz" for c in cases],
-                "masks": [f"results/data/resampled/{c}_mask.nii.gz" for c in cases]}
+        return {"splits": result("data/splits.json"),
+                "images": [result(f"data/preprocessed/{c}_image.nii.gz") for c in cases],
+                "masks": [result(f"data/resampled/{c}_mask.nii.gz") for c in cases]}
 
     return inputs
 
@@ -84,9 +91,9 @@ wildcard_constraints:
     fold=r"\d+",
 
 
-FINETUNED_MODEL = "results/models/{variant}/finetune/{strategy}/{source}_to_{target}/{budget}/seed{seed}/model.pt"
-FINETUNED_RECORD = "results/models/{variant}/finetune/{strategy}/{source}_to_{target}/{budget}/seed{seed}/record.json"
-FINETUNE_SCORES = "results/scores/{variant}/finetune/{strategy}/{source}_to_{target}/{budget}/seed{seed}.tsv"
+FINETUNED_MODEL = result("models/{variant}/finetune/{strategy}/{source}_to_{target}/{budget}/seed{seed}/model.pt")
+FINETUNED_RECORD = result("models/{variant}/finetune/{strategy}/{source}_to_{target}/{budget}/seed{seed}/record.json")
+FINETUNE_SCORES = result("scores/{variant}/finetune/{strategy}/{source}_to_{target}/{budget}/seed{seed}.tsv")
 
 
 def _job_runs(pairs):
@@ -138,11 +145,11 @@ def as_json(value):
     return json.dumps(value, sort_keys=True)
 
 
-SOURCE_MODEL = "results/models/{variant}/source/{domain}/seed{seed}/model.pt"
-SOURCE_RECORD = "results/models/{variant}/source/{domain}/seed{seed}/record.json"
-PAIR_SOURCE_MODEL = "results/models/{variant}/source/{source}/seed{seed}/model.pt"  # a pair's source model
-ORACLE_MODEL = "results/models/{variant}/oracle/{domain}/fold{fold}/seed{seed}/model.pt"
-ORACLE_RECORD = "results/models/{variant}/oracle/{domain}/fold{fold}/seed{seed}/record.json"
+SOURCE_MODEL = result("models/{variant}/source/{domain}/seed{seed}/model.pt")
+SOURCE_RECORD = result("models/{variant}/source/{domain}/seed{seed}/record.json")
+PAIR_SOURCE_MODEL = result("models/{variant}/source/{source}/seed{seed}/model.pt")  # a pair's source model
+ORACLE_MODEL = result("models/{variant}/oracle/{domain}/fold{fold}/seed{seed}/model.pt")
+ORACLE_RECORD = result("models/{variant}/oracle/{domain}/fold{fold}/seed{seed}/record.json")
 
 
 def run_records(wildcards):
@@ -164,9 +171,9 @@ def trained_models(variants=VARIANTS):
 
 def score_tables():
     """Every per-model score table of the study."""
-    tables = expand("results/scores/{variant}/oracle/{domain}/seed{seed}.tsv", variant=VARIANTS, domain=DOMAIN_NAMES,
+    tables = expand(result("scores/{variant}/oracle/{domain}/seed{seed}.tsv"), variant=VARIANTS, domain=DOMAIN_NAMES,
                     seed=SEEDS)
-    tables += expand("results/scores/{variant}/baseline/{source}/seed{seed}.tsv", variant=VARIANTS,
+    tables += expand(result("scores/{variant}/baseline/{source}/seed{seed}.tsv"), variant=VARIANTS,
                      source=DOMAIN_NAMES, seed=SEEDS)
     tables += [FINETUNE_SCORES.format(variant=variant, strategy=strategy, source=source, target=target, budget=budget,
                                       seed=seed)
@@ -177,14 +184,14 @@ def score_tables():
 
 def study_outputs():
     """The study's tables and figures, per model variant."""
-    tables = expand("results/tables/{variant}/{name}.{ext}", variant=VARIANTS,
+    tables = expand(result("tables/{variant}/{name}.{ext}"), variant=VARIANTS,
                     name=["sdice_matrix", "gap_closed", "batchnorm"], ext=["csv", "md", "tex"])
-    tables += expand("results/tables/{variant}/{name}", variant=VARIANTS,
+    tables += expand(result("tables/{variant}/{name}"), variant=VARIANTS,
                      name=["winners.tsv", "summary.json", "batchnorm_tests.tsv", "convergence.tsv", "convergence.md"])
-    figures = expand("results/figures/{variant}/{name}.{ext}", variant=VARIANTS,
+    figures = expand(result("figures/{variant}/{name}.{ext}"), variant=VARIANTS,
                      name=["sdice_matrix", "gap_closed", "winners", "batchnorm", "convergence"], ext=["png", "pdf"])
     return tables + figures
 
 
 def final_outputs():
-    return ["results/data/integrity.tsv", "results/data/splits.json", *trained_models(), *study_outputs()]
+    return [result("data/integrity.tsv"), result("data/splits.json"), *trained_models(), *study_outputs()]

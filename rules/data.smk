@@ -41,7 +41,7 @@ rule check_integrity:
     input:
         RAW_DATASET,
     output:
-        "results/data/integrity.tsv",
+        result("data/integrity.tsv"),
     params:
         cases=CASES,
     log:
@@ -54,11 +54,11 @@ rule check_integrity:
 
 rule resample:
     input:
-        report="results/data/integrity.tsv",
+        report=result("data/integrity.tsv"),
         dataset=RAW_DATASET,
     output:
-        image="results/data/resampled/{case}_image.nii.gz",
-        mask="results/data/resampled/{case}_mask.nii.gz",
+        image=result("data/resampled/{case}_image.nii.gz"),
+        mask=result("data/resampled/{case}_mask.nii.gz"),
     params:
         spacing_mm=config["preprocess"]["spacing_mm"],
         image_interpolation=config["preprocess"]["image_interpolation"],
@@ -72,9 +72,9 @@ rule resample:
 
 rule scale_intensity:
     input:
-        "results/data/resampled/{case}_image.nii.gz",
+        result("data/resampled/{case}_image.nii.gz"),
     output:
-        "results/data/preprocessed/{case}_image.nii.gz",
+        result("data/preprocessed/{case}_image.nii.gz"),
     params:
         clip_percentiles=config["preprocess"]["clip_percentiles"],
     log:
@@ -87,10 +87,10 @@ rule scale_intensity:
 
 rule make_splits:
     input:
-        report="results/data/integrity.tsv",
-        images=expand("results/data/preprocessed/{case}_image.nii.gz", case=CASES),
+        report=result("data/integrity.tsv"),
+        images=expand(result("data/preprocessed/{case}_image.nii.gz"), case=CASES),
     output:
-        "results/data/splits.json",
+        result("data/splits.json"),
     params:
         domains=DOMAIN_NAMES,
         cases=CASES,

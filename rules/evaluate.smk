@@ -8,7 +8,7 @@ rule score_oracle:
         unpack(domain_scans(lambda w: [w.domain])),
         models=expand(ORACLE_MODEL, fold=FOLDS, allow_missing=True),
     output:
-        table="results/scores/{variant}/oracle/{domain}/seed{seed}.tsv",
+        table=result("scores/{variant}/oracle/{domain}/seed{seed}.tsv"),
     params:
         role="oracle",
         tolerance_mm=EVALUATION["tolerance_mm"],
@@ -28,7 +28,7 @@ use rule score_oracle as score_baseline with:
         unpack(domain_scans(lambda w: [d for d in DOMAIN_NAMES if d != w.source])),
         models=[PAIR_SOURCE_MODEL],
     output:
-        table="results/scores/{variant}/baseline/{source}/seed{seed}.tsv",
+        table=result("scores/{variant}/baseline/{source}/seed{seed}.tsv"),
     params:
         role="baseline",
         tolerance_mm=EVALUATION["tolerance_mm"],
@@ -54,7 +54,7 @@ rule collect_scores:
     input:
         tables=score_tables(),
     output:
-        scores=report("results/scores/scores.tsv", caption="../report/scores.rst", category="Tables"),
+        scores=report(result("scores/scores.tsv"), caption="../report/scores.rst", category="Tables"),
     log:
         "logs/collect_scores.log",
     conda:
@@ -65,26 +65,26 @@ rule collect_scores:
 
 rule analyse:
     input:
-        scores="results/scores/scores.tsv",
+        scores=result("scores/scores.tsv"),
     output:
-        matrix=report("results/tables/{variant}/sdice_matrix.csv", caption="../report/sdice_matrix_table.rst",
+        matrix=report(result("tables/{variant}/sdice_matrix.csv"), caption="../report/sdice_matrix_table.rst",
                       category="Tables", subcategory="{variant}"),
-        matrix_md="results/tables/{variant}/sdice_matrix.md",
-        matrix_tex="results/tables/{variant}/sdice_matrix.tex",
-        gap_closed=report("results/tables/{variant}/gap_closed.csv", caption="../report/gap_closed_table.rst",
+        matrix_md=result("tables/{variant}/sdice_matrix.md"),
+        matrix_tex=result("tables/{variant}/sdice_matrix.tex"),
+        gap_closed=report(result("tables/{variant}/gap_closed.csv"), caption="../report/gap_closed_table.rst",
                           category="Tables", subcategory="{variant}"),
-        gap_closed_md="results/tables/{variant}/gap_closed.md",
-        gap_closed_tex="results/tables/{variant}/gap_closed.tex",
-        winners=report("results/tables/{variant}/winners.tsv", caption="../report/winners_table.rst",
+        gap_closed_md=result("tables/{variant}/gap_closed.md"),
+        gap_closed_tex=result("tables/{variant}/gap_closed.tex"),
+        winners=report(result("tables/{variant}/winners.tsv"), caption="../report/winners_table.rst",
                        category="Tables", subcategory="{variant}"),
-        per_scan="results/stats/{variant}/gap_closed_per_scan.tsv",
-        per_pair="results/stats/{variant}/gap_closed_per_pair.tsv",
-        summary="results/tables/{variant}/summary.json",
-        batchnorm=report("results/tables/{variant}/batchnorm.csv", caption="../report/batchnorm_table.rst",
+        per_scan=result("stats/{variant}/gap_closed_per_scan.tsv"),
+        per_pair=result("stats/{variant}/gap_closed_per_pair.tsv"),
+        summary=result("tables/{variant}/summary.json"),
+        batchnorm=report(result("tables/{variant}/batchnorm.csv"), caption="../report/batchnorm_table.rst",
                          category="Tables", subcategory="{variant}"),
-        batchnorm_md="results/tables/{variant}/batchnorm.md",
-        batchnorm_tex="results/tables/{variant}/batchnorm.tex",
-        batchnorm_tests="results/tables/{variant}/batchnorm_tests.tsv",
+        batchnorm_md=result("tables/{variant}/batchnorm.md"),
+        batchnorm_tex=result("tables/{variant}/batchnorm.tex"),
+        batchnorm_tests=result("tables/{variant}/batchnorm_tests.tsv"),
     params:
         strategies=STRATEGIES,
         arms=as_json(ARM_DESCRIPTIONS),
@@ -101,22 +101,22 @@ rule analyse:
 
 rule figures:
     input:
-        scores="results/scores/scores.tsv",
-        per_pair="results/stats/{variant}/gap_closed_per_pair.tsv",
-        winners="results/tables/{variant}/winners.tsv",
+        scores=result("scores/scores.tsv"),
+        per_pair=result("stats/{variant}/gap_closed_per_pair.tsv"),
+        winners=result("tables/{variant}/winners.tsv"),
     output:
-        batchnorm_png=report("results/figures/{variant}/batchnorm.png", caption="../report/batchnorm.rst",
+        batchnorm_png=report(result("figures/{variant}/batchnorm.png"), caption="../report/batchnorm.rst",
                              category="Figures", subcategory="{variant}"),
-        batchnorm_pdf="results/figures/{variant}/batchnorm.pdf",
-        matrix_png=report("results/figures/{variant}/sdice_matrix.png", caption="../report/sdice_matrix.rst",
+        batchnorm_pdf=result("figures/{variant}/batchnorm.pdf"),
+        matrix_png=report(result("figures/{variant}/sdice_matrix.png"), caption="../report/sdice_matrix.rst",
                           category="Figures", subcategory="{variant}"),
-        matrix_pdf="results/figures/{variant}/sdice_matrix.pdf",
-        gap_closed_png=report("results/figures/{variant}/gap_closed.png", caption="../report/gap_closed.rst",
+        matrix_pdf=result("figures/{variant}/sdice_matrix.pdf"),
+        gap_closed_png=report(result("figures/{variant}/gap_closed.png"), caption="../report/gap_closed.rst",
                               category="Figures", subcategory="{variant}"),
-        gap_closed_pdf="results/figures/{variant}/gap_closed.pdf",
-        winners_png=report("results/figures/{variant}/winners.png", caption="../report/winners.rst",
+        gap_closed_pdf=result("figures/{variant}/gap_closed.pdf"),
+        winners_png=report(result("figures/{variant}/winners.png"), caption="../report/winners.rst",
                            category="Figures", subcategory="{variant}"),
-        winners_pdf="results/figures/{variant}/winners.pdf",
+        winners_pdf=result("figures/{variant}/winners.pdf"),
     params:
         strategies=STRATEGIES,
         arms=as_json(ARM_DESCRIPTIONS),
@@ -134,12 +134,12 @@ rule convergence:
     input:
         records=run_records,
     output:
-        curves="results/tables/{variant}/convergence.tsv",
-        summary=report("results/tables/{variant}/convergence.md", caption="../report/convergence_table.rst",
+        curves=result("tables/{variant}/convergence.tsv"),
+        summary=report(result("tables/{variant}/convergence.md"), caption="../report/convergence_table.rst",
                        category="Tables", subcategory="{variant}"),
-        figure=report("results/figures/{variant}/convergence.png", caption="../report/convergence.rst",
+        figure=report(result("figures/{variant}/convergence.png"), caption="../report/convergence.rst",
                       category="Figures", subcategory="{variant}"),
-        figure_pdf="results/figures/{variant}/convergence.pdf",
+        figure_pdf=result("figures/{variant}/convergence.pdf"),
     log:
         "logs/convergence/{variant}.log",
     conda:

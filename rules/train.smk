@@ -16,7 +16,7 @@ rule train_source:
         recipe=recipe("source"),
         strategy="ft_all",
         hparams=as_json({}),
-        checkpoints="results/checkpoints/{variant}/source/{domain}/seed{seed}",
+        checkpoints=result("checkpoints/{variant}/source/{domain}/seed{seed}"),
     threads: config["training"]["threads"]
     resources:
         gpu=1,
@@ -40,7 +40,7 @@ use rule train_source as train_oracle with:
         recipe=recipe("source"),
         strategy="ft_all",
         hparams=as_json({}),
-        checkpoints="results/checkpoints/{variant}/oracle/{domain}/fold{fold}/seed{seed}",
+        checkpoints=result("checkpoints/{variant}/oracle/{domain}/fold{fold}/seed{seed}"),
     log:
         "logs/train_oracle/{variant}/{domain}/fold{fold}/seed{seed}.log",
 
@@ -63,7 +63,7 @@ rule finetune:
         recipe=recipe("finetune"),
         strategy="{strategy}",
         hparams=lambda w: as_json(ARM_SPECS[w.strategy]),
-        checkpoints=f"results/checkpoints/{{variant}}/finetune/{FINETUNE_JOB_ID}",
+        checkpoints=result(f"checkpoints/{{variant}}/finetune/{FINETUNE_JOB_ID}"),
     threads: finetune_threads
     priority: 10  # before scoring jobs when both are ready: the last fine-tune is the critical path
     resources:

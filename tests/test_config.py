@@ -79,3 +79,25 @@ def test_an_overlay_replaces_arms_and_budgets_but_merges_the_rest():
     assert config["splits"] == {"budgets": ["every4"], "seed": 3} and config["training"] == {"seeds": [0]}
     assert apply_overlay({"strategies": {"a": {}}}, {})["strategies"] == {"a": {}}  # no overlay: unchanged
     assert list(apply_overlay({}, {"strategies": {"b": {}, "a": {}}})["strategies"]) == ["b", "a"]  # order kept
+
+
+def test_a_non_editable_install_finds_its_schema(tmp_path):
+    """The schema is package data: a wheel-style install (here into a folder, away from the repository) validates a
+    config with no repository layout around it."""
+    import subprocess
+    import sys
+
+    root = CONFIG.parent
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                              "--target", str(tmp_path / "site"), str(root)], capture_output=True, text=True)
+    assert install.returncode == 0, install.stderr[-2000:]
+    assert (tmp_path / "site/mrishift/schema.yaml").is_file()
+    check = ("import mrishift.config as c, yaml, sys; "
+             "assert c.__file__.startswith(sys.argv[1]), c.__file__; "
+             "config = c.validate_config(yaml.safe_load(open(sys.argv[2]))); "
+             "print(config['training']['finetune_job'], config['splits']['seed'])")
+    result = subprocess.run([sys.executable, "-c", check, str(tmp_path / "site"), str(CONFIG / "config.yaml")],
+                            capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "site"),
+                                                                               "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["strategy", str(0xBADCAFE)]

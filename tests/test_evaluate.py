@@ -36,13 +36,18 @@ def test_a_truncated_preprocessed_volume_is_caught_with_its_name(tmp_path):
     import pytest
 
     from mrishift.data.volumes import VolumeError, save_volume
-    from mrishift.runs import load_case
+    from mrishift.runs import load_case, scan_files
 
     affine = np.diag([3.0, 3.0, 3.0, 1.0])
     image = tmp_path / "preprocessed" / "CC0120_image.nii.gz"
     save_volume(image, np.random.default_rng(0).random((16, 16, 8), dtype=np.float32), affine)
     save_volume(tmp_path / "resampled" / "CC0120_mask.nii.gz", np.ones((16, 16, 8), np.uint8), affine)
-    assert load_case("CC0120", tmp_path)[0].array.shape == (16, 16, 8)
+    files = scan_files([str(image)], [str(tmp_path / "resampled" / "CC0120_mask.nii.gz")])
+    assert load_case("CC0120", files)[0].array.shape == (16, 16, 8)
+    with pytest.raises(ValueError, match="CC0121: not among the 1 scans this job was given"):
+        load_case("CC0121", files)
     image.write_bytes(image.read_bytes()[:-200])  # a job killed while copying, a full disk
     with pytest.raises(VolumeError, match=f"{image}: unreadable or corrupt NIfTI"):
-        load_case("CC0120", tmp_path)
+        load_case("CC0120", files)
+    with pytest.raises(ValueError, match=r"images only \['CC0120'\], masks only \[\]"):
+        scan_files([str(image)], [])

@@ -56,21 +56,22 @@ def test_device_batches_rotate_and_flip_like_numpy():
 
 
 def write_cases(data_dir, n=3):
-    cases = []
+    """{case: (image, mask) files} of n small scans."""
+    files = {}
     for i, (image, mask) in enumerate(volumes(seed=7)[:1] * n):
         case = f"CC{i:04d}"
-        save_volume(data_dir / "preprocessed" / f"{case}_image.nii.gz", image + i * 0.01, np.eye(4))
-        save_volume(data_dir / "resampled" / f"{case}_mask.nii.gz", mask, np.eye(4))
-        cases.append(case)
-    return cases
+        files[case] = (str(data_dir / f"{case}_image.nii.gz"), str(data_dir / f"{case}_mask.nii.gz"))
+        save_volume(files[case][0], image + i * 0.01, np.eye(4))
+        save_volume(files[case][1], mask, np.eye(4))
+    return files
 
 
-def finetune_job(tmp_path, device, runs_per_device, cases, source):
+def finetune_job(tmp_path, device, runs_per_device, cases, source, files):
     out = tmp_path / f"job{runs_per_device}"
     recipe = Recipe(epochs=2, iters_per_epoch=3, batch_size=4, patch_size=16, lr=0.05, lr_drop_epoch=0,
                     device=device, deterministic=True)
     job = Job(role="finetune", arch="unet2d_residual", width=0.25, arm="ft_first", hparams={}, recipe=recipe,
-              data_dir=str(tmp_path / "data"))
+              scans=files)
     runs = [Run({"role": "finetune", "source": "a", "target": case, "budget": "1scan", "seed": 0}, [case],
                 str(out / case / "model.pt"), str(out / case / "record.json"), str(out / "checkpoints" / f"{case}.pt"),
                 slices=[[0, 2, 4]], start_from=source) for case in cases]
@@ -80,13 +81,14 @@ def finetune_job(tmp_path, device, runs_per_device, cases, source):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_runs_trained_at_once_equal_runs_trained_alone(tmp_path, device):
-    cases = write_cases(tmp_path / "data")
+    files = write_cases(tmp_path / "data")
+    cases = list(files)
     torch.manual_seed(0)
     source = tmp_path / "source.pt"
     torch.save({"arch": "unet2d_residual", "width": 0.25, "model": models.build("unet2d_residual", width=0.25)
                 .state_dict()}, source)
-    alone = finetune_job(tmp_path, device, 1, cases, str(source))
-    together = finetune_job(tmp_path, device, 2, cases, str(source))
+    alone = finetune_job(tmp_path, device, 1, cases, str(source), files)
+    together = finetune_job(tmp_path, device, 2, cases, str(source), files)
     seeds = set()
     for one, other in zip(alone, together, strict=True):
         weights = torch.load(one.model_path, weights_only=True)["model"]
@@ -106,9 +108,9 @@ def test_runs_trained_at_once_equal_runs_trained_alone(tmp_path, device):
 
 
 def test_a_failing_run_fails_the_job_and_names_the_run(tmp_path):
-    write_cases(tmp_path / "data", n=1)
+    files = write_cases(tmp_path / "data", n=1)
     with pytest.raises(RuntimeError, match="'target': 'CC0009'"):
-        finetune_job(tmp_path, "cpu", 2, ["CC0000", "CC0009"], None)
+        finetune_job(tmp_path, "cpu", 2, ["CC0000", "CC0009"], None, files)
 
 
 def test_device_batches_keep_non_binary_masks_exactly():

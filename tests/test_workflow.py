@@ -254,6 +254,38 @@ def test_killed_twice_the_workflow_resumes_to_the_same_scores(tiny_run, tmp_path
     assert resumed  # the killed training runs went on from their epoch checkpoints, not from scratch
 
 
+def test_keep_going_keeps_every_other_result_and_reruns_only_the_failed_jobs(tiny_run, tmp_path):
+    """A scan that went bad on disk after preprocessing (truncated, its time stamp kept, so nothing replans because of
+    it) under --keep-going: a new arm's jobs that read it fail naming the file, every other job of the arm finishes
+    and keeps its result; with the file restored, only the failed jobs and their dependants run."""
+    workdir = tmp_path / "copy"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    config = yaml.safe_load((workdir / "config/tiny.yaml").read_text())
+    config["strategies"]["ft_last"] = {}
+    (workdir / "config/changed.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    test_scan = json.loads((workdir / "results/data/splits.json").read_text())["domains"]["ge_15"]["test"][0]
+    image = workdir / f"results/data/preprocessed/{test_scan}_image.nii.gz"
+    original, stamp = image.read_bytes(), image.stat()
+    image.write_bytes(original[: len(original) // 2])
+    os.utime(image, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+
+    failed = snakemake(workdir, "--keep-going", configfile="changed.yaml")
+    assert failed.returncode != 0
+    scores = sorted((workdir / "results/scores/unet2d_residual/finetune/ft_last").glob("*/*/seed0.tsv"))
+    finished = {path.parent.parent.name for path in scores}
+    assert len(scores) == 8 and not any(name.endswith("_to_ge_15") for name in finished)  # 4 of 6 pairs × 2 budgets
+    assert len(list((workdir / "results/models/unet2d_residual/finetune/ft_last").glob("*/*/seed0/model.pt"))) == 12
+    failed_logs = [log for log in (workdir / "logs/score_finetune/unet2d_residual/ft_last").glob("*/*_to_ge_15.log")]
+    assert len(failed_logs) == 4 and all(str(image.name) in log.read_text() for log in failed_logs)
+    assert "Error in rule score_finetune" in failed.stderr
+
+    image.write_bytes(original)
+    os.utime(image, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    dry = snakemake(workdir, "-n", configfile="changed.yaml")
+    assert planned_jobs(dry.stdout) == {"score_finetune": 4, "collect_scores": 1, "analyse": 1, "figures": 1,
+                                        "all": 1}
+
+
 def test_a_changed_mask_replans_only_the_jobs_that_read_its_domain(tiny_run, tmp_path):
     workdir = tmp_path / "copy"
     shutil.copytree(tiny_run, workdir, symlinks=True)
@@ -270,6 +302,24 @@ def test_a_changed_mask_replans_only_the_jobs_that_read_its_domain(tiny_run, tmp
     assert planned_jobs(dry.stdout) == {"train_source": 1, "train_oracle": 3, "score_oracle": 1, "score_baseline": 3,
                                         "finetune": 28, "score_finetune": 28, "collect_scores": 1, "analyse": 1,
                                         "figures": 1, "convergence": 1, "all": 1}
+
+
+def test_moved_results_folder_is_complete_under_its_config_key(tiny_run, tmp_path):
+    """Every output lives under the `results` config key and every job is given its files: the finished study moved
+    to another folder plans nothing; a changed mask there replans the jobs reading it, with the new paths."""
+    workdir = tmp_path / "copy"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    (workdir / "study").mkdir()
+    shutil.move(workdir / "results", workdir / "study/run1")  # a rename: time stamps kept
+    (workdir / "config/moved.yaml").write_text("results: study/run1\n")
+    dry = snakemake(workdir, "-n", configfile=["tiny.yaml", "moved.yaml"])
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout, dry.stdout[-3000:]
+    mask = workdir / "study/run1/data/resampled/CC0120_mask.nii.gz"  # siemens_15
+    mask.touch()
+    dry = snakemake(workdir, "-n", configfile=["tiny.yaml", "moved.yaml"])
+    assert planned_jobs(dry.stdout)["train_source"] == 1 and "study/run1/models/unet2d_residual/source/siemens_15" in (
+        dry.stdout)
+    assert "results/" not in dry.stdout.replace("study/run1/", "")
 
 
 def test_an_overlay_with_one_arm_plans_only_that_arm(tiny_run):

@@ -1,8 +1,10 @@
-"""Config validation against config/schema.yaml: defaults filled in, errors name the key and the problem."""
+"""Config validation against the package's schema.yaml (config/schema.yaml links to it): defaults filled in, errors
+name the key and the problem."""
 
 from __future__ import annotations
 
 import copy
+from importlib import resources
 from pathlib import Path
 
 import jsonschema
@@ -11,7 +13,7 @@ import yaml
 from mrishift.data.cc359 import DOMAINS
 from mrishift.data.splits import parse_budget
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+SCHEMA = resources.files("mrishift") / "schema.yaml"  # package data: found however mrishift is installed
 
 
 class ConfigError(ValueError):
@@ -52,8 +54,8 @@ def _with_defaults(validator_class):
 _Validator = _with_defaults(jsonschema.Draft202012Validator)
 
 
-def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
-    return yaml.safe_load(Path(path).read_text())
+def load_schema(path: str | Path | None = None) -> dict:
+    return yaml.safe_load(Path(path).read_text() if path else SCHEMA.read_text())
 
 
 def validate_config(config: dict, schema: dict | None = None) -> dict:

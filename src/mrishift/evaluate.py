@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from mrishift import metrics
-from mrishift.runs import load_case
+from mrishift.runs import ScanFiles, load_case
 from mrishift.train import resolve_device
 
 log = logging.getLogger("mrishift")
@@ -56,15 +56,15 @@ def predict_volume(model: torch.nn.Module, image: np.ndarray, batch_size: int = 
 class ScanCache:
     """Scaled images and reference masks (with their spacing) of the cases a job scores, each read once."""
 
-    def __init__(self, data_dir: str | Path = "results/data"):
-        self.data_dir = Path(data_dir)
+    def __init__(self, files: ScanFiles):
+        self.files = files
         self._scans: dict[str, tuple[np.ndarray, np.ndarray, tuple[float, ...]]] = {}
 
     def __getitem__(self, case: str):
         if case not in self._scans:
-            image, mask = load_case(case, self.data_dir)
+            image, mask = load_case(case, self.files)
             if not mask.array.any():
-                raise ValueError(f"{self.data_dir / 'resampled' / f'{case}_mask.nii.gz'}: reference mask is empty")
+                raise ValueError(f"{self.files[case][1]}: reference mask is empty")
             self._scans[case] = (image.array, mask.array > 0.5, tuple(float(s) for s in image.spacing))
         return self._scans[case]
 

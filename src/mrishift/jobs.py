@@ -27,7 +27,7 @@ import torch
 from mrishift import models, strategies
 from mrishift.evaluate import ScanCache, validation_scores
 from mrishift.logs import progress
-from mrishift.runs import load_cases, load_model, save_model, write_record
+from mrishift.runs import ScanFiles, load_cases, load_model, save_model, write_record
 from mrishift.sampling import SliceSampler
 from mrishift.seeding import seed_hash
 from mrishift.train import Recipe, train
@@ -52,7 +52,7 @@ class Job:
     validate_every: int = 0
     tolerance_mm: float = 1.0
     eval_batch_size: int = 32
-    data_dir: str = "results/data"
+    scans: ScanFiles = field(default_factory=dict)  # case -> (image, mask) files: the job's declared inputs
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class Run:
 
 def train_run(job: Job, run: Run) -> None:
     """Train one run to its model file and run record (resuming from its checkpoint when there is one)."""
-    volumes = load_cases(run.cases, job.data_dir)
+    volumes = load_cases(run.cases, job.scans)
     slices = run.slices or [range(v[0].shape[2]) for v in volumes]
     sampler = SliceSampler(volumes, slices, job.recipe.batch_size, job.recipe.patch_size, job.recipe.augment_p,
                            np.random.default_rng(run.seed))
@@ -90,7 +90,7 @@ def train_run(job: Job, run: Run) -> None:
              len(sampler.pool), run.seed)
     validate = None
     if run.validation:
-        scans = ScanCache(job.data_dir)
+        scans = ScanCache(job.scans)
 
         def validate(model):
             return validation_scores(model, run.validation, scans, job.tolerance_mm, job.eval_batch_size,

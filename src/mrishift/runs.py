@@ -17,19 +17,35 @@ from mrishift.data.volumes import Volume, load_volume
 from mrishift.io import atomic_path, error_summary, write_json
 
 
-def load_case(case: str, data_dir: str | Path = "results/data") -> tuple[Volume, Volume]:
-    """The scaled image and the reference mask of a case on the resampled grid (the workflow's layout)."""
-    data_dir = Path(data_dir)
-    image = load_volume(data_dir / "preprocessed" / f"{case}_image.nii.gz")
-    mask = load_volume(data_dir / "resampled" / f"{case}_mask.nii.gz")
+ScanFiles = dict[str, tuple[str, str]]  # case id -> (scaled image, reference mask): the files a job was given
+
+
+def scan_files(images: list[str], masks: list[str]) -> ScanFiles:
+    """Pair a job's input files by case (``…/<case>_image.nii.gz`` with ``…/<case>_mask.nii.gz``), wherever they are:
+    the library reads the files Snakemake hands a job, never a results-folder layout of its own."""
+    image_of = {Path(path).name.removesuffix("_image.nii.gz"): str(path) for path in images}
+    mask_of = {Path(path).name.removesuffix("_mask.nii.gz"): str(path) for path in masks}
+    if set(image_of) != set(mask_of):
+        raise ValueError(f"images and masks given for different cases: images only {sorted(set(image_of) - set(mask_of))}"
+                         f", masks only {sorted(set(mask_of) - set(image_of))}")
+    return {case: (image_of[case], mask_of[case]) for case in image_of}
+
+
+def load_case(case: str, files: ScanFiles) -> tuple[Volume, Volume]:
+    """The scaled image and the reference mask of a case on the resampled grid."""
+    if case not in files:
+        raise ValueError(f"{case}: not among the {len(files)} scans this job was given (an undeclared input)")
+    image_path, mask_path = files[case]
+    image, mask = load_volume(image_path), load_volume(mask_path)
     if image.array.shape != mask.array.shape:
-        raise ValueError(f"{case}: preprocessed image {image.array.shape} and mask {mask.array.shape} differ")
+        raise ValueError(f"{case}: preprocessed image {image.array.shape} ({image_path}) and mask {mask.array.shape} "
+                         f"({mask_path}) differ")
     return image, mask
 
 
-def load_cases(cases: list[str], data_dir: str | Path = "results/data") -> list[tuple[np.ndarray, np.ndarray]]:
+def load_cases(cases: list[str], files: ScanFiles) -> list[tuple[np.ndarray, np.ndarray]]:
     """(scaled image, binary mask) arrays indexed (x, y, z) for each case id."""
-    return [tuple(volume.array for volume in load_case(case, data_dir)) for case in cases]
+    return [tuple(volume.array for volume in load_case(case, files)) for case in cases]
 
 
 def save_model(path: str | Path, model: torch.nn.Module, arch: str, width: float) -> None:

@@ -4,8 +4,10 @@ finetune): turn snakemake's wildcards and params into the job's runs, and train 
 import json
 from pathlib import Path
 
+from mrishift import protocol
 from mrishift.jobs import Job, Run, train_runs
 from mrishift.logs import log_to
+from mrishift.runs import scan_files
 from mrishift.train import Recipe
 
 log = log_to(snakemake.log[0])
@@ -16,17 +18,18 @@ recipe = Recipe(**json.loads(params.recipe), device=runtime["device"], bf16=runt
                 data_on_device=runtime["data_on_device"], deterministic=runtime["deterministic"])
 job = Job(role=params.role, arch=params.arch, width=params.width, arm=params.strategy,
           hparams=json.loads(params.hparams), recipe=recipe, validate_every=runtime["validate_every"],
-          tolerance_mm=config["evaluation"]["tolerance_mm"], eval_batch_size=config["evaluation"]["batch_size"])
+          tolerance_mm=config["evaluation"]["tolerance_mm"], eval_batch_size=config["evaluation"]["batch_size"],
+          scans=scan_files(snakemake.input.images, snakemake.input.masks))
 splits = json.loads(Path(snakemake.input.splits).read_text())["domains"]
 wildcards = dict(snakemake.wildcards.items())
 common = {"role": params.role, **wildcards, "recipe": json.loads(params.recipe), "strategy": params.strategy,
           "hparams": json.loads(params.hparams)}
 checkpoints = Path(params.checkpoints)
 if params.role in ("source", "oracle"):
-    split = splits[wildcards["domain"]]
-    split = split["source"] if params.role == "source" else split["oracle_folds"][int(wildcards["fold"])]
-    runs = [Run(common, split["train"], snakemake.output.model, snakemake.output.record, str(checkpoints / "run.pt"),
-                validation=split["validation"])]
+    data = (protocol.source_training(splits, wildcards["domain"]) if params.role == "source"
+            else protocol.oracle_training(splits, wildcards["domain"], int(wildcards["fold"])))
+    runs = [Run(common, data.cases, snakemake.output.model, snakemake.output.record, str(checkpoints / "run.pt"),
+                validation=data.validation)]
 else:  # the identity of a run is the same whichever job runs it, so its seed and weights are too
     # .../source/{domain}/seed{seed}/model.pt
     source_models = {(Path(path).parents[1].name, Path(path).parent.name.removeprefix("seed")): path
@@ -34,11 +37,10 @@ else:  # the identity of a run is the same whichever job runs it, so its seed an
     runs = []
     for (source, target, budget, seed), model_path, record_path in zip(
             json.loads(params.runs), snakemake.output.model, snakemake.output.record, strict=True):
-        entry = splits[target]["budgets"][budget]
-        runs.append(Run({**common, "source": source, "target": target, "budget": budget, "seed": seed},
-                        entry["scans"], model_path, record_path,
-                        str(checkpoints / f"{source}_to_{target}_{budget}_seed{seed}.pt"),
-                        slices=[entry["slices"][c] for c in entry["scans"]], start_from=source_models[source, seed]))
+        data = protocol.finetune_training(splits, target, budget)
+        runs.append(Run({**common, "source": source, "target": target, "budget": budget, "seed": seed}, data.cases,
+                        model_path, record_path, str(checkpoints / f"{source}_to_{target}_{budget}_seed{seed}.pt"),
+                        slices=data.slices, start_from=source_models[source, seed]))
 
 in_flight = min(runtime["runs_per_device"] if params.role == "finetune" else 1, len(runs))
 train_runs(job, runs, in_flight, threads=max(1, snakemake.threads // in_flight), log_path=snakemake.log[0])

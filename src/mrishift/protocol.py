@@ -1,0 +1,70 @@
+"""The study's protocol: which scans (and slices) each role trains on, validates on and is tested on, read from the
+frozen splits (``mrishift.data.splits``). The workflow's scripts only adapt these answers to Snakemake's files.
+
+* a source model trains on its domain's source split and validates on its validation scans;
+* an oracle fold trains and validates inside its domain and is tested on its own test fold, so the folds together
+  test every scan of the domain once;
+* the baseline (a source model, unadapted) is tested on every scan of every other domain;
+* a fine-tune trains on its budget's slices of its target's first fine-tuning scans and is tested on the target's
+  test scans — the same scans for every budget and arm, none of which any budget trains on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    cases: list[str]
+    slices: list[list[int]] | None = None  # per case; None = every slice
+    validation: list[str] | None = None  # scored every few epochs, never trained on
+
+
+def source_training(splits: dict, domain: str) -> TrainingData:
+    split = _domain(splits, domain)["source"]
+    return TrainingData(split["train"], validation=split["validation"])
+
+
+def oracle_training(splits: dict, domain: str, fold: int) -> TrainingData:
+    split = _fold(splits, domain, fold)
+    return TrainingData(split["train"], validation=split["validation"])
+
+
+def finetune_training(splits: dict, target: str, budget: str) -> TrainingData:
+    entry = _budget(splits, target, budget)
+    return TrainingData(entry["scans"], slices=[entry["slices"][case] for case in entry["scans"]])
+
+
+def oracle_test(splits: dict, domain: str, fold: int) -> list[str]:
+    return _fold(splits, domain, fold)["test"]
+
+
+def baseline_test(splits: dict, source: str) -> dict[str, list[str]]:
+    """target domain -> every scan of it, for each domain other than ``source``."""
+    _domain(splits, source)
+    return {domain: split["cases"] for domain, split in splits.items() if domain != source}
+
+
+def finetune_test(splits: dict, target: str, budget: str) -> list[str]:
+    return _budget(splits, target, budget)["test"]
+
+
+def _domain(splits: dict, domain: str) -> dict:
+    if domain not in splits:
+        raise ValueError(f"domain {domain!r} is not in the splits (domains: {sorted(splits)})")
+    return splits[domain]
+
+
+def _fold(splits: dict, domain: str, fold: int) -> dict:
+    folds = _domain(splits, domain)["oracle_folds"]
+    if not 0 <= fold < len(folds):
+        raise ValueError(f"{domain}: oracle fold {fold} does not exist ({len(folds)} folds)")
+    return folds[fold]
+
+
+def _budget(splits: dict, target: str, budget: str) -> dict:
+    budgets = _domain(splits, target)["budgets"]
+    if budget not in budgets:
+        raise ValueError(f"{target}: budget {budget!r} is not in the splits (budgets: {list(budgets)})")
+    return budgets[budget]

@@ -1,0 +1,48 @@
+"""Which scans each role trains, validates and is tested on (mrishift.protocol), on splits of two small domains."""
+
+import pytest
+
+from mrishift import protocol
+from mrishift.data.splits import make_splits
+
+CASES = {"siemens_15": [f"CC{i:04d}" for i in range(120, 128)], "ge_3": [f"CC{i:04d}" for i in range(300, 306)]}
+SLICES = {c: 40 for cases in CASES.values() for c in cases}
+SPLITS = make_splits(CASES, SLICES, seed=7, n_validation=1, n_folds=3, budgets=["2scans", "every12"])["domains"]
+
+
+def test_source_model_trains_on_its_domain_minus_validation():
+    for domain, cases in CASES.items():
+        data = protocol.source_training(SPLITS, domain)
+        assert data.slices is None and len(data.validation) == 1
+        assert sorted(data.cases + data.validation) == cases and not set(data.cases) & set(data.validation)
+
+
+def test_oracle_folds_test_every_scan_once_and_never_train_on_it():
+    for domain, cases in CASES.items():
+        tested = []
+        for fold in range(3):
+            data, test = protocol.oracle_training(SPLITS, domain, fold), protocol.oracle_test(SPLITS, domain, fold)
+            assert not set(test) & set(data.cases + data.validation)
+            assert sorted(test + data.cases + data.validation) == cases
+            tested += test
+        assert sorted(tested) == cases
+    with pytest.raises(ValueError, match="ge_3: oracle fold 3 does not exist"):
+        protocol.oracle_training(SPLITS, "ge_3", 3)
+
+
+def test_baseline_is_tested_on_every_scan_of_every_other_domain():
+    assert protocol.baseline_test(SPLITS, "siemens_15") == {"ge_3": CASES["ge_3"]}
+    with pytest.raises(ValueError, match="domain 'philips_3' is not in the splits"):
+        protocol.baseline_test(SPLITS, "philips_3")
+
+
+def test_finetunes_train_on_the_budget_and_share_test_scans_they_never_saw():
+    order = SPLITS["ge_3"]["finetune_order"]
+    two = protocol.finetune_training(SPLITS, "ge_3", "2scans")
+    assert two.cases == order[:2] and two.slices == [list(range(40))] * 2 and two.validation is None
+    sparse = protocol.finetune_training(SPLITS, "ge_3", "every12")
+    assert sparse.cases == order[:1] and sparse.slices == [[0, 12, 24, 36]]
+    test = protocol.finetune_test(SPLITS, "ge_3", "2scans")
+    assert test == protocol.finetune_test(SPLITS, "ge_3", "every12") == sorted(set(CASES["ge_3"]) - set(order[:2]))
+    with pytest.raises(ValueError, match="ge_3: budget '3scans' is not in the splits"):
+        protocol.finetune_test(SPLITS, "ge_3", "3scans")
