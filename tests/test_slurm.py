@@ -197,7 +197,7 @@ def test_tiny_config_through_slurm(slurm_cluster, tmp_path):
     print(f"tiny config through SLURM: {wall:.0f} s")
 
     scores = pd.read_csv(tmp_path / "results/scores/scores.tsv", sep="\t")
-    assert len(scores) == 12 + 24 + 96 and scores.sdice.between(0, 1).all()  # oracle, baseline, 4 arms' fine-tunes
+    assert len(scores) == 12 + 24 + 84 and scores.sdice.between(0, 1).all()  # oracle, baseline, 42 fine-tunes × 2
     assert (tmp_path / "results/figures/unet2d_residual/winners.png").exists()
     submitted = result.stderr.count("has been submitted with SLURM jobid")
     assert 10 < submitted < 98  # every non-local job went through sbatch, short ones grouped
