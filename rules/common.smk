@@ -68,8 +68,6 @@ STRATEGIES = list(ARMS)
 ARM_DESCRIPTIONS = {arm: strategies.describe_arm(arm, spec) for arm, spec in ARMS.items()}
 BUDGETS = list(config["splits"]["budgets"])
 ARM_BUDGETS = {arm: strategies.arm_budgets(spec, BUDGETS) for arm, spec in ARMS.items()}
-# What a fine-tune computes: an arm's class and hyper-parameters, not the budgets it runs on (adding one reruns nothing).
-ARM_SPECS = {arm: {k: v for k, v in spec.items() if k != "budgets"} for arm, spec in ARMS.items()}
 SEEDS = list(config["training"]["seeds"])
 PAIRS = [(s, t) for s in DOMAIN_NAMES for t in DOMAIN_NAMES if s != t]
 FOLDS = list(range(config["splits"]["n_folds"]))
@@ -126,9 +124,9 @@ def finetune_domains(wildcards):
 
 
 def finetune_source_models(wildcards):
-    """The source models (one per source domain and seed) that one fine-tuning job's runs start from."""
-    runs = dict.fromkeys((source, seed) for source, _, _, seed in finetune_runs(wildcards))
-    return [SOURCE_MODEL.format(variant=wildcards.variant, domain=source, seed=seed) for source, seed in runs]
+    """The source model each run of one fine-tuning job starts from, in the order of its runs."""
+    return [SOURCE_MODEL.format(variant=wildcards.variant, domain=source, seed=seed)
+            for source, _, _, seed in finetune_runs(wildcards)]
 
 
 def variant_arch(wildcards):

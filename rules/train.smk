@@ -62,7 +62,7 @@ rule finetune:
         runs=lambda w: as_json(finetune_runs(w)),
         recipe=recipe("finetune"),
         strategy="{strategy}",
-        hparams=lambda w: as_json(ARM_SPECS[w.strategy]),
+        hparams=lambda w: as_json(strategies.run_settings(ARMS[w.strategy])),
         checkpoints=result(f"checkpoints/{{variant}}/finetune/{FINETUNE_JOB_ID}"),
     threads: finetune_threads
     priority: 10  # before scoring jobs when both are ready: the last fine-tune is the critical path

@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,9 +86,6 @@ def test_an_overlay_replaces_arms_and_budgets_but_merges_the_rest():
 def test_a_non_editable_install_finds_its_schema(tmp_path):
     """The schema is package data: a wheel-style install (here into a folder, away from the repository) validates a
     config with no repository layout around it."""
-    import subprocess
-    import sys
-
     root = CONFIG.parent
     install = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
                               "--target", str(tmp_path / "site"), str(root)], capture_output=True, text=True)

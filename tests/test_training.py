@@ -140,6 +140,8 @@ def test_arm_budgets_are_a_subset_in_the_study_order():
     assert strategies.arm_budgets({"budgets": ["3scans", "1scan"]}, study) == ["1scan", "3scans"]
     arm = strategies.build_arm("ft_first_bn_eval", {"strategy": "ft_first", "frozen_bn": "eval", "budgets": ["1scan"]})
     assert "budgets" not in arm.hparams  # an arm's setting, not a hyper-parameter of its class
+    assert strategies.run_settings({"strategy": "ft_first", "budgets": ["1scan"], "frozen_bn": "eval"}) == {
+        "strategy": "ft_first", "frozen_bn": "eval"}
     for bad in (["5scans"], [], "1scan"):
         with pytest.raises(ValueError, match="must be a non-empty list of the study's budgets"):
             strategies.arm_budgets({"budgets": bad}, study)

@@ -65,6 +65,11 @@ def arm_class(arm: str, spec: dict) -> str:
     return spec.get("strategy", arm)
 
 
+def run_settings(spec: dict) -> dict:
+    """What each run of an arm computes with: its entry without the budgets it runs on (so adding one reruns nothing)."""
+    return {k: v for k, v in spec.items() if k != "budgets"}
+
+
 def arm_budgets(spec: dict, budgets: list[str]) -> list[str]:
     """The budgets an arm runs, in the study's order: its ``budgets:`` entry, else all of ``budgets``."""
     chosen = spec.get("budgets", budgets)

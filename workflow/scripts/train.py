@@ -31,16 +31,14 @@ if params.role in ("source", "oracle"):
     runs = [Run(common, data.cases, snakemake.output.model, snakemake.output.record, str(checkpoints / "run.pt"),
                 validation=data.validation)]
 else:  # the identity of a run is the same whichever job runs it, so its seed and weights are too
-    # .../source/{domain}/seed{seed}/model.pt
-    source_models = {(Path(path).parents[1].name, Path(path).parent.name.removeprefix("seed")): path
-                     for path in snakemake.input.source_models}
     runs = []
-    for (source, target, budget, seed), model_path, record_path in zip(
-            json.loads(params.runs), snakemake.output.model, snakemake.output.record, strict=True):
+    for (source, target, budget, seed), source_model, model_path, record_path in zip(
+            json.loads(params.runs), snakemake.input.source_models, snakemake.output.model, snakemake.output.record,
+            strict=True):
         data = protocol.finetune_training(splits, target, budget)
         runs.append(Run({**common, "source": source, "target": target, "budget": budget, "seed": seed}, data.cases,
                         model_path, record_path, str(checkpoints / f"{source}_to_{target}_{budget}_seed{seed}.pt"),
-                        slices=data.slices, start_from=source_models[source, seed]))
+                        slices=data.slices, start_from=source_model))
 
 in_flight = min(runtime["runs_per_device"] if params.role == "finetune" else 1, len(runs))
 train_runs(job, runs, in_flight, threads=max(1, snakemake.threads // in_flight), log_path=snakemake.log[0])
