@@ -13,9 +13,10 @@ from mrishift.jobenv import export_library_path
 
 export_library_path(SRC)
 
-from mrishift import strategies
+from mrishift import protocol, strategies
 from mrishift.config import apply_overlay, validate_config
 from mrishift.data.cc359 import DOMAINS, case_id
+from mrishift.data.splits import scan_roles
 from mrishift.data.synthetic import subject_ids
 
 for overlay in workflow.config_settings.configfiles:  # each --configfile's arms and budgets replace, in order
@@ -40,18 +41,52 @@ else:
 CASES = [c for cases in CASES_BY_DOMAIN.values() for c in cases]
 
 
-def domain_scans(domains):
-    """Input function: the splits and the preprocessed images and reference masks of the domains a job reads —
-    ``domains(wildcards)`` names them — and no others, so a changed scan reruns only the jobs of its domain and the
-    DAG of the full study stays small."""
+# Which scans each role reads is decided without reading an image (the slice indices of a budget are not), so the
+# protocol is asked here, at parse time, with the same functions the jobs ask about the splits file.
+SPLITS = config["splits"]
+SCAN_ROLES = {d: scan_roles(d, CASES_BY_DOMAIN[d], SPLITS["seed"], SPLITS["n_validation"], SPLITS["n_folds"],
+                            SPLITS["budgets"]) for d in DOMAIN_NAMES}
+
+
+def scans_read(cases_of):
+    """Input function: the splits and the preprocessed images and reference masks of exactly the scans a job reads —
+    ``cases_of(wildcards)`` names them — so a changed scan reruns only the jobs that read it, and the DAG of the full
+    study stays small (a fine-tune declares its budget's scans, not its target's 60)."""
 
     def inputs(wildcards):
-        cases = [c for d in domains(wildcards) for c in CASES_BY_DOMAIN[d]]
+        cases = list(dict.fromkeys(cases_of(wildcards)))
         return {"splits": result("data/splits.json"),
                 "images": [result(f"data/preprocessed/{c}_image.nii.gz") for c in cases],
                 "masks": [result(f"data/resampled/{c}_mask.nii.gz") for c in cases]}
 
     return inputs
+
+
+# The scans each job reads (for scans_read), as mrishift.protocol decides them.
+def source_training_scans(w):
+    return protocol.source_training(SCAN_ROLES, w.domain).scans
+
+
+def oracle_training_scans(w):
+    return protocol.oracle_training(SCAN_ROLES, w.domain, int(w.fold)).scans
+
+
+def finetune_training_scans(w):
+    return [case for _, target, budget, _ in finetune_runs(w)
+            for case in protocol.finetune_scans(SCAN_ROLES, target, budget)]
+
+
+def oracle_test_scans(w):
+    return [case for fold in FOLDS for case in protocol.oracle_test(SCAN_ROLES, w.domain, fold)]
+
+
+def baseline_test_scans(w):
+    return [case for source in baseline_sources(w) for case in protocol.baseline_test(SCAN_ROLES, source)[w.target]]
+
+
+def finetune_test_scans(w):
+    return [case for _, target, budget, _ in scored_runs(w)
+            for case in protocol.finetune_test(SCAN_ROLES, target, budget)]
 
 
 # A model variant = an architecture trained without or with augmentation (models.augment_p); every training,
@@ -72,9 +107,11 @@ SEEDS = list(config["training"]["seeds"])
 PAIRS = [(s, t) for s in DOMAIN_NAMES for t in DOMAIN_NAMES if s != t]
 FOLDS = list(range(config["splits"]["n_folds"]))
 FINETUNE_JOB = config["training"]["finetune_job"]
-# What one fine-tuning/scoring job covers (training.finetune_job): one arm at one budget, every seed, and one pair or
-# all of them. Outputs are fixed when the workflow is parsed, so a job never spans budgets: arms may run on fewer.
+# What one fine-tuning job covers (training.finetune_job): one arm at one budget, every seed, and one pair or all of
+# them. Outputs are fixed when the workflow is parsed, so it never spans budgets: arms may run on fewer. A scoring job
+# covers the same pairs and seeds at every budget of its arm (they share their test scans; see scored_runs).
 FINETUNE_JOB_ID = {"pair": "{strategy}/{budget}/{source}_to_{target}", "strategy": "{strategy}/{budget}"}[FINETUNE_JOB]
+SCORE_JOB_ID = {"pair": "{strategy}/{source}_to_{target}", "strategy": "{strategy}"}[FINETUNE_JOB]  # every budget
 
 
 wildcard_constraints:
@@ -91,36 +128,47 @@ wildcard_constraints:
 
 FINETUNED_MODEL = result("models/{variant}/finetune/{strategy}/{source}_to_{target}/{budget}/seed{seed}/model.pt")
 FINETUNED_RECORD = result("models/{variant}/finetune/{strategy}/{source}_to_{target}/{budget}/seed{seed}/record.json")
-FINETUNE_SCORES = result("scores/{variant}/finetune/{strategy}/{source}_to_{target}/{budget}/seed{seed}.tsv")
+FINETUNE_SCORES = result(f"scores/{{variant}}/finetune/{SCORE_JOB_ID}.tsv")
+BASELINE_SCORES = result("scores/{variant}/baseline/to_{target}/seed{seed}.tsv")  # every other domain's source model
 
 
-def _job_runs(pairs):
-    return [(source, target, str(seed)) for source, target in pairs for seed in SEEDS]
+def _runs(wildcards, budgets):
+    """(source, target, budget, seed) of a job's runs at these budgets — for its pair, or every pair (by
+    training.finetune_job) — in the order of the job's outputs: pair, then budget, then seed."""
+    pairs = [(wildcards.source, wildcards.target)] if FINETUNE_JOB == "pair" else PAIRS
+    return [(source, target, budget, str(seed)) for source, target in pairs for budget in budgets for seed in SEEDS]
 
 
 def finetune_runs(wildcards):
-    """(source, target, budget, seed) of every run of one fine-tuning job, in the order of its outputs."""
-    pairs = [(wildcards.source, wildcards.target)] if FINETUNE_JOB == "pair" else PAIRS
-    return [(source, target, wildcards.budget, seed) for source, target, seed in _job_runs(pairs)]
+    """The runs one fine-tuning job trains: one arm at one budget, every seed."""
+    return _runs(wildcards, [wildcards.budget])
+
+
+def scored_runs(wildcards):
+    """The runs whose models one fine-tune scoring job scores: one arm at each of its budgets, every seed. Scoring
+    covers the budgets at once because they share their test scans: a job per budget would declare the ~60 test scans
+    of a target eight times over, and that (1.3 M inputs) made planning the paper's study take two minutes."""
+    return _runs(wildcards, ARM_BUDGETS[wildcards.strategy])
 
 
 def finetune_outputs(pattern):
     """One path per run of a fine-tuning job (same order as finetune_runs); the job's own wildcards stay."""
     if FINETUNE_JOB == "pair":
         return expand(pattern, seed=SEEDS, allow_missing=True)
-    sources, targets, seeds = (list(column) for column in zip(*_job_runs(PAIRS)))
-    return expand(pattern, zip, source=sources, target=targets, seed=seeds, allow_missing=True)
+    sources, targets = zip(*[(source, target) for source, target in PAIRS for _ in SEEDS])
+    return expand(pattern, zip, source=sources, target=targets, seed=SEEDS * len(PAIRS), allow_missing=True)
+
+
+def finetuned_models(runs):
+    """Input function: the model of each run ``runs(wildcards)`` lists, in that order."""
+    return lambda w: [FINETUNED_MODEL.format(variant=w.variant, strategy=w.strategy, source=source, target=target,
+                                             budget=budget, seed=seed) for source, target, budget, seed in runs(w)]
 
 
 def finetune_threads(wildcards):
     """A fine-tuning job's cores: training.threads for each of the runs it trains at once (training.runs_per_device)."""
     runtime = config["training"]
     return runtime["threads"] * min(runtime["runs_per_device"], len(finetune_runs(wildcards)))
-
-
-def finetune_domains(wildcards):
-    """The domains whose scans one fine-tuning (or its scoring) job reads: its target, or every domain."""
-    return [wildcards.target] if FINETUNE_JOB == "pair" else DOMAIN_NAMES
 
 
 def finetune_source_models(wildcards):
@@ -145,9 +193,18 @@ def as_json(value):
 
 SOURCE_MODEL = result("models/{variant}/source/{domain}/seed{seed}/model.pt")
 SOURCE_RECORD = result("models/{variant}/source/{domain}/seed{seed}/record.json")
-PAIR_SOURCE_MODEL = result("models/{variant}/source/{source}/seed{seed}/model.pt")  # a pair's source model
 ORACLE_MODEL = result("models/{variant}/oracle/{domain}/fold{fold}/seed{seed}/model.pt")
 ORACLE_RECORD = result("models/{variant}/oracle/{domain}/fold{fold}/seed{seed}/record.json")
+
+
+def baseline_sources(wildcards):
+    """The domains whose source models a baseline job tests on its target: every other domain."""
+    return [domain for domain in DOMAIN_NAMES if domain != wildcards.target]
+
+
+def baseline_models(wildcards):
+    return [SOURCE_MODEL.format(variant=wildcards.variant, domain=source, seed=wildcards.seed)
+            for source in baseline_sources(wildcards)]
 
 
 def run_records(wildcards):
@@ -171,12 +228,12 @@ def score_tables():
     """Every per-model score table of the study."""
     tables = expand(result("scores/{variant}/oracle/{domain}/seed{seed}.tsv"), variant=VARIANTS, domain=DOMAIN_NAMES,
                     seed=SEEDS)
-    tables += expand(result("scores/{variant}/baseline/{source}/seed{seed}.tsv"), variant=VARIANTS,
-                     source=DOMAIN_NAMES, seed=SEEDS)
-    tables += [FINETUNE_SCORES.format(variant=variant, strategy=strategy, source=source, target=target, budget=budget,
-                                      seed=seed)
-               for variant in VARIANTS for strategy in STRATEGIES for source, target in PAIRS
-               for budget in ARM_BUDGETS[strategy] for seed in SEEDS]
+    tables += expand(BASELINE_SCORES, variant=VARIANTS, target=DOMAIN_NAMES, seed=SEEDS)
+    if FINETUNE_JOB == "pair":
+        tables += [FINETUNE_SCORES.format(variant=variant, strategy=strategy, source=source, target=target)
+                   for variant in VARIANTS for strategy in STRATEGIES for source, target in PAIRS]
+    else:
+        tables += expand(FINETUNE_SCORES, variant=VARIANTS, strategy=STRATEGIES)
     return tables
 
 
@@ -192,4 +249,4 @@ def study_outputs():
 
 
 def final_outputs():
-    return [result("data/integrity.tsv"), result("data/splits.json"), *trained_models(), *study_outputs()]
+    return [result("data/integrity.tsv"), result("data/splits.json"), *study_outputs()]  # models: inputs of these

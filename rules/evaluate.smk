@@ -5,7 +5,7 @@ EVALUATION = config["evaluation"]
 
 rule score_oracle:
     input:
-        unpack(domain_scans(lambda w: [w.domain])),
+        unpack(scans_read(oracle_test_scans)),
         models=expand(ORACLE_MODEL, fold=FOLDS, allow_missing=True),
     output:
         table=result("scores/{variant}/oracle/{domain}/seed{seed}.tsv"),
@@ -25,29 +25,30 @@ rule score_oracle:
 
 use rule score_oracle as score_baseline with:
     input:
-        unpack(domain_scans(lambda w: [d for d in DOMAIN_NAMES if d != w.source])),
-        models=[PAIR_SOURCE_MODEL],
+        unpack(scans_read(baseline_test_scans)),
+        models=baseline_models,
     output:
-        table=result("scores/{variant}/baseline/{source}/seed{seed}.tsv"),
+        table=BASELINE_SCORES,
     params:
         role="baseline",
+        sources=baseline_sources,
         tolerance_mm=EVALUATION["tolerance_mm"],
     log:
-        "logs/score_baseline/{variant}/{source}/seed{seed}.log",
+        "logs/score_baseline/{variant}/to_{target}/seed{seed}.log",
 
 
 use rule score_oracle as score_finetune with:
     input:
-        unpack(domain_scans(finetune_domains)),
-        models=finetune_outputs(FINETUNED_MODEL),
+        unpack(scans_read(finetune_test_scans)),
+        models=finetuned_models(scored_runs),
     output:
-        table=finetune_outputs(FINETUNE_SCORES),
+        table=FINETUNE_SCORES,
     params:
         role="finetune",
-        runs=lambda w: as_json(finetune_runs(w)),
+        runs=lambda w: as_json(scored_runs(w)),
         tolerance_mm=EVALUATION["tolerance_mm"],
     log:
-        f"logs/score_finetune/{{variant}}/{FINETUNE_JOB_ID}.log",
+        f"logs/score_finetune/{{variant}}/{SCORE_JOB_ID}.log",
 
 
 rule collect_scores:

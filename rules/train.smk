@@ -4,7 +4,7 @@
 # and do not rerun anything.
 rule train_source:
     input:
-        unpack(domain_scans(lambda w: [w.domain])),
+        unpack(scans_read(source_training_scans)),
     output:
         model=SOURCE_MODEL,
         record=SOURCE_RECORD,
@@ -29,6 +29,8 @@ rule train_source:
 
 
 use rule train_source as train_oracle with:
+    input:
+        unpack(scans_read(oracle_training_scans)),
     output:
         model=ORACLE_MODEL,
         record=ORACLE_RECORD,
@@ -50,7 +52,7 @@ use rule train_source as train_oracle with:
 # run still has its own seed (from its identity, not the job's), model, record and checkpoint.
 rule finetune:
     input:
-        unpack(domain_scans(finetune_domains)),
+        unpack(scans_read(finetune_training_scans)),
         source_models=finetune_source_models,
     output:
         model=finetune_outputs(FINETUNED_MODEL),

@@ -3,7 +3,7 @@
 import pytest
 
 from mrishift import protocol
-from mrishift.data.splits import make_splits
+from mrishift.data.splits import make_splits, scan_roles
 
 CASES = {"siemens_15": [f"CC{i:04d}" for i in range(120, 128)], "ge_3": [f"CC{i:04d}" for i in range(300, 306)]}
 SLICES = {c: 40 for cases in CASES.values() for c in cases}
@@ -46,3 +46,22 @@ def test_finetunes_train_on_the_budget_and_share_test_scans_they_never_saw():
     assert test == protocol.finetune_test(SPLITS, "ge_3", "every12") == sorted(set(CASES["ge_3"]) - set(order[:2]))
     with pytest.raises(ValueError, match="ge_3: budget '3scans' is not in the splits"):
         protocol.finetune_test(SPLITS, "ge_3", "3scans")
+
+
+def test_the_workflow_knows_each_jobs_scans_before_any_image_is_read():
+    """scan_roles (parse time, no image) and the splits file (made from the images) name the same scans for every
+    role, so the inputs a job declares are the scans it reads."""
+    roles = {d: scan_roles(d, cases, seed=7, n_validation=1, n_folds=3, budgets=["2scans", "every12"])
+             for d, cases in CASES.items()}
+    for domain in CASES:
+        assert protocol.source_training(roles, domain).scans == protocol.source_training(SPLITS, domain).scans
+        assert sorted(protocol.source_training(roles, domain).scans) == sorted(CASES[domain])  # train + validation
+        for fold in range(3):
+            assert protocol.oracle_training(roles, domain, fold) == protocol.oracle_training(SPLITS, domain, fold)
+            assert protocol.oracle_test(roles, domain, fold) == protocol.oracle_test(SPLITS, domain, fold)
+        for budget in ("2scans", "every12"):
+            assert protocol.finetune_scans(roles, domain, budget) == protocol.finetune_training(SPLITS, domain,
+                                                                                                 budget).cases
+            assert protocol.finetune_test(roles, domain, budget) == protocol.finetune_test(SPLITS, domain, budget)
+        assert "slices" not in roles[domain]["budgets"]["every12"]  # those need the images
+    assert len(protocol.finetune_scans(roles, "ge_3", "every12")) == 1

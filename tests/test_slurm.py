@@ -210,9 +210,9 @@ def test_tiny_config_through_slurm(slurm_cluster, tmp_path):
                 for j in ours if ("gres:gpu" in j) == with_gpu}
 
     gpu, cpu = names(True), names(False)
-    # group jobs are named <group>_<rules>: finetune_finetune, score_score_finetune, preprocess_resample_scale_intensity
+    # group jobs are named <group>_<rules>: finetune_finetune, preprocess_resample_scale_intensity
     assert {"train_source", "train_oracle", "finetune_finetune", "score_oracle", "score_baseline",
-            "score_score_finetune"} <= gpu, (gpu, cpu)
+            "score_finetune"} <= gpu, (gpu, cpu)
     assert {"synthesize_cc359", "check_integrity", "preprocess_resample_scale_intensity"} <= cpu, (gpu, cpu)
     assert not gpu & cpu
     local = {"make_splits", "collect_scores", "analyse", "figures", "convergence"}  # localrules: never queued

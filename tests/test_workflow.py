@@ -156,18 +156,18 @@ def test_rerun_plans_only_what_a_change_touches(tiny_run):
     one_strategy = changed_config(tiny_run, lambda c: c["strategies"].update(ft_first={"lr": 0.01}))
     study = {"collect_scores": 1, "analyse": 1, "figures": 1, "all": 1}
     retrained = {**study, "convergence": 1}  # the learning curves read every run record
-    assert one_strategy == {"finetune": 12, "score_finetune": 12, **retrained}  # ft_first's 6 pairs × 2 budgets only
+    assert one_strategy == {"finetune": 12, "score_finetune": 6, **retrained}  # ft_first's 6 pairs × 2 budgets only
     new_arm = changed_config(tiny_run, lambda c: c["strategies"].update(ft_last_bn_eval={"strategy": "ft_last",
                                                                                          "frozen_bn": "eval"}))
-    assert new_arm == {"finetune": 12, "score_finetune": 12, **retrained}
+    assert new_arm == {"finetune": 12, "score_finetune": 6, **retrained}  # a scoring job: one arm's pair, every budget
     more_budgets = changed_config(tiny_run, lambda c: c["strategies"]["ft_first_bn_eval"].pop("budgets"))
-    assert more_budgets == {"finetune": 6, "score_finetune": 6, **retrained}  # its runs at 2scans, nothing else
+    assert more_budgets == {"finetune": 6, "score_finetune": 6, **retrained}  # trains its runs at 2scans, nothing else
     tolerance = changed_config(tiny_run, lambda c: c["evaluation"].update(tolerance_mm=2.5))
-    assert tolerance == {"score_oracle": 3, "score_baseline": 3, "score_finetune": 42, **study}  # no retraining
+    assert tolerance == {"score_oracle": 3, "score_baseline": 3, "score_finetune": 24, **study}  # no retraining
     significance = changed_config(tiny_run, lambda c: c["evaluation"].update(significance_level=0.05))
     assert significance == {"analyse": 1, "figures": 1, "all": 1}
     training = {"train_source": 3, "train_oracle": 9, "finetune": 42, "score_oracle": 3, "score_baseline": 3,
-                "score_finetune": 42, **retrained}
+                "score_finetune": 24, **retrained}
     scaling = changed_config(tiny_run, lambda c: c["preprocess"].update(clip_percentiles=[2.0, 98.0]))
     assert scaling == {"scale_intensity": 12, "make_splits": 1, **training}
     spacing = changed_config(tiny_run, lambda c: c["preprocess"].update(spacing_mm=[4.0, 4.0, 4.0]))
@@ -181,8 +181,8 @@ def test_one_job_per_strategy_gives_identical_models(tiny_run, tmp_path):
     workdir = tmp_path / "copy"
     shutil.copytree(tiny_run, workdir, symlinks=True)
     planned = changed_config(workdir, lambda c: c["training"].update(finetune_job="strategy"))
-    assert planned == {"finetune": 7, "score_finetune": 7, "collect_scores": 1, "analyse": 1, "figures": 1,
-                       "convergence": 1, "all": 1}  # one per arm and budget
+    assert planned == {"finetune": 7, "score_finetune": 4, "collect_scores": 1, "analyse": 1, "figures": 1,
+                       "convergence": 1, "all": 1}  # training: one per arm and budget; scoring: one per arm
     models = sorted((tiny_run / "results/models/unet2d_residual/finetune").glob("*/*/*/seed0/model.pt"))
     assert len(models) == 42
     shutil.rmtree(workdir / "results/models/unet2d_residual/finetune")
@@ -271,37 +271,49 @@ def test_keep_going_keeps_every_other_result_and_reruns_only_the_failed_jobs(tin
 
     failed = snakemake(workdir, "--keep-going", configfile="changed.yaml")
     assert failed.returncode != 0
-    scores = sorted((workdir / "results/scores/unet2d_residual/finetune/ft_last").glob("*/*/seed0.tsv"))
-    finished = {path.parent.parent.name for path in scores}
-    assert len(scores) == 8 and not any(name.endswith("_to_ge_15") for name in finished)  # 4 of 6 pairs × 2 budgets
+    scores = sorted((workdir / "results/scores/unet2d_residual/finetune/ft_last").glob("*.tsv"))
+    assert len(scores) == 4 and not any(path.stem.endswith("_to_ge_15") for path in scores)  # 4 of 6 pairs
     assert len(list((workdir / "results/models/unet2d_residual/finetune/ft_last").glob("*/*/seed0/model.pt"))) == 12
-    failed_logs = [log for log in (workdir / "logs/score_finetune/unet2d_residual/ft_last").glob("*/*_to_ge_15.log")]
-    assert len(failed_logs) == 4 and all(str(image.name) in log.read_text() for log in failed_logs)
+    failed_logs = [log for log in (workdir / "logs/score_finetune/unet2d_residual/ft_last").glob("*_to_ge_15.log")]
+    assert len(failed_logs) == 2 and all(str(image.name) in log.read_text() for log in failed_logs)
     assert "Error in rule score_finetune" in failed.stderr
 
     image.write_bytes(original)
     os.utime(image, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
     dry = snakemake(workdir, "-n", configfile="changed.yaml")
-    assert planned_jobs(dry.stdout) == {"score_finetune": 4, "collect_scores": 1, "analyse": 1, "figures": 1,
+    assert planned_jobs(dry.stdout) == {"score_finetune": 2, "collect_scores": 1, "analyse": 1, "figures": 1,
                                         "all": 1}
 
 
-def test_a_changed_mask_replans_only_the_jobs_that_read_its_domain(tiny_run, tmp_path):
+def test_a_changed_mask_replans_exactly_the_jobs_that_read_it(tiny_run, tmp_path):
+    """Each job declares the scans it reads, and no others: a changed reference mask of one ge_15 scan replans the
+    jobs that read that scan and what depends on them. The expectation is counted here from the splits file."""
     workdir = tmp_path / "copy"
     shutil.copytree(tiny_run, workdir, symlinks=True)
-    mask = workdir / "results/data/resampled/CC0240_mask.nii.gz"  # a ge_15 scan: its reference changes
+    ge = json.loads((workdir / "results/data/splits.json").read_text())["domains"]["ge_15"]
+    case = ge["budgets"]["every4"]["scans"][0]  # ge_15's first fine-tuning scan: every budget trains on it
+    mask = workdir / f"results/data/resampled/{case}_mask.nii.gz"
     image = nib.load(mask)
     array = np.asarray(image.dataobj).copy()
     array[array.shape[0] // 2] = 1 - array[array.shape[0] // 2]
     nib.save(nib.Nifti1Image(array, image.affine, image.header), str(mask))
     dry = snakemake(workdir, "-n")
     assert dry.returncode == 0, dry.stderr[-2000:]
-    # ge_15's source model and oracle folds; the baselines that score ge_15 (all three: two read it, one is its
-    # model's); fine-tunes into ge_15 (2 sources × 7 arm-budgets) and out of its retrained source (2 targets × 7).
-    # Not: the siemens source models and oracles, nor the siemens_15 ↔ siemens_3 fine-tunes.
-    assert planned_jobs(dry.stdout) == {"train_source": 1, "train_oracle": 3, "score_oracle": 1, "score_baseline": 3,
-                                        "finetune": 28, "score_finetune": 28, "collect_scores": 1, "analyse": 1,
-                                        "figures": 1, "convergence": 1, "all": 1}
+
+    oracle_folds = sum(case not in fold["test"] for fold in ge["oracle_folds"])  # the folds that train on it
+    arm_budgets = 3 * 2 + 1  # ft_all, ft_first, bn_stats at 2scans and every4; ft_first_bn_eval at every4
+    into_ge = 2 * arm_budgets  # from either siemens domain: every budget trains on this scan
+    out_of_ge = 2 * arm_budgets  # from ge_15's source model, which trained on it
+    scoring_jobs = 4 * 2 + 4 * 2  # one per arm and pair, for the pairs into and out of ge_15 (their models retrain)
+    assert planned_jobs(dry.stdout) == {
+        "train_source": 1, "train_oracle": oracle_folds, "score_oracle": 1,
+        "score_baseline": 3,  # to ge_15 reads it; to siemens_15 and siemens_3 test ge_15's source model
+        "finetune": into_ge + out_of_ge, "score_finetune": scoring_jobs,
+        "collect_scores": 1, "analyse": 1, "figures": 1, "convergence": 1, "all": 1}
+    outputs = [line for line in dry.stdout.splitlines() if line.strip().startswith("output:")]
+    for untouched in ("source/siemens_15/", "source/siemens_3/", "oracle/siemens", "siemens_15_to_siemens_3",
+                      "siemens_3_to_siemens_15"):
+        assert not any(untouched in line for line in outputs), untouched
 
 
 def test_moved_results_folder_is_complete_under_its_config_key(tiny_run, tmp_path):

@@ -7,6 +7,9 @@ frozen splits (``mrishift.data.splits``). The workflow's scripts only adapt thes
 * the baseline (a source model, unadapted) is tested on every scan of every other domain;
 * a fine-tune trains on its budget's slices of its target's first fine-tuning scans and is tested on the target's
   test scans — the same scans for every budget and arm, none of which any budget trains on.
+
+Which *scans* each role reads needs no image (``mrishift.data.splits.scan_roles``), so the workflow asks these same
+functions at parse time and declares exactly those files as each job's inputs.
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ class TrainingData:
     slices: list[list[int]] | None = None  # per case; None = every slice
     validation: list[str] | None = None  # scored every few epochs, never trained on
 
+    @property
+    def scans(self) -> list[str]:
+        """Every scan the run reads: its training scans, then its validation scans."""
+        return self.cases + (self.validation or [])
+
 
 def source_training(splits: dict, domain: str) -> TrainingData:
     split = _domain(splits, domain)["source"]
@@ -32,8 +40,13 @@ def oracle_training(splits: dict, domain: str, fold: int) -> TrainingData:
 
 
 def finetune_training(splits: dict, target: str, budget: str) -> TrainingData:
-    entry = _budget(splits, target, budget)
-    return TrainingData(entry["scans"], slices=[entry["slices"][case] for case in entry["scans"]])
+    scans = finetune_scans(splits, target, budget)
+    return TrainingData(scans, slices=[_budget(splits, target, budget)["slices"][case] for case in scans])
+
+
+def finetune_scans(splits: dict, target: str, budget: str) -> list[str]:
+    """The target scans a fine-tune at this budget trains on (its slices need the splits made from the images)."""
+    return _budget(splits, target, budget)["scans"]
 
 
 def oracle_test(splits: dict, domain: str, fold: int) -> list[str]:

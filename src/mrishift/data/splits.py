@@ -62,9 +62,9 @@ def _permutation(cases: list[str], *seed_parts) -> list[str]:
     return [ordered[i] for i in rng.permutation(len(ordered))]
 
 
-def domain_splits(domain: str, cases: list[str], n_slices: dict[str, int], seed: int, n_validation: int,
-                  n_folds: int, budgets: list[str]) -> dict:
-    """Splits of one domain; see the module docstring for the meaning of each entry."""
+def scan_roles(domain: str, cases: list[str], seed: int, n_validation: int, n_folds: int, budgets: list[str]) -> dict:
+    """The scans of each role in one domain — ``domain_splits`` without the slice indices, which need the scans'
+    sizes. It reads no image, so the workflow knows at parse time which scans each job reads."""
     parsed = [parse_budget(b) for b in budgets]
     n_finetune = max(b.scans for b in parsed)
     n_cases = len(cases)
@@ -90,24 +90,24 @@ def domain_splits(domain: str, cases: list[str], n_slices: dict[str, int], seed:
                       "test": sorted(test.tolist())})
     finetune_order = _permutation(cases, seed, domain, "finetune")[:n_finetune]
     test = sorted(c for c in cases if c not in finetune_order)
-
-    budget_entries = {}
-    for budget in parsed:
-        scans = finetune_order[: budget.scans]
-        budget_entries[budget.name] = {
-            "scans": scans,
-            "every": budget.every,
-            "slices": {scan: budget_slices(n_slices[scan], budget.every) for scan in scans},
-            "test": test,
-        }
     return {
         "cases": sorted(cases),
         "source": {"train": train, "validation": validation},
         "oracle_folds": folds,
         "finetune_order": finetune_order,
         "test": test,
-        "budgets": budget_entries,
+        "budgets": {b.name: {"scans": finetune_order[: b.scans], "every": b.every, "test": test} for b in parsed},
     }
+
+
+def domain_splits(domain: str, cases: list[str], n_slices: dict[str, int], seed: int, n_validation: int,
+                  n_folds: int, budgets: list[str]) -> dict:
+    """Splits of one domain; see the module docstring for the meaning of each entry."""
+    splits = scan_roles(domain, cases, seed, n_validation, n_folds, budgets)
+    for entry in splits["budgets"].values():
+        entry["slices"] = {scan: budget_slices(n_slices[scan], entry["every"]) for scan in entry["scans"]}
+        entry["test"] = entry.pop("test")  # key order as before: scans, every, slices, test
+    return splits
 
 
 def make_splits(cases_by_domain: dict[str, list[str]], n_slices: dict[str, int], seed: int, n_validation: int,
