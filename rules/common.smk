@@ -72,8 +72,7 @@ def oracle_training_scans(w):
 
 
 def finetune_training_scans(w):
-    return [case for _, target, budget, _ in finetune_runs(w)
-            for case in protocol.finetune_scans(SCAN_ROLES, target, budget)]
+    return _scans_per_budget(finetune_runs(w), protocol.finetune_scans)
 
 
 def oracle_test_scans(w):
@@ -85,8 +84,14 @@ def baseline_test_scans(w):
 
 
 def finetune_test_scans(w):
-    return [case for _, target, budget, _ in scored_runs(w)
-            for case in protocol.finetune_test(SCAN_ROLES, target, budget)]
+    return _scans_per_budget(scored_runs(w), protocol.finetune_test)
+
+
+def _scans_per_budget(runs, scans_of):
+    """``scans_of(SCAN_ROLES, target, budget)`` once per distinct (target, budget) of these fine-tuning runs: their
+    seeds (and, for scoring, their budgets) share the same scans."""
+    targets_budgets = dict.fromkeys((target, budget) for _, target, budget, _ in runs)
+    return [case for target, budget in targets_budgets for case in scans_of(SCAN_ROLES, target, budget)]
 
 
 # A model variant = an architecture trained without or with augmentation (models.augment_p); every training,
