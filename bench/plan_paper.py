@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 from gpu_throughput import SWITCHES  # bench/ is on the path when this file runs as a script
 
-from mrishift import strategies
+from mrishift import strategies, test_time
 from mrishift.config import validate_config
 from mrishift.data.splits import parse_budget
 
@@ -97,6 +97,12 @@ def gpu_hours(config: dict, throughput: dict, switches: str) -> list[tuple[str, 
     for rule, (models, scans) in scored.items():
         slices = models * scans * SLICES_PER_SCAN
         rows.append((rule, models, slices / 1e6, slices / inference / 3600))
+    for arm, spec in config["test_time"].items():  # per test volume: the method's passes over its slices
+        training_passes, inference_passes = test_time.build_arm(arm, spec).passes()
+        volumes = variants * seeds * len(test_time.arm_pairs(spec, config["data"]["domains"])) * test_scans
+        slices = volumes * SLICES_PER_SCAN
+        rows.append((f"adapt_score {arm}", volumes, slices * (training_passes + inference_passes) / 1e6,
+                     slices * (training_passes / rates["source"] + inference_passes / inference) / 3600))
     return rows
 
 

@@ -13,7 +13,7 @@ from mrishift.jobenv import export_library_path
 
 export_library_path(SRC)
 
-from mrishift import protocol, strategies
+from mrishift import models, protocol, strategies, test_time
 from mrishift.config import apply_overlay, validate_config
 from mrishift.data.cc359 import DOMAINS, case_id
 from mrishift.data.splits import scan_roles
@@ -87,6 +87,15 @@ def finetune_test_scans(w):
     return _scans_per_budget(scored_runs(w), protocol.finetune_test)
 
 
+def intensity_reference_scans(w):
+    return protocol.intensity_reference(SCAN_ROLES, w.domain)
+
+
+def test_time_test_scans(w):
+    targets = dict.fromkeys(target for _, target, _ in test_time_runs(w))
+    return [case for target in targets for case in protocol.test_time_test(SCAN_ROLES, target)]
+
+
 def _scans_per_budget(runs, scans_of):
     """``scans_of(SCAN_ROLES, target, budget)`` once per distinct (target, budget) of these fine-tuning runs: their
     seeds (and, for scoring, their budgets) share the same scans."""
@@ -111,12 +120,22 @@ ARM_BUDGETS = {arm: strategies.arm_budgets(spec, BUDGETS) for arm, spec in ARMS.
 SEEDS = list(config["training"]["seeds"])
 PAIRS = [(s, t) for s in DOMAIN_NAMES for t in DOMAIN_NAMES if s != t]
 FOLDS = list(range(config["splits"]["n_folds"]))
+# Test-time arms (budget 0): name -> {method: registered class (default: the name), sources, **hyper-parameters}.
+TEST_TIME_ARMS = config["test_time"]
+METHODS = list(TEST_TIME_ARMS)
+METHOD_PAIRS = {arm: test_time.arm_pairs(spec, DOMAIN_NAMES) for arm, spec in TEST_TIME_ARMS.items()}
+# Which source models each arm adapts: "plain" (the study's) or "normalized" (trained with a normalizer in front), and
+# the domains that need a normalized source model.
+METHOD_MODELS = {arm: test_time.build_arm(arm, spec).source_model for arm, spec in TEST_TIME_ARMS.items()}
+NORMALIZED_DOMAINS = [d for d in DOMAIN_NAMES if any(d == source for arm, kind in METHOD_MODELS.items()
+                                                      if kind == "normalized" for source, _ in METHOD_PAIRS[arm])]
 FINETUNE_JOB = config["training"]["finetune_job"]
 # What one fine-tuning job covers (training.finetune_job): one arm at one budget, every seed, and one pair or all of
 # them. Outputs are fixed when the workflow is parsed, so it never spans budgets: arms may run on fewer. A scoring job
 # covers the same pairs and seeds at every budget of its arm (they share their test scans; see scored_runs).
 FINETUNE_JOB_ID = {"pair": "{strategy}/{budget}/{source}_to_{target}", "strategy": "{strategy}/{budget}"}[FINETUNE_JOB]
 SCORE_JOB_ID = {"pair": "{strategy}/{source}_to_{target}", "strategy": "{strategy}"}[FINETUNE_JOB]  # every budget
+TEST_TIME_JOB_ID = {"pair": "{method}/{source}_to_{target}", "strategy": "{method}"}[FINETUNE_JOB]  # every seed
 
 
 wildcard_constraints:
@@ -126,6 +145,7 @@ wildcard_constraints:
     source="|".join(DOMAIN_NAMES),
     target="|".join(DOMAIN_NAMES),
     strategy="|".join(STRATEGIES),
+    method="|".join(METHODS) or "(?!)",  # (?!) matches nothing: a study without test-time arms
     budget="|".join(BUDGETS),
     seed=r"\d+",
     fold=r"\d+",
@@ -135,6 +155,8 @@ FINETUNED_MODEL = result("models/{variant}/finetune/{strategy}/{source}_to_{targ
 FINETUNED_RECORD = result("models/{variant}/finetune/{strategy}/{source}_to_{target}/{budget}/seed{seed}/record.json")
 FINETUNE_SCORES = result(f"scores/{{variant}}/finetune/{SCORE_JOB_ID}.tsv")
 BASELINE_SCORES = result("scores/{variant}/baseline/to_{target}/seed{seed}.tsv")  # every other domain's source model
+TEST_TIME_SCORES = result(f"scores/{{variant}}/test_time/{TEST_TIME_JOB_ID}.tsv")
+INTENSITY_REFERENCE = result("data/intensity_reference/{domain}.json")
 
 
 def _runs(wildcards, budgets):
@@ -154,6 +176,24 @@ def scored_runs(wildcards):
     covers the budgets at once because they share their test scans: a job per budget would declare the ~60 test scans
     of a target eight times over, and that (1.3 M inputs) made planning the paper's study take two minutes."""
     return _runs(wildcards, ARM_BUDGETS[wildcards.strategy])
+
+
+def test_time_runs(wildcards):
+    """(source, target, seed) of the volumes' source models one test-time job adapts — its pair's, or every pair's
+    the arm adapts (its sources and targets; training.finetune_job) — pair, then seed."""
+    pairs = [(wildcards.source, wildcards.target)] if FINETUNE_JOB == "pair" else METHOD_PAIRS[wildcards.method]
+    return [(source, target, str(seed)) for source, target in pairs for seed in SEEDS]
+
+
+def test_time_models(wildcards):
+    pattern = NORMALIZED_SOURCE_MODEL if METHOD_MODELS[wildcards.method] == "normalized" else SOURCE_MODEL
+    return [pattern.format(variant=wildcards.variant, domain=source, seed=seed)
+            for source, _, seed in test_time_runs(wildcards)]
+
+
+def test_time_references(wildcards):
+    sources = dict.fromkeys(source for source, _, _ in test_time_runs(wildcards))
+    return [INTENSITY_REFERENCE.format(domain=source) for source in sources]
 
 
 def finetune_outputs(pattern):
@@ -198,6 +238,8 @@ def as_json(value):
 
 SOURCE_MODEL = result("models/{variant}/source/{domain}/seed{seed}/model.pt")
 SOURCE_RECORD = result("models/{variant}/source/{domain}/seed{seed}/record.json")
+NORMALIZED_SOURCE_MODEL = result("models/{variant}/source_normalized/{domain}/seed{seed}/model.pt")
+NORMALIZED_SOURCE_RECORD = result("models/{variant}/source_normalized/{domain}/seed{seed}/record.json")
 ORACLE_MODEL = result("models/{variant}/oracle/{domain}/fold{fold}/seed{seed}/model.pt")
 ORACLE_RECORD = result("models/{variant}/oracle/{domain}/fold{fold}/seed{seed}/record.json")
 
@@ -213,12 +255,13 @@ def baseline_models(wildcards):
 
 
 def run_records(wildcards):
-    """Every training run's record.json (source, oracle, fine-tuning) of one model variant."""
+    """Every training run's record.json (source, normalized source, oracle, fine-tuning) of one model variant."""
     return [str(Path(model).with_name("record.json")) for model in trained_models([wildcards.variant])]
 
 
 def trained_models(variants=VARIANTS):
     sources = expand(SOURCE_MODEL, variant=variants, domain=DOMAIN_NAMES, seed=SEEDS)
+    sources += expand(NORMALIZED_SOURCE_MODEL, variant=variants, domain=NORMALIZED_DOMAINS, seed=SEEDS)
     oracles = expand(ORACLE_MODEL, variant=variants, domain=DOMAIN_NAMES, fold=FOLDS, seed=SEEDS)
     finetuned = [
         FINETUNED_MODEL.format(variant=variant, strategy=strategy, source=source, target=target, budget=budget,
@@ -237,8 +280,11 @@ def score_tables():
     if FINETUNE_JOB == "pair":
         tables += [FINETUNE_SCORES.format(variant=variant, strategy=strategy, source=source, target=target)
                    for variant in VARIANTS for strategy in STRATEGIES for source, target in PAIRS]
+        tables += [TEST_TIME_SCORES.format(variant=variant, method=method, source=source, target=target)
+                   for variant in VARIANTS for method in METHODS for source, target in METHOD_PAIRS[method]]
     else:
         tables += expand(FINETUNE_SCORES, variant=VARIANTS, strategy=STRATEGIES)
+        tables += expand(TEST_TIME_SCORES, variant=VARIANTS, method=METHODS)
     return tables
 
 

@@ -51,6 +51,44 @@ use rule score_oracle as score_finetune with:
         f"logs/score_finetune/{{variant}}/{SCORE_JOB_ID}.log",
 
 
+# Test-time adaptation (budget 0): each volume of a pair's test scans adapted, with no label, from its source
+# model, then scored; one job per arm and pair or per arm (training.finetune_job), every seed.
+rule adapt_score:
+    input:
+        unpack(scans_read(test_time_test_scans)),
+        models=test_time_models,
+        references=test_time_references,
+    output:
+        table=TEST_TIME_SCORES,
+    params:
+        runs=lambda w: as_json(test_time_runs(w)),
+        hparams=lambda w: as_json(test_time.run_settings(TEST_TIME_ARMS[w.method])),
+        tolerance_mm=EVALUATION["tolerance_mm"],
+    threads: config["training"]["threads"]
+    resources:
+        gpu=1,
+    log:
+        f"logs/adapt_score/{{variant}}/{TEST_TIME_JOB_ID}.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/adapt_score.py"
+
+
+# What histogram matching keeps of a source domain: the quantiles of its training scans' pooled intensities.
+rule intensity_reference:
+    input:
+        unpack(scans_read(intensity_reference_scans)),
+    output:
+        reference=INTENSITY_REFERENCE,
+    log:
+        "logs/intensity_reference/{domain}.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/intensity_reference.py"
+
+
 rule collect_scores:
     input:
         tables=score_tables(),
@@ -87,7 +125,7 @@ rule analyse:
         batchnorm_tex=result("tables/{variant}/batchnorm.tex"),
         batchnorm_tests=result("tables/{variant}/batchnorm_tests.tsv"),
     params:
-        strategies=STRATEGIES,
+        strategies=STRATEGIES + METHODS,  # the tables' and figures' row order
         arms=as_json(ARM_DESCRIPTIONS),
         significance=EVALUATION["significance_level"],
         tolerance_mm=EVALUATION["tolerance_mm"],
@@ -119,7 +157,7 @@ rule figures:
                            category="Figures", subcategory="{variant}"),
         winners_pdf=result("figures/{variant}/winners.pdf"),
     params:
-        strategies=STRATEGIES,
+        strategies=STRATEGIES + METHODS,  # the tables' and figures' row order
         arms=as_json(ARM_DESCRIPTIONS),
         significance=EVALUATION["significance_level"],
         tolerance_mm=EVALUATION["tolerance_mm"],

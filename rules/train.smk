@@ -47,6 +47,25 @@ use rule train_source as train_oracle with:
         "logs/train_oracle/{variant}/{domain}/fold{fold}/seed{seed}.log",
 
 
+# A source model with a normalizer CNN in front, trained jointly on the same batches (the same run identity as its
+# plain source model): what the test-time method bn_kl_normalizer adapts; trained only for the domains it adapts.
+use rule train_source as train_source_normalized with:
+    output:
+        model=NORMALIZED_SOURCE_MODEL,
+        record=NORMALIZED_SOURCE_RECORD,
+    params:
+        role="source",
+        arch=lambda w: variant_arch(w) + models.NORMALIZED,
+        width=config["models"]["width"],
+        domain="{domain}",
+        recipe=recipe("source"),
+        strategy="ft_all",
+        hparams=as_json({}),
+        checkpoints=result("checkpoints/{variant}/source_normalized/{domain}/seed{seed}"),
+    log:
+        "logs/train_source_normalized/{variant}/{domain}/seed{seed}.log",
+
+
 # A fine-tuning job trains several runs of one arm at one budget (training.finetune_job: every seed of a pair, or of
 # every pair): on a CPU the ~3 s of process start-up would otherwise cost more than a small budget's training. Each
 # run still has its own seed (from its identity, not the job's), model, record and checkpoint.

@@ -20,6 +20,7 @@ def test_gpu_hours_count_every_step_and_predicted_slice():
     config["training"].update(source={"epochs": 2, "iters_per_epoch": 5, "batch_size": 4},
                               finetune={"epochs": 1, "iters_per_epoch": 10, "batch_size": 4}, validate_every=1)
     config["strategies"] = {"ft_all": {}, "bn_stats": {}}
+    config["test_time"] = {"adabn": {}, "tent": {"sources": ["ge_15"]}, "bn_kl_affine": {"iterations": 3}}
     config = validate_config(config)
     throughput = {"training": {"source": {"defaults": 10.0}, "ft_first": {"defaults": 20.0},
                                "ft_last": {"defaults": 40.0}},
@@ -34,3 +35,8 @@ def test_gpu_hours_count_every_step_and_predicted_slice():
     assert seconds["score_oracle"] == pytest.approx(4 * 30 * 270 / 100)  # each fold's model on its 30 scans
     assert seconds["score_baseline"] == pytest.approx(2 * test_scans * 270 / 100)
     assert seconds["score_finetune"] == pytest.approx(2 * 2 * test_scans * 270 / 100)  # 2 arms × 2 runs
+    # test-time, per volume of the 59 test scans of each pair: adabn 2 forward passes; tent (from ge_15 only) one
+    # training step, the statistics pass and the prediction; bn_kl_affine 3 steps, the last iterate's loss, prediction
+    assert seconds["adapt_score adabn"] == pytest.approx(2 * test_scans * 270 * 2 / 100)
+    assert seconds["adapt_score tent"] == pytest.approx(test_scans * 270 * (1 / 10 + 2 / 100))
+    assert seconds["adapt_score bn_kl_affine"] == pytest.approx(2 * test_scans * 270 * (3 / 10 + 2 / 100))

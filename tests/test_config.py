@@ -68,7 +68,7 @@ def test_every_schema_leaf_has_default_and_description():
                 "paths", "require_complete", "spacing_mm", "image_interpolation", "clip_percentiles", "seed",
                 "n_validation", "n_folds", "budgets", "architectures", "width", "epochs", "iters_per_epoch",
                 "batch_size", "patch_size", "lr", "lr_drop_epoch", "lr_factor", "optimizer", "momentum", "augment_p",
-                "seeds", "validate_every", "device", "bf16", "channels_last", "threads", "strategies"]:
+                "seeds", "validate_every", "device", "bf16", "channels_last", "threads", "strategies", "test_time"]:
         assert f"`{key}`" in readme or f".{key}`" in readme, f"config/README.md does not explain {key}"
 
 

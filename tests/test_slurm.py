@@ -168,7 +168,8 @@ def test_bare_profile_name_loads_the_slurm_profile(tmp_path):
 def test_profile_requests_gpus_only_for_gpu_rules():
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
     assert "gpu" not in profile["default-resources"] and "gres" not in profile["default-resources"]
-    gpu_rules = {"train_source", "train_oracle", "finetune", "score_oracle", "score_baseline", "score_finetune"}
+    gpu_rules = {"train_source", "train_oracle", "finetune", "score_oracle", "score_baseline", "score_finetune",
+                 "train_source_normalized", "adapt_score"}
     assert set(profile["set-resources"]) == gpu_rules  # GPU partition; the rules themselves declare gpu=1
 
 
@@ -185,11 +186,15 @@ def test_tiny_config_through_slurm(slurm_cluster, tmp_path):
     (tmp_path / "profile").mkdir()
     (tmp_path / "profile/config.yaml").write_text(yaml.safe_dump(profile))
     shutil.copytree(ROOT / "config", tmp_path / "config")
+    # one test-time arm on one pair (the test-time rules' path through SLURM; the tiny workflow tests run every arm)
+    (tmp_path / "config/one_test_time_arm.yaml").write_text(
+        "test_time:\n  bn_kl_normalizer: {sources: [siemens_15], targets: [siemens_3], iterations: 2}\n")
 
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--profile", str(tmp_path / "profile"), "--snakefile",
-         str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile", str(tmp_path / "config/tiny.yaml")],
+         str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile", str(tmp_path / "config/tiny.yaml"),
+         str(tmp_path / "config/one_test_time_arm.yaml")],
         capture_output=True, text=True, env={**slurm_cluster, "PATH": f"{Path(sys.executable).parent}:"
                                                                         f"{os.environ['PATH']}"}, timeout=1500)
     wall = time.monotonic() - started
@@ -197,7 +202,8 @@ def test_tiny_config_through_slurm(slurm_cluster, tmp_path):
     print(f"tiny config through SLURM: {wall:.0f} s")
 
     scores = pd.read_csv(tmp_path / "results/scores/scores.tsv", sep="\t")
-    assert len(scores) == 12 + 24 + 84 and scores.sdice.between(0, 1).all()  # oracle, baseline, 42 fine-tunes × 2
+    assert len(scores) == 12 + 24 + 84 + 2 and scores.sdice.between(0, 1).all()  # oracle, baseline, 42 fine-tunes × 2
+    assert (scores.role == "test_time").sum() == 2  # and siemens_15 → siemens_3's 2 test scans, adapted
     assert (tmp_path / "results/figures/unet2d_residual/winners.png").exists()
     submitted = result.stderr.count("has been submitted with SLURM jobid")
     assert 10 < submitted < 98  # every non-local job went through sbatch, short ones grouped
@@ -212,8 +218,9 @@ def test_tiny_config_through_slurm(slurm_cluster, tmp_path):
     gpu, cpu = names(True), names(False)
     # group jobs are named <group>_<rules>: finetune_finetune, preprocess_resample_scale_intensity
     assert {"train_source", "train_oracle", "finetune_finetune", "score_oracle", "score_baseline",
-            "score_finetune"} <= gpu, (gpu, cpu)
-    assert {"synthesize_cc359", "check_integrity", "preprocess_resample_scale_intensity"} <= cpu, (gpu, cpu)
+            "score_finetune", "train_source_normalized", "adapt_score"} <= gpu, (gpu, cpu)
+    assert {"synthesize_cc359", "check_integrity", "preprocess_resample_scale_intensity",
+            "intensity_reference"} <= cpu, (gpu, cpu)
     assert not gpu & cpu
     local = {"make_splits", "collect_scores", "analyse", "figures", "convergence"}  # localrules: never queued
     assert not local & (gpu | cpu)  # (they ran: their outputs, scores.tsv and the figures, are checked above)

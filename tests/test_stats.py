@@ -105,6 +105,7 @@ def test_sdice_matrix_layout():
 def test_budget_order_and_cells():
     assert budget_order(["3scans", "every12", "1scan", "every2", "2scans"]) == ["every12", "every2", "1scan", "2scans",
                                                                                 "3scans"]
+    assert budget_order(["1scan", "0", "every12"]) == ["0", "every12", "1scan"]  # test-time (no label) first
     cells = mean_std(pd.DataFrame([[0.8512, np.nan]]), pd.DataFrame([[0.031, np.nan]]))
     assert cells.iloc[0].tolist() == ["0.85 (0.03)", ""]
 
@@ -161,3 +162,21 @@ def test_compare_arms_only_at_budgets_both_arms_ran():
         stats.compare_arms(stats.per_scan_gap_closed(pd.concat([both, other_pair[other_pair.role != "oracle"]],
                                                                ignore_index=True)),
                            "ft_first", "ft_first_bn_eval", 0.1)
+
+
+def test_test_time_rows_get_a_gap_closed_and_a_winner_only_among_arms_that_ran():
+    """Budget 0 (test-time) rows are adapted rows like fine-tuned ones; a (pair, budget) where one arm ran has no
+    winner, instead of an error."""
+    rows = [dict(role="baseline", strategy="none", source="s", target="t", budget="", seed="0", case=c, sdice=0.5)
+            for c in "abc"]
+    rows += [dict(role="oracle", strategy="none", source="t", target="t", budget="", seed="0", case=c, sdice=0.9)
+             for c in "abc"]
+    rows += [dict(role="test_time", strategy=arm, source="s", target="t", budget="0", seed="0", case=c, sdice=v)
+             for arm, v in [("adabn", 0.7), ("tent", 0.6)] for c in "abc"]
+    rows += [dict(role="finetune", strategy="ft_all", source="s", target="t", budget="1scan", seed="0", case=c,
+                  sdice=0.8) for c in "abc"]
+    per_scan = stats.per_scan_gap_closed(pd.DataFrame(rows).assign(variant="v"))
+    per_pair = stats.per_pair_gap_closed(per_scan).set_index(["strategy", "budget"]).gap_closed
+    assert per_pair[("adabn", "0")] == pytest.approx(0.5) and per_pair[("tent", "0")] == pytest.approx(0.25)
+    winners = stats.winners(per_scan, ["ft_all", "adabn", "tent"], 0.1)
+    assert winners[["budget", "winner", "runner_up"]].values.tolist() == [["0", "adabn", "tent"]]

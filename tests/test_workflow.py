@@ -22,6 +22,7 @@ pytestmark = pytest.mark.workflow
 
 
 ARMS = ["ft_all", "ft_first", "ft_first_bn_eval", "bn_stats"]  # config/tiny.yaml, in its order
+METHODS = ["hist_match", "adabn", "tent", "bn_kl_affine", "bn_kl_normalizer"]  # test-time; bn_kl_* from siemens_15
 
 
 def snakemake(workdir, *args, configfile="tiny.yaml", snakefile=ROOT / "Snakefile"):
@@ -96,13 +97,22 @@ def test_scores_tables_and_figures(tiny_run):
     splits = json.loads((tiny_run / "results/data/splits.json").read_text())["domains"]
     scores = pd.read_csv(tiny_run / "results/scores/scores.tsv", sep="\t", dtype={"budget": str})
     counts = scores.role.value_counts().to_dict()
-    assert counts == {"oracle": 12, "baseline": 3 * 8, "finetune": 7 * 6 * 2}  # arm-budgets × pairs × tests
+    assert counts == {"oracle": 12, "baseline": 3 * 8, "finetune": 7 * 6 * 2,  # arm-budgets × pairs × tests
+                      "test_time": (3 * 6 + 2 * 2) * 2}  # arms × their pairs × tests
     assert scores[["sdice", "dice"]].apply(lambda c: c.between(0, 1)).all().all()
     oracle = scores[scores.role == "oracle"]
     assert sorted(oracle.case) == sorted(c for d in splits.values() for c in d["cases"])  # folds cover each scan once
     for (target, budget), group in scores[scores.role == "finetune"].groupby(["target", "budget"]):
         assert sorted(set(group.case)) == splits[target]["test"]  # never a scan a budget could fine-tune on
         assert set(group.case).isdisjoint(splits[target]["budgets"][budget]["scans"])
+    test_time = scores[scores.role == "test_time"]
+    assert set(test_time.budget) == {"0"} and set(test_time.strategy) == set(METHODS)
+    for (target, method), group in test_time.groupby(["target", "strategy"]):
+        assert sorted(set(group.case)) == splits[target]["test"]  # the fine-tunes' test scans
+    assert set(test_time[test_time.strategy.str.startswith("bn_kl")].source) == {"siemens_15"}
+    references = tiny_run / "results/data/intensity_reference"
+    ge_reference = json.loads((references / "ge_15.json").read_text())
+    assert ge_reference["scans"] == splits["ge_15"]["source"]["train"] and len(ge_reference["quantiles"]) == 1001
 
     tables = tiny_run / "results/tables/unet2d_residual"
     matrix = pd.read_csv(tables / "sdice_matrix.csv", index_col=0)
@@ -110,11 +120,15 @@ def test_scores_tables_and_figures(tiny_run):
     assert "| target \\ source" in (tables / "sdice_matrix.md").read_text()
     assert "\\begin{table}" in (tables / "gap_closed.tex").read_text()
     gap = pd.read_csv(tables / "gap_closed.csv", index_col=0)
-    assert list(gap.index) == ARMS and list(gap.columns) == ["every4", "2scans"]
-    assert gap.loc["ft_first_bn_eval"].isna().tolist() == [False, True]  # run on every4 only
-    winners = pd.read_csv(tables / "winners.tsv", sep="\t")
-    assert len(winners) == 6 * 2 and winners.p_value.between(0, 1).all()
-    assert set(winners.winner) <= set(ARMS)
+    assert list(gap.index) == ARMS + METHODS and list(gap.columns) == ["0", "every4", "2scans"]
+    assert gap.loc["ft_first_bn_eval"].isna().tolist() == [True, False, True]  # run on every4 only
+    assert gap.loc[METHODS].notna().values.tolist() == [[True, False, False]] * 5  # test-time: budget 0 only
+    assert "| bn_kl_affine (2 pairs) " in (tables / "gap_closed.md").read_text()
+    winners = pd.read_csv(tables / "winners.tsv", sep="\t", dtype={"budget": str})
+    assert len(winners) == 6 * 3 and winners.p_value.between(0, 1).all()  # budget 0: among the test-time arms
+    assert set(winners.winner) <= set(ARMS + METHODS)
+    at_zero = winners[winners.budget == "0"]
+    assert len(at_zero) == 6 and set(at_zero.winner) | set(at_zero.runner_up) <= set(METHODS)
     summary = json.loads((tables / "summary.json").read_text())
     assert 0 <= summary["oracle_mean"] <= 1 and 0 <= summary["baseline_mean"] <= 1
     batchnorm = pd.read_csv(tables / "batchnorm.csv", index_col=0)
@@ -125,7 +139,8 @@ def test_scores_tables_and_figures(tiny_run):
     assert set(summary["gap_closed_mean"]["ft_first_bn_eval"]) == {"every4"}
     assert set(tests.better) <= {"ft_first", "ft_first_bn_eval", "tie"} and tests.p_value.between(0, 1).all()
     curves = pd.read_csv(tables / "convergence.tsv", sep="\t")
-    assert curves.groupby("role").run.nunique().to_dict() == {"source": 3, "oracle": 9, "finetune": (2 * 2 + 1) * 6}
+    assert curves.groupby("role").run.nunique().to_dict() == {"source": 3, "oracle": 9, "finetune": (2 * 2 + 1) * 6,
+                                                              "source_normalized": 1}  # bn_kl_normalizer's
     assert curves[curves.role == "source"].val_sdice.notna().sum() == 3  # validated once, after the last epoch
     for name in ["sdice_matrix", "gap_closed", "winners", "batchnorm", "convergence"]:
         assert (tiny_run / f"results/figures/unet2d_residual/{name}.png").read_bytes()[:4] == b"\x89PNG"
@@ -163,11 +178,13 @@ def test_rerun_plans_only_what_a_change_touches(tiny_run):
     more_budgets = changed_config(tiny_run, lambda c: c["strategies"]["ft_first_bn_eval"].pop("budgets"))
     assert more_budgets == {"finetune": 6, "score_finetune": 6, **retrained}  # trains its runs at 2scans, nothing else
     tolerance = changed_config(tiny_run, lambda c: c["evaluation"].update(tolerance_mm=2.5))
-    assert tolerance == {"score_oracle": 3, "score_baseline": 3, "score_finetune": 24, **study}  # no retraining
+    assert tolerance == {"score_oracle": 3, "score_baseline": 3, "score_finetune": 24, "adapt_score": 22,
+                         **study}  # no retraining
     significance = changed_config(tiny_run, lambda c: c["evaluation"].update(significance_level=0.05))
     assert significance == {"analyse": 1, "figures": 1, "all": 1}
     training = {"train_source": 3, "train_oracle": 9, "finetune": 42, "score_oracle": 3, "score_baseline": 3,
-                "score_finetune": 24, **retrained}
+                "score_finetune": 24, "intensity_reference": 3, "adapt_score": 22, "train_source_normalized": 1,
+                **retrained}
     scaling = changed_config(tiny_run, lambda c: c["preprocess"].update(clip_percentiles=[2.0, 98.0]))
     assert scaling == {"scale_intensity": 12, "make_splits": 1, **training}
     spacing = changed_config(tiny_run, lambda c: c["preprocess"].update(spacing_mm=[4.0, 4.0, 4.0]))
@@ -181,8 +198,8 @@ def test_one_job_per_strategy_gives_identical_models(tiny_run, tmp_path):
     workdir = tmp_path / "copy"
     shutil.copytree(tiny_run, workdir, symlinks=True)
     planned = changed_config(workdir, lambda c: c["training"].update(finetune_job="strategy"))
-    assert planned == {"finetune": 7, "score_finetune": 4, "collect_scores": 1, "analyse": 1, "figures": 1,
-                       "convergence": 1, "all": 1}  # training: one per arm and budget; scoring: one per arm
+    assert planned == {"finetune": 7, "score_finetune": 4, "adapt_score": 5, "collect_scores": 1, "analyse": 1,
+                       "figures": 1, "convergence": 1, "all": 1}  # training: one per arm and budget; scoring: per arm
     models = sorted((tiny_run / "results/models/unet2d_residual/finetune").glob("*/*/*/seed0/model.pt"))
     assert len(models) == 42
     shutil.rmtree(workdir / "results/models/unet2d_residual/finetune")
@@ -305,7 +322,9 @@ def test_a_changed_mask_replans_exactly_the_jobs_that_read_it(tiny_run, tmp_path
     into_ge = 2 * arm_budgets  # from either siemens domain: every budget trains on this scan
     out_of_ge = 2 * arm_budgets  # from ge_15's source model, which trained on it
     scoring_jobs = 4 * 2 + 4 * 2  # one per arm and pair, for the pairs into and out of ge_15 (their models retrain)
-    assert planned_jobs(dry.stdout) == {
+    reference = int(case in ge["source"]["train"])  # ge_15's intensity reference pools its source training scans
+    test_time = 3 * 2  # out of ge_15 (its source model retrains), every method but the bn_kl_* (siemens_15 only)
+    assert planned_jobs(dry.stdout) == {**({"intensity_reference": 1} if reference else {}), "adapt_score": test_time,
         "train_source": 1, "train_oracle": oracle_folds, "score_oracle": 1,
         "score_baseline": 3,  # to ge_15 reads it; to siemens_15 and siemens_3 test ge_15's source model
         "finetune": into_ge + out_of_ge, "score_finetune": scoring_jobs,

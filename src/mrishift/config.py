@@ -22,7 +22,7 @@ class ConfigError(ValueError):
 
 # Keys an overlay (--configfile) replaces whole instead of merging into the default key by key: an overlay that
 # lists two arms runs those two, not those two plus every arm of config/config.yaml.
-REPLACED_BY_OVERLAY = (("strategies",), ("splits", "budgets"))
+REPLACED_BY_OVERLAY = (("strategies",), ("test_time",), ("splits", "budgets"))
 
 
 def apply_overlay(config: dict, overlay: dict) -> dict:
@@ -90,6 +90,17 @@ def _check_semantics(config: dict) -> None:
             strategies.arm_budgets(spec, config["splits"]["budgets"])
         except ValueError as error:
             raise ConfigError(f"config key 'strategies.{arm}': {error}") from error
+    from mrishift import test_time
+
+    for arm, spec in config["test_time"].items():
+        try:
+            test_time.build_arm(arm, spec)
+            test_time.arm_pairs(spec, data["domains"])
+        except ValueError as error:
+            raise ConfigError(f"config key 'test_time.{arm}': {error}") from error
+        if arm in config["strategies"]:
+            raise ConfigError(f"config key 'test_time.{arm}': the name is also a fine-tuning arm's (strategies.{arm}); "
+                              "tables and figures tell arms apart by name")
     from mrishift import models
 
     for architecture in config["models"]["architectures"]:

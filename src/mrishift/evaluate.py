@@ -35,15 +35,11 @@ def predict_volume(model: torch.nn.Module, image: np.ndarray, batch_size: int = 
     if channels_last:
         model.to(memory_format=torch.channels_last)
     nx, ny, nz = image.shape
-    stride = model.stride
-    pad = (0, -ny % stride, 0, -nx % stride)  # F.pad order: last dim first
-    # One copy in and one out per volume, and the axis reordering done on the device: on a GPU, per-batch transfers
-    # and a host-side transpose cost more than the network.
-    slices = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(device).permute(2, 0, 1)[:, None]
+    slices = volume_slices(image, model.stride, device)
     out = torch.empty((nz, nx, ny), dtype=torch.bool, device=device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda")
     for start in range(0, nz, batch_size):
-        batch = F.pad(slices[start:start + batch_size], pad)
+        batch = slices[start:start + batch_size]
         if channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         with autocast:
@@ -51,6 +47,15 @@ def predict_volume(model: torch.nn.Module, image: np.ndarray, batch_size: int = 
         out[start:start + batch_size] = logits[:, 0, :nx, :ny] >= 0  # sigmoid(l) >= 0.5 ⇔ l >= 0
     model.to(memory_format=torch.contiguous_format)
     return out.cpu().numpy().transpose(1, 2, 0)
+
+
+def volume_slices(image: np.ndarray, stride: int, device) -> torch.Tensor:
+    """The (z, 1, x', y') axial slices of an (x, y, z) volume on ``device``, zero-padded up to multiples of
+    ``stride``. One copy in, the axis reordering done on the device: on a GPU, per-batch transfers and a host-side
+    transpose cost more than the network."""
+    nx, ny, _ = image.shape
+    slices = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(device).permute(2, 0, 1)[:, None]
+    return F.pad(slices, (0, -ny % stride, 0, -nx % stride))  # F.pad order: last dim first
 
 
 class ScanCache:
@@ -83,12 +88,18 @@ def validation_scores(model: torch.nn.Module, cases: list[str], scans: ScanCache
 
 
 def score_scans(model: torch.nn.Module, cases: list[str], scans: ScanCache, tolerance_mm: float,
-                batch_size: int = 32, device: str = "auto", bf16: bool = False) -> pd.DataFrame:
-    """One row per case: surface Dice at tolerance_mm, volumetric Dice, HD95 and ASSD of the predicted mask."""
+                batch_size: int = 32, device: str = "auto", bf16: bool = False, adapt=None) -> pd.DataFrame:
+    """One row per case: surface Dice at tolerance_mm, volumetric Dice, HD95 and ASSD of the predicted mask.
+
+    ``adapt``: for test-time adaptation, ``image -> (network, image)`` gives what predicts each volume (it never
+    sees the reference mask); by default ``model`` predicts the image as it is."""
     rows, started = [], time.perf_counter()
     for case in cases:
         image, reference, spacing = scans[case]
-        predicted = predict_volume(model, image, batch_size, device, bf16)
+        network = model
+        if adapt is not None:
+            network, image = adapt(image)
+        predicted = predict_volume(network, image, batch_size, device, bf16)
         rows.append({"case": case, "dice": metrics.dice(reference, predicted),
                      **metrics.surface_scores(reference, predicted, spacing, tolerance_mm)})
     log.info("scored %d scans in %.1f s, mean sDice %.3f", len(cases), time.perf_counter() - started,

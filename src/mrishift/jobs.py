@@ -99,7 +99,7 @@ def train_run(job: Job, run: Run) -> None:
                    identity=json.dumps(run.identity, sort_keys=True), validate=validate,
                    validate_every=job.validate_every)
     save_model(run.model_path, model, job.arch, job.width)
-    write_record(run.record_path, identity=run.identity, seed=run.seed, cases=run.cases,
+    write_record(run.record_path, identity=run.identity, arch=job.arch, seed=run.seed, cases=run.cases,
                  validation_cases=list(run.validation), n_slices=len(sampler.pool), **record)
 
 

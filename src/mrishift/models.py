@@ -174,6 +174,55 @@ class VanillaUNet(nn.Module):
         }
 
 
+NORMALIZED = "_normalized"  # suffix of every registered model's variant with a normalizer CNN in front
+
+
+class Normalizer(nn.Module):
+    """x + f(x), f = three 3×3 convolutions (16 filters, ReLU between, 1 output channel): a network with a receptive
+    field of 7×7 that can only remap intensities locally, not move structures (the test-time BN-statistics paper,
+    after Karani et al.). The last convolution starts at zero, so a new normalizer is the identity."""
+
+    def __init__(self, channels: int = 1, filters: int = 16):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(channels, filters, 3, padding=1), nn.ReLU(inplace=True),
+                                  nn.Conv2d(filters, filters, 3, padding=1), nn.ReLU(inplace=True),
+                                  nn.Conv2d(filters, channels, 3, padding=1))
+        nn.init.zeros_(self.body[-1].weight)
+        nn.init.zeros_(self.body[-1].bias)
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+def _with_normalizer(base: type[nn.Module]) -> type[nn.Module]:
+    """``base`` with a ``Normalizer`` in front, trained jointly with it on the source (the network's parameters are
+    ``network.*``, the normalizer's ``normalizer.*``); its layer groups are the base's, the normalizer counted in
+    ``encoder`` and on its own as ``normalizer``."""
+
+    class WithNormalizer(nn.Module):
+        stride = base.stride
+
+        def __init__(self, in_channels: int = 1, **options):
+            super().__init__()
+            self.normalizer = Normalizer(in_channels)
+            self.network = base(in_channels=in_channels, **options)
+
+        def forward(self, x):
+            return self.network(self.normalizer(x))
+
+        def layer_groups(self) -> dict[str, list[str]]:
+            groups = {k: [f"network.{n}" for n in v] for k, v in self.network.layer_groups().items()}
+            normalizer = [f"normalizer.{n}" for n, _ in self.normalizer.named_parameters()]
+            return {**groups, "encoder": normalizer + groups["encoder"], "normalizer": normalizer}
+
+    WithNormalizer.__name__ = WithNormalizer.__qualname__ = f"{base.__name__}WithNormalizer"
+    return WithNormalizer
+
+
+for _name, _base in list(_MODELS.items()):
+    _MODELS[_name + NORMALIZED] = _with_normalizer(_base)
+
+
 def count(model: nn.Module, parameter_names: list[str]) -> int:
     params = dict(model.named_parameters())
     return sum(params[n].numel() for n in parameter_names)

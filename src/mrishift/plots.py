@@ -14,6 +14,7 @@ import seaborn as sns  # noqa: E402
 
 from mrishift.data.cc359 import DOMAINS  # noqa: E402
 from mrishift.io import atomic_path  # noqa: E402
+from mrishift.data.splits import ZERO_BUDGET  # noqa: E402
 from mrishift.tables import budget_order  # noqa: E402
 
 STRATEGY_LABELS = {"ft_all": "fine-tune all layers", "ft_first": "fine-tune first layers",
@@ -22,6 +23,16 @@ STRATEGY_LABELS = {"ft_all": "fine-tune all layers", "ft_first": "fine-tune firs
 
 def label(strategy: str) -> str:
     return STRATEGY_LABELS.get(strategy, strategy)
+
+
+def budget_labels(budgets: list[str]) -> list[str]:
+    """Axis labels of budgets: 0 says it is the test-time (no-label) column."""
+    return ["0\n(test-time)" if b == ZERO_BUDGET else b for b in budgets]
+
+
+def palette(n: int):
+    """n distinguishable colours: seaborn's default ten, more from the husl circle (never a repeated colour)."""
+    return sns.color_palette(n_colors=n) if n <= 10 else sns.color_palette("husl", n)
 
 
 def save(figure, png: str | Path, pdf: str | Path) -> None:
@@ -55,9 +66,11 @@ def gap_closed_figure(per_pair: pd.DataFrame, strategies: list[str], title: str)
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.axhline(1, color="grey", linewidth=0.8, linestyle="--")
     sns.violinplot(data=data, x="budget", y="gap_closed", hue="strategy", order=order, hue_order=hue_order,
-                   inner=None, cut=0, density_norm="width", linewidth=0.5, alpha=0.35, ax=ax, legend=False)
+                   inner=None, cut=0, density_norm="width", linewidth=0.5, alpha=0.35, ax=ax, legend=False,
+                   palette=palette(len(hue_order)))
     sns.pointplot(data=data, x="budget", y="gap_closed", hue="strategy", order=order, hue_order=hue_order,
-                  estimator="mean", errorbar=None, dodge=0.53, markers="o", ax=ax)
+                  estimator="mean", errorbar=None, dodge=0.53, markers="o", ax=ax, palette=palette(len(hue_order)))
+    ax.set_xticks(range(len(order)), budget_labels(order))
     ax.set_xlabel("target-data budget (least → most)")
     ax.set_ylabel("gap closed (0 = no adaptation, 1 = oracle)")
     ax.set_title(title)
@@ -69,7 +82,7 @@ def winners_figure(winners: pd.DataFrame, strategies: list[str], significance: f
     """Per budget, pairs won by each strategy; significant wins solid, others hatched and pale."""
     order = budget_order(winners.budget)
     counts = winners.groupby(["budget", "winner", "significant"]).size()
-    palette = sns.color_palette(n_colors=len(strategies))
+    colours = palette(len(strategies))
     width = 0.8 / len(strategies)
     figure, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(order)), 4.5))
     x = np.arange(len(order))
@@ -77,10 +90,10 @@ def winners_figure(winners: pd.DataFrame, strategies: list[str], significance: f
         significant = np.array([counts.get((b, strategy, True), 0) for b in order])
         other = np.array([counts.get((b, strategy, False), 0) for b in order])
         position = x - 0.4 + width * (i + 0.5)
-        ax.bar(position, significant, width, color=palette[i], label=f"{label(strategy)}: p < {significance:g}")
-        ax.bar(position, other, width, bottom=significant, color=palette[i], alpha=0.35, hatch="//",
-               edgecolor=palette[i], label=f"{label(strategy)}: not significant")
-    ax.set_xticks(x, order)
+        ax.bar(position, significant, width, color=colours[i], label=f"{label(strategy)}: p < {significance:g}")
+        ax.bar(position, other, width, bottom=significant, color=colours[i], alpha=0.35, hatch="//",
+               edgecolor=colours[i], label=f"{label(strategy)}: not significant")
+    ax.set_xticks(x, budget_labels(order))
     ax.set_xlabel("target-data budget (least → most)")
     n_pairs = winners.groupby("budget").size().max()
     ax.set_ylabel(f"pairs won (of {n_pairs})")
@@ -93,13 +106,14 @@ def batchnorm_figure(per_pair: pd.DataFrame, bn_pairs: list[tuple[str, str]], st
     """Gap closed per budget (mean ± standard error over pairs) of each arm under both BatchNorm modes — frozen
     layers' statistics following the target (solid) or kept from the source (dashed) — and of statistics-only arms
     (dotted): what the statistics alone do, and what the weights add."""
-    order = budget_order(per_pair.budget)
+    drawn = per_pair[per_pair.strategy.isin([arm for pair in bn_pairs for arm in pair] + statistics_arms)]
+    order = budget_order((drawn if len(drawn) else per_pair).budget)  # not budget 0: no arm here runs at it
     x = np.arange(len(order))
-    palette = sns.color_palette(n_colors=max(1, len(bn_pairs)))
+    colours = palette(max(1, len(bn_pairs)))
     figure, ax = plt.subplots(figsize=(max(6.0, 1.8 * len(order)), 4.5))
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.axhline(1, color="grey", linewidth=0.8, linestyle="--")
-    lines = [(arm, palette[i], style, f"{arm} (frozen BN: {mode})")
+    lines = [(arm, colours[i], style, f"{arm} (frozen BN: {mode})")
              for i, pair in enumerate(bn_pairs) for arm, style, mode in zip(pair, ("-", "--"), ("train", "eval"))]
     lines += [(arm, "black", ":", f"{arm} (statistics only)") for arm in statistics_arms]
     for k, (arm, colour, style, name) in enumerate(lines):
@@ -126,7 +140,7 @@ def convergence_figure(curves: pd.DataFrame, title: str):
     budgets = budget_order(finetune.budget.dropna()) if len(finetune) else []
     figure, axes = plt.subplots(1, 2 + len(budgets), figsize=(4.2 * (2 + len(budgets)), 3.8), squeeze=False)
     axes = axes[0]
-    references = curves[curves.role.isin(["source", "oracle"])]
+    references = curves[curves.role.isin(["source", "oracle", "source_normalized"])]
     sns.lineplot(data=references, x="step", y="loss", hue="role", errorbar="sd", ax=axes[0])
     axes[0].set_title("source / oracle: training loss")
     validated = references.dropna(subset=["val_sdice"])

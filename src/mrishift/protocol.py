@@ -6,7 +6,9 @@ frozen splits (``mrishift.data.splits``). The workflow's scripts only adapt thes
   test every scan of the domain once;
 * the baseline (a source model, unadapted) is tested on every scan of every other domain;
 * a fine-tune trains on its budget's slices of its target's first fine-tuning scans and is tested on the target's
-  test scans — the same scans for every budget and arm, none of which any budget trains on.
+  test scans — the same scans for every budget and arm, none of which any budget trains on;
+* a test-time method (budget 0: no label) adapts to and is tested on those same test scans, one at a time; its
+  source side is the quantile function of the source's training scans' intensities (``intensity_reference``).
 
 Which *scans* each role reads needs no image (``mrishift.data.splits.scan_roles``), so the workflow asks these same
 functions at parse time and declares exactly those files as each job's inputs.
@@ -61,6 +63,16 @@ def baseline_test(splits: dict, source: str) -> dict[str, list[str]]:
 
 def finetune_test(splits: dict, target: str, budget: str) -> list[str]:
     return _budget(splits, target, budget)["test"]
+
+
+def test_time_test(splits: dict, target: str) -> list[str]:
+    """The scans a test-time method adapts to and is scored on: the target's fine-tuning test scans."""
+    return _domain(splits, target)["test"]
+
+
+def intensity_reference(splits: dict, source: str) -> list[str]:
+    """The scans whose pooled intensities a source's histogram reference summarises: its source training scans."""
+    return source_training(splits, source).cases
 
 
 def _domain(splits: dict, domain: str) -> dict:

@@ -95,7 +95,8 @@ def learning_curves(record_paths) -> pd.DataFrame:
         identity, steps = record["identity"], record["recipe"]["iters_per_epoch"]
         validation = {v["epoch"]: v for v in record.get("validation", [])}
         for epoch, loss in enumerate(record["losses"], start=1):
-            rows.append({"run": str(Path(path).parent), "role": identity["role"],
+            role = identity["role"] + ("_normalized" if record.get("arch", "").endswith(models.NORMALIZED) else "")
+            rows.append({"run": str(Path(path).parent), "role": role,
                          "strategy": identity.get("strategy") if identity["role"] == "finetune" else identity["role"],
                          "source": identity.get("source", identity.get("domain")), "target": identity.get("target"),
                          "budget": identity.get("budget"), "seed": str(identity.get("seed")), "epoch": epoch,

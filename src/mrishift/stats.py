@@ -48,8 +48,9 @@ def reference_scores(scores: pd.DataFrame, metric: str = "sdice") -> pd.DataFram
 
 
 def per_scan_gap_closed(scores: pd.DataFrame, metric: str = "sdice", min_gap: float = GAP_EPS) -> pd.DataFrame:
-    """Fine-tuned rows with their baseline and oracle scores on the same scan and the per-scan gap closed."""
-    finetuned = scores[scores.role == "finetune"]
+    """Adapted rows — fine-tuned, and test-time (budget 0) — with their baseline and oracle scores on the same scan
+    and the per-scan gap closed."""
+    finetuned = scores[scores.role.isin(ADAPTED_ROLES)]
     merged = finetuned.merge(reference_scores(scores, metric), on=["source", "seed", "case"], how="left",
                              validate="many_to_one")
     missing = merged[merged.baseline.isna() | merged.oracle.isna()]
@@ -60,6 +61,7 @@ def per_scan_gap_closed(scores: pd.DataFrame, metric: str = "sdice", min_gap: fl
     return merged
 
 
+ADAPTED_ROLES = ("finetune", "test_time")
 PAIR_KEYS = ["variant", "source", "target", "budget", "strategy"]
 
 
@@ -75,8 +77,8 @@ def per_pair_gap_closed(per_scan: pd.DataFrame, metric: str = "sdice", min_gap: 
 
 def winners(per_scan: pd.DataFrame, strategy_order: list[str], significance: float, metric: str = "sdice",
             min_gap: float = GAP_EPS) -> pd.DataFrame:
-    """Per (variant, pair, budget): the strategy with the largest gap closed, the runner-up, and the sign test of their
-    per-scan differences (seed-averaged). Ties at the top go to the strategy listed first in ``strategy_order`` and are
+    """Per (variant, pair, budget) where at least two arms ran (budget 0: the test-time arms): the arm with the largest
+    gap closed, the runner-up, and the sign test of their per-scan differences (seed-averaged). Ties at the top go to the strategy listed first in ``strategy_order`` and are
     marked ``tied`` (never significant). Where the oracle–baseline gap is below ``min_gap``, gap closed is undefined
     and the strategies are ranked by their mean score instead (the same order a small positive gap would give)."""
     pairs = per_pair_gap_closed(per_scan, metric, min_gap, by_seed=False)
@@ -84,7 +86,7 @@ def winners(per_scan: pd.DataFrame, strategy_order: list[str], significance: flo
     rows = []
     for (variant, source, target, budget), group in pairs.groupby(["variant", "source", "target", "budget"], sort=False):
         if len(group) < 2:
-            raise ValueError(f"{variant} {source}→{target} {budget}: a winner needs at least two strategies")
+            continue  # e.g. a single test-time arm at budget 0, or an arm run on fewer budgets than the others
         key = group.gap_closed.where(group.gap_closed.notna(), group.score)
         rank = np.array([strategy_order.index(s) for s in group.strategy])
         order = np.lexsort((rank, -key.to_numpy()))

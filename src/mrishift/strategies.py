@@ -31,38 +31,14 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from mrishift import models
+from mrishift import batchnorm, models
+from mrishift.registry import Registry, chosen_subset, resolve_hparams
 
-_REGISTRY: dict[str, type["Strategy"]] = {}
-
-
-def register(name: str):
-    def wrap(cls):
-        if name in _REGISTRY:
-            raise ValueError(f"strategy {name!r} is registered twice")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return wrap
-
-
-def names() -> list[str]:
-    return list(_REGISTRY)
-
-
-def build(name: str, **hparams) -> "Strategy":
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown strategy {name!r}; registered: {names()}")
-    return _REGISTRY[name](**hparams)
+_REGISTRY = Registry("strategy")
+register, names, build = _REGISTRY.register, _REGISTRY.names, _REGISTRY.build
 
 
 ARM_KEYS = ("strategy", "budgets")  # an arm's own settings; every other key of its entry is a hyper-parameter
-
-
-def arm_class(arm: str, spec: dict) -> str:
-    """The registered class an arm runs: its ``strategy:`` entry, else the arm's own name."""
-    return spec.get("strategy", arm)
 
 
 def run_settings(spec: dict) -> dict:
@@ -72,10 +48,7 @@ def run_settings(spec: dict) -> dict:
 
 def arm_budgets(spec: dict, budgets: list[str]) -> list[str]:
     """The budgets an arm runs, in the study's order: its ``budgets:`` entry, else all of ``budgets``."""
-    chosen = spec.get("budgets", budgets)
-    if not isinstance(chosen, list) or not chosen or any(b not in budgets for b in chosen):
-        raise ValueError(f"'budgets: {chosen}' must be a non-empty list of the study's budgets {budgets}")
-    return [b for b in budgets if b in chosen]
+    return chosen_subset(spec, "budgets", budgets, "budgets")
 
 
 def describe_arm(arm: str, spec: dict) -> dict:
@@ -86,12 +59,7 @@ def describe_arm(arm: str, spec: dict) -> dict:
 
 def build_arm(arm: str, spec: dict) -> "Strategy":
     """The strategy of one study arm (``spec`` = the arm's config entry: ``strategy:`` plus hyper-parameters)."""
-    cls = arm_class(arm, spec)
-    if not isinstance(cls, str) or cls not in _REGISTRY:
-        raise ValueError(f"arm {arm!r}: 'strategy: {cls}' is not a registered strategy; registered: {names()}")
-    strategy = build(cls, **{k: v for k, v in spec.items() if k not in ARM_KEYS})
-    strategy.arm = arm
-    return strategy
+    return _REGISTRY.build_arm(arm, spec, "strategy", ARM_KEYS)
 
 
 class Strategy:
@@ -102,11 +70,7 @@ class Strategy:
     trains: ClassVar[bool] = True  # False: the source model is used as it is
 
     def __init__(self, **hparams):
-        unknown = set(hparams) - set(self.HPARAMS)
-        if unknown:
-            raise ValueError(f"strategy {self.name!r}: unknown hyper-parameter(s) {sorted(unknown)}; "
-                             f"known: {sorted(self.HPARAMS)}")
-        self.hparams = {**self.HPARAMS, **hparams}
+        self.hparams = resolve_hparams(f"strategy {self.name!r}", self.HPARAMS, hparams)
         if self.hparams["frozen_bn"] not in ("eval", "train"):
             raise ValueError(f"strategy {self.name!r}: frozen_bn must be 'eval' or 'train', got {self.hparams['frozen_bn']!r}")
         lr = self.hparams["lr"]
@@ -198,20 +162,6 @@ class BatchNormStatistics(Strategy):
     def trainable(self, model):
         return []
 
-    @torch.no_grad()
     def adapt(self, model, target, device):
-        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        momenta = [m.momentum for m in norms]
-        counts = {}
-        hooks = [m.register_forward_pre_hook(lambda m, x: counts.__setitem__(m, x[0].numel() // x[0].shape[1]))
-                 for m in norms]
-        model.to(device).train()
-        for norm in norms:
-            norm.momentum = 1.0
-        model(target.all_slices().to(device))
-        for norm, momentum, hook in zip(norms, momenta, hooks):
-            hook.remove()
-            norm.momentum = momentum
-            n = counts[norm]
-            norm.running_var.mul_((n - 1) / n)  # torch stores the unbiased estimate; keep the population variance
-        model.eval()
+        model.to(device)
+        batchnorm.reestimate_statistics(model, target.all_slices().to(device))

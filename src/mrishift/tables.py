@@ -7,13 +7,13 @@ from pathlib import Path
 import pandas as pd
 
 from mrishift.data.cc359 import DOMAINS
-from mrishift.data.splits import parse_budget
+from mrishift.data.splits import ZERO_BUDGET, parse_budget
 from mrishift.io import write_text
 
 
 def budget_order(budgets) -> list[str]:
-    """Budgets from the least to the most target data (scans ÷ slice step)."""
-    return sorted(set(budgets), key=lambda b: parse_budget(b).scans / parse_budget(b).every)
+    """Budgets from the least to the most target data (scans ÷ slice step); ``0`` (test-time: no label) first."""
+    return sorted(set(budgets), key=lambda b: 0 if b == ZERO_BUDGET else parse_budget(b).scans / parse_budget(b).every)
 
 
 def mean_std(mean: pd.DataFrame, std: pd.DataFrame, digits: int = 2) -> pd.DataFrame:

@@ -25,6 +25,9 @@ per_scan = stats.per_scan_gap_closed(scores, metric, params.min_gap)
 per_pair = stats.per_pair_gap_closed(per_scan, metric, params.min_gap)
 gap_mean, gap_table = tables.gap_closed_table(per_pair, params.strategies)
 n_pairs = per_pair.groupby(["source", "target"]).ngroups
+arm_pairs = per_pair.groupby("strategy")[["source", "target"]].apply(lambda d: len(d.drop_duplicates()))
+gap_table.index = [f"{arm} ({arm_pairs[arm]} pairs)" if arm_pairs.get(arm, n_pairs) < n_pairs else arm
+                   for arm in gap_table.index]  # an arm run from fewer sources (test_time: sources) says so
 n_defined = per_pair.dropna(subset=["gap_closed"]).groupby(["source", "target"]).ngroups
 tables.write_table(gap_table, out.gap_closed.removesuffix(".csv"),
                    f"Gap closed (0 = no adaptation, 1 = oracle), mean (std) over the {n_defined} of {n_pairs} "

@@ -23,6 +23,7 @@ import numpy as np
 
 from mrishift.seeding import seed_hash
 
+ZERO_BUDGET = "0"  # the budget of test-time adaptation: no labelled target data (never a fine-tuning budget)
 _BUDGET = re.compile(r"^(?:(?P<scans>[1-9]\d*)scans?|every(?P<every>[1-9]\d*))$")
 
 

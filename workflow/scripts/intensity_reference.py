@@ -1,0 +1,21 @@
+"""The quantile function of a source domain's pooled training-scan intensities (rule intensity_reference): what
+histogram matching maps a target volume onto."""
+
+import json
+from pathlib import Path
+
+from mrishift import protocol
+from mrishift.data.histogram import QUANTILE_LEVELS, intensity_quantiles
+from mrishift.io import write_json
+from mrishift.logs import log_to
+from mrishift.runs import load_cases, scan_files
+
+log = log_to(snakemake.log[0])
+domain = snakemake.wildcards.domain
+splits = json.loads(Path(snakemake.input.splits).read_text())["domains"]
+cases = protocol.intensity_reference(splits, domain)
+images = [image for image, _ in load_cases(cases, scan_files(snakemake.input.images, snakemake.input.masks))]
+quantiles = intensity_quantiles(images)
+write_json(snakemake.output.reference, {"domain": domain, "scans": cases, "levels": QUANTILE_LEVELS,
+                                        "quantiles": quantiles.tolist()})
+log.info("%s: intensity quantiles of %d training scans (median %.3f)", domain, len(cases), quantiles[len(quantiles) // 2])
