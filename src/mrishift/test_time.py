@@ -2,7 +2,7 @@
 
 Each method is one class registered by name with its ``HPARAMS`` (the papers' settings as defaults), run as study
 arms like the fine-tuning strategies: ``test_time: {arm: {method: registered class (default: the arm's name),
-**hparams}}``. The contract is one method::
+sources: [...], targets: [...] (the pairs it runs on; default: all), **hparams}}``. The contract is one method::
 
     adapt(model, image, reference) -> (model, image)
 
