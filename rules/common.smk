@@ -120,13 +120,15 @@ ARM_BUDGETS = {arm: strategies.arm_budgets(spec, BUDGETS) for arm, spec in ARMS.
 SEEDS = list(config["training"]["seeds"])
 PAIRS = [(s, t) for s in DOMAIN_NAMES for t in DOMAIN_NAMES if s != t]
 FOLDS = list(range(config["splits"]["n_folds"]))
-# Test-time arms (budget 0): name -> {method: registered class (default: the name), sources, **hyper-parameters}.
+# Test-time arms (budget 0): name -> {method: registered class (default: the name), sources and targets (the pairs
+# it adapts; default: all), **hyper-parameters}.
 TEST_TIME_ARMS = config["test_time"]
 METHODS = list(TEST_TIME_ARMS)
 METHOD_PAIRS = {arm: test_time.arm_pairs(spec, DOMAIN_NAMES) for arm, spec in TEST_TIME_ARMS.items()}
 # Which source models each arm adapts: "plain" (the study's) or "normalized" (trained with a normalizer in front), and
 # the domains that need a normalized source model.
 METHOD_MODELS = {arm: test_time.build_arm(arm, spec).source_model for arm, spec in TEST_TIME_ARMS.items()}
+METHODS_READING_REFERENCE = {arm for arm, spec in TEST_TIME_ARMS.items() if test_time.build_arm(arm, spec).uses_reference}
 NORMALIZED_DOMAINS = [d for d in DOMAIN_NAMES if any(d == source for arm, kind in METHOD_MODELS.items()
                                                       if kind == "normalized" for source, _ in METHOD_PAIRS[arm])]
 FINETUNE_JOB = config["training"]["finetune_job"]
@@ -179,8 +181,8 @@ def scored_runs(wildcards):
 
 
 def test_time_runs(wildcards):
-    """(source, target, seed) of the volumes' source models one test-time job adapts — its pair's, or every pair's
-    the arm adapts (its sources and targets; training.finetune_job) — pair, then seed."""
+    """(source, target, seed) of the source models one test-time job adapts: for its own pair, or for every pair of
+    the arm (its sources and targets) when training.finetune_job is 'strategy'; ordered by pair, then seed."""
     pairs = [(wildcards.source, wildcards.target)] if FINETUNE_JOB == "pair" else METHOD_PAIRS[wildcards.method]
     return [(source, target, str(seed)) for source, target in pairs for seed in SEEDS]
 
@@ -192,6 +194,9 @@ def test_time_models(wildcards):
 
 
 def test_time_references(wildcards):
+    """The source domains' intensity references, for the methods that read one (none for the others)."""
+    if wildcards.method not in METHODS_READING_REFERENCE:
+        return []
     sources = dict.fromkeys(source for source, _, _ in test_time_runs(wildcards))
     return [INTENSITY_REFERENCE.format(domain=source) for source in sources]
 

@@ -186,15 +186,17 @@ def test_tiny_config_through_slurm(slurm_cluster, tmp_path):
     (tmp_path / "profile").mkdir()
     (tmp_path / "profile/config.yaml").write_text(yaml.safe_dump(profile))
     shutil.copytree(ROOT / "config", tmp_path / "config")
-    # one test-time arm on one pair (the test-time rules' path through SLURM; the tiny workflow tests run every arm)
-    (tmp_path / "config/one_test_time_arm.yaml").write_text(
-        "test_time:\n  bn_kl_normalizer: {sources: [siemens_15], targets: [siemens_3], iterations: 2}\n")
+    # two test-time arms on one pair, one reading an intensity reference and one a normalized source model (the
+    # test-time rules' paths through SLURM; the tiny workflow tests run every arm)
+    (tmp_path / "config/two_test_time_arms.yaml").write_text(
+        "test_time:\n  bn_kl_normalizer: {sources: [siemens_15], targets: [siemens_3], iterations: 2}\n"
+        "  hist_match: {sources: [siemens_15], targets: [siemens_3]}\n")
 
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--profile", str(tmp_path / "profile"), "--snakefile",
          str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile", str(tmp_path / "config/tiny.yaml"),
-         str(tmp_path / "config/one_test_time_arm.yaml")],
+         str(tmp_path / "config/two_test_time_arms.yaml")],
         capture_output=True, text=True, env={**slurm_cluster, "PATH": f"{Path(sys.executable).parent}:"
                                                                         f"{os.environ['PATH']}"}, timeout=1500)
     wall = time.monotonic() - started
@@ -202,8 +204,8 @@ def test_tiny_config_through_slurm(slurm_cluster, tmp_path):
     print(f"tiny config through SLURM: {wall:.0f} s")
 
     scores = pd.read_csv(tmp_path / "results/scores/scores.tsv", sep="\t")
-    assert len(scores) == 12 + 24 + 84 + 2 and scores.sdice.between(0, 1).all()  # oracle, baseline, 42 fine-tunes × 2
-    assert (scores.role == "test_time").sum() == 2  # and siemens_15 → siemens_3's 2 test scans, adapted
+    assert len(scores) == 12 + 24 + 84 + 4 and scores.sdice.between(0, 1).all()  # oracle, baseline, 42 fine-tunes × 2
+    assert (scores.role == "test_time").sum() == 2 * 2  # and siemens_15 → siemens_3's 2 test scans, 2 arms
     assert (tmp_path / "results/figures/unet2d_residual/winners.png").exists()
     submitted = result.stderr.count("has been submitted with SLURM jobid")
     assert 10 < submitted < 98  # every non-local job went through sbatch, short ones grouped

@@ -186,6 +186,20 @@ def test_hist_match_predicts_the_matched_volume_with_the_unchanged_model():
     assert np.array_equal(matched, match_histogram(shifted_volume(), REFERENCE.intensity_quantiles))
 
 
+@pytest.mark.parametrize("name", test_time.names())
+def test_only_the_methods_that_read_a_source_reference_need_one(name):
+    """The workflow computes intensity references only for the arms whose method reads one; the others get None."""
+    method = test_time.build(name, **({"iterations": 1} if "iterations" in test_time.build(name).hparams else {}))
+    assert method.uses_reference == (name == "hist_match")
+    run = method.per_volume(model_for(name), None, torch.device("cpu"), seed=1)
+    if method.uses_reference:
+        with pytest.raises(ValueError, match="intensity reference"):
+            run(shifted_volume())
+    else:
+        adapted, image = run(shifted_volume())
+        assert np.array_equal(image, shifted_volume())
+
+
 def test_a_method_never_receives_a_mask():
     for name in test_time.names():
         cls = type(test_time.build(name))

@@ -363,6 +363,15 @@ def test_an_overlay_with_one_arm_plans_only_that_arm(tiny_run):
     assert "ft_first" not in dry.stdout and "2scans" not in dry.stdout and "bn_stats" not in dry.stdout
 
 
+def test_intensity_references_are_computed_only_for_the_arms_that_read_them(tiny_run):
+    (tiny_run / "config/adabn_only.yaml").write_text("test_time:\n  adabn: {}\n")
+    dry = snakemake(tiny_run, "-n", "--forceall", configfile=["tiny.yaml", "adabn_only.yaml"])
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    planned = planned_jobs(dry.stdout)
+    assert planned["adapt_score"] == 6 and "intensity_reference" not in planned and "train_source_normalized" \
+        not in planned  # adabn on 6 pairs reads neither a reference nor a normalized source model
+
+
 def planned_jobs(dry_run_output):
     """{rule: count} from the first 'Job stats' table of a dry run."""
     table = dry_run_output.split("Job stats:")[1].split("total")[0].splitlines()[3:]

@@ -8,7 +8,7 @@ sources: [...], targets: [...] (the pairs it runs on; default: all), **hparams}}
 
 ``model`` is a fresh copy of the source model on its device, the method's to change (the stored model is never
 touched, and no volume sees another's adaptation); ``image`` the scaled (x, y, z) volume; ``reference`` what is kept
-of the source domain (``SourceReference``). It returns the network and the volume to predict. There is no mask in
+of the source domain (``SourceReference``; ``None`` unless the class sets ``uses_reference``). It returns the network and the volume to predict. There is no mask in
 the signature: a method that needs labels cannot be written as one. Scores are the study's per-scan table with role
 ``test_time`` and budget ``0``.
 """
@@ -86,11 +86,15 @@ class TestTimeMethod:
     # which source model it adapts: "plain" (the study's) or "normalized" (trained with a normalizer CNN in front,
     # mrishift.models.NORMALIZED; the workflow trains those for the arm's source domains)
     source_model: ClassVar[str] = "plain"
+    # whether adapt() reads the source domain's SourceReference (the workflow computes one only for such arms;
+    # every other method gets None)
+    uses_reference: ClassVar[bool] = False
 
     def __init__(self, **hparams):
         self.hparams = resolve_hparams(f"test-time method {self.name!r}", self.HPARAMS, hparams)
 
-    def adapt(self, model: nn.Module, image: np.ndarray, reference: SourceReference) -> tuple[nn.Module, np.ndarray]:
+    def adapt(self, model: nn.Module, image: np.ndarray,
+              reference: SourceReference | None) -> tuple[nn.Module, np.ndarray]:
         raise NotImplementedError
 
     def passes(self) -> tuple[int, int]:
@@ -98,7 +102,8 @@ class TestTimeMethod:
         bench/plan_paper.py prices at the measured training and inference rates."""
         return 0, 1
 
-    def per_volume(self, source_model: nn.Module, reference: SourceReference, device: torch.device, seed: int = 0):
+    def per_volume(self, source_model: nn.Module, reference: SourceReference | None, device: torch.device,
+                   seed: int = 0):
         """``image -> (adapted model, image to predict)``, each volume starting again from ``source_model`` and from
         the torch generator seeded with ``seed``."""
         def adapt(image):
@@ -281,5 +286,9 @@ class HistogramMatching(TestTimeMethod):
     """Histogram matching: the volume's foreground intensities (above its mean) are mapped onto the source training
     scans' pooled foreground distribution (``mrishift.data.histogram``), then the unadapted source model predicts."""
 
+    uses_reference = True
+
     def adapt(self, model, image, reference):
+        if reference is None:
+            raise ValueError(f"{self.name} needs the source domain's intensity reference, and none was given")
         return model, match_histogram(image, reference.intensity_quantiles)

@@ -33,7 +33,7 @@ for (source, target, seed), model_path in progress(runs, "test_time"):
     cases = protocol.test_time_test(splits, target)
     log.info("%s: %s adapted to each of %d scans of %s", method.arm, model_path, len(cases), target)
     model = load_model(model_path, made_by=made_by)
-    adapt = method.per_volume(model, references[source], device, seed_hash(seed, method.arm, source, target))
+    adapt = method.per_volume(model, references.get(source), device, seed_hash(seed, method.arm, source, target))
     table = score_scans(model, cases, scans, params.tolerance_mm, runtime["evaluation"]["batch_size"], device,
                         runtime["training"]["bf16"], adapt)
     identity = {"variant": wildcards["variant"], "role": "test_time", "strategy": method.arm, "source": source,
