@@ -118,6 +118,8 @@ rule analyse:
                        category="Tables", subcategory="{variant}"),
         per_scan=result("stats/{variant}/gap_closed_per_scan.tsv"),
         per_pair=result("stats/{variant}/gap_closed_per_pair.tsv"),
+        gap_closed_intervals=result("stats/{variant}/gap_closed_intervals.tsv"),
+        matrix_intervals=result("stats/{variant}/sdice_matrix_intervals.tsv"),
         summary=result("tables/{variant}/summary.json"),
         batchnorm=report(result("tables/{variant}/batchnorm.csv"), caption="../report/batchnorm_table.rst",
                          category="Tables", subcategory="{variant}"),
@@ -130,6 +132,7 @@ rule analyse:
         significance=EVALUATION["significance_level"],
         tolerance_mm=EVALUATION["tolerance_mm"],
         min_gap=EVALUATION["min_gap"],
+        bootstrap=EVALUATION["bootstrap"],
     log:
         "logs/analyse/{variant}.log",
     conda:
@@ -142,6 +145,8 @@ rule figures:
     input:
         scores=result("scores/scores.tsv"),
         per_pair=result("stats/{variant}/gap_closed_per_pair.tsv"),
+        gap_closed_intervals=result("stats/{variant}/gap_closed_intervals.tsv"),
+        matrix_intervals=result("stats/{variant}/sdice_matrix_intervals.tsv"),
         winners=result("tables/{variant}/winners.tsv"),
     output:
         batchnorm_png=report(result("figures/{variant}/batchnorm.png"), caption="../report/batchnorm.rst",
@@ -161,6 +166,7 @@ rule figures:
         arms=as_json(ARM_DESCRIPTIONS),
         significance=EVALUATION["significance_level"],
         tolerance_mm=EVALUATION["tolerance_mm"],
+        bootstrap=EVALUATION["bootstrap"],
     log:
         "logs/figures/{variant}.log",
     conda:

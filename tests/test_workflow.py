@@ -124,6 +124,18 @@ def test_scores_tables_and_figures(tiny_run):
     assert gap.loc["ft_first_bn_eval"].isna().tolist() == [True, False, True]  # run on every4 only
     assert gap.loc[METHODS].notna().values.tolist() == [[True, False, False]] * 5  # test-time: budget 0 only
     assert "| bn_kl_affine (2 pairs) " in (tables / "gap_closed.md").read_text()
+    stats_dir = tiny_run / "results/stats/unet2d_residual"
+    intervals = pd.read_csv(stats_dir / "gap_closed_intervals.tsv", sep="\t", dtype={"budget": str})
+    per_pair = pd.read_csv(stats_dir / "gap_closed_per_pair.tsv", sep="\t", dtype={"budget": str})
+    assert len(intervals) == per_pair.groupby(["strategy", "budget"]).ngroups  # one per arm and budget it ran
+    with_pairs = intervals.dropna(subset=["low"])
+    for row in with_pairs.itertuples():  # the mean lies inside its interval
+        assert row.low - 1e-9 <= gap.loc[row.strategy, row.budget] <= row.high + 1e-9, row
+    cell = with_pairs.iloc[0]
+    assert f"{gap.loc[cell.strategy, cell.budget]:.2f} " in (tables / "gap_closed.md").read_text()
+    assert f"[{cell.low:.2f}, {cell.high:.2f}]" in (tables / "gap_closed.md").read_text()
+    matrix_ends = pd.read_csv(stats_dir / "sdice_matrix_intervals.tsv", sep="\t")
+    assert len(matrix_ends) == 9 and (matrix_ends.low <= matrix_ends.high).all()
     winners = pd.read_csv(tables / "winners.tsv", sep="\t", dtype={"budget": str})
     assert len(winners) == 6 * 3 and winners.p_value.between(0, 1).all()  # budget 0: among the test-time arms
     assert set(winners.winner) <= set(ARMS + METHODS)
@@ -137,6 +149,7 @@ def test_scores_tables_and_figures(tiny_run):
     assert len(tests) == 6 and set(tests.arm_a) == {"ft_first"} and set(tests.arm_b) == {"ft_first_bn_eval"}
     assert set(tests.budget) == {"every4"}  # the budget both arms ran
     assert set(summary["gap_closed_mean"]["ft_first_bn_eval"]) == {"every4"}
+    assert summary["bootstrap"] == {"samples": 2000, "level": 0.95, "seed": 0}  # the schema's defaults
     assert set(tests.better) <= {"ft_first", "ft_first_bn_eval", "tie"} and tests.p_value.between(0, 1).all()
     curves = pd.read_csv(tables / "convergence.tsv", sep="\t")
     assert curves.groupby("role").run.nunique().to_dict() == {"source": 3, "oracle": 9, "finetune": (2 * 2 + 1) * 6,

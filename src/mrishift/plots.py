@@ -42,14 +42,21 @@ def save(figure, png: str | Path, pdf: str | Path) -> None:
     plt.close(figure)
 
 
-def sdice_matrix_figure(mean: pd.DataFrame, std: pd.DataFrame, metric_label: str, title: str):
-    """Annotated heatmap: rows target, columns source, diagonal (outlined) = oracle."""
+def sdice_matrix_figure(mean: pd.DataFrame, std: pd.DataFrame, metric_label: str, title: str,
+                        low: pd.DataFrame | None = None, high: pd.DataFrame | None = None):
+    """Annotated heatmap: rows target, columns source, diagonal (outlined) = oracle; each cell's mean with its
+    bootstrap interval (``low``/``high``) when given, else ± its std."""
     names = [DOMAINS[d].short for d in mean.index]
-    annotations = np.array([[f"{m:.2f}\n±{s:.2f}" if pd.notna(s) else f"{m:.2f}" for m, s in zip(mr, sr)]
-                            for mr, sr in zip(mean.values, std.values)])
-    figure, ax = plt.subplots(figsize=(1.1 * len(names) + 2.5, 0.9 * len(names) + 1.5))
+    if low is not None:
+        low, high = low.reindex_like(mean), high.reindex_like(mean)
+        annotations = np.array([[f"{m:.2f}\n[{lo:.2f}, {hi:.2f}]" if pd.notna(lo) else f"{m:.2f}"
+                                 for m, lo, hi in zip(*rows)] for rows in zip(mean.values, low.values, high.values)])
+    else:
+        annotations = np.array([[f"{m:.2f}\n±{s:.2f}" if pd.notna(s) else f"{m:.2f}" for m, s in zip(mr, sr)]
+                                for mr, sr in zip(mean.values, std.values)])
+    figure, ax = plt.subplots(figsize=(1.3 * len(names) + 2.5, 0.9 * len(names) + 1.5))
     sns.heatmap(mean.values, annot=annotations, fmt="", cmap="viridis", vmin=0, vmax=1, square=True, ax=ax,
-                xticklabels=names, yticklabels=names, cbar_kws={"label": metric_label}, annot_kws={"fontsize": 8})
+                xticklabels=names, yticklabels=names, cbar_kws={"label": metric_label}, annot_kws={"fontsize": 7})
     for i in range(len(names)):
         ax.add_patch(plt.Rectangle((i, i), 1, 1, fill=False, edgecolor="white", linewidth=2.5))
     ax.set_xlabel("source domain (model trained on)")
@@ -58,23 +65,41 @@ def sdice_matrix_figure(mean: pd.DataFrame, std: pd.DataFrame, metric_label: str
     return figure
 
 
-def gap_closed_figure(per_pair: pd.DataFrame, strategies: list[str], title: str):
-    """Per budget: the distribution of per-pair gap closed (violins) and its mean per strategy (lines)."""
+def gap_closed_figure(per_pair: pd.DataFrame, strategies: list[str], title: str,
+                      intervals: pd.DataFrame | None = None):
+    """Per budget: the distribution of per-pair gap closed (violins) and its mean per strategy (points joined by
+    lines), with its bootstrap interval as an error bar when ``intervals`` (bootstrap.gap_closed_intervals) is given."""
     data = per_pair.assign(strategy=per_pair.strategy.map(label))
     order, hue_order = budget_order(per_pair.budget), [label(s) for s in strategies]
+    colours = palette(len(hue_order))
     figure, ax = plt.subplots(figsize=(max(6.0, 1.8 * len(order)), 4.5))
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.axhline(1, color="grey", linewidth=0.8, linestyle="--")
     sns.violinplot(data=data, x="budget", y="gap_closed", hue="strategy", order=order, hue_order=hue_order,
                    inner=None, cut=0, density_norm="width", linewidth=0.5, alpha=0.35, ax=ax, legend=False,
-                   palette=palette(len(hue_order)))
-    sns.pointplot(data=data, x="budget", y="gap_closed", hue="strategy", order=order, hue_order=hue_order,
-                  estimator="mean", errorbar=None, dodge=0.53, markers="o", ax=ax, palette=palette(len(hue_order)))
+                   palette=colours)
+    means = per_pair.groupby(["strategy", "budget"]).gap_closed.mean()
+    ends = intervals.set_index(["strategy", "budget"]) if intervals is not None else None
+    width = 0.8 / len(strategies)  # the violins' dodge: each strategy at the centre of its violin
+    for i, strategy in enumerate(strategies):
+        budgets = [b for b in order if pd.notna(means.get((strategy, b), np.nan))]
+        if not budgets:
+            continue
+        x = np.array([order.index(b) for b in budgets]) - 0.4 + width * (i + 0.5)
+        y = np.array([means[(strategy, b)] for b in budgets])
+        error = None
+        if ends is not None:
+            low = np.array([ends.low.get((strategy, b), np.nan) for b in budgets])
+            high = np.array([ends.high.get((strategy, b), np.nan) for b in budgets])
+            error = np.nan_to_num(np.vstack([y - low, high - y]))
+        ax.errorbar(x, y, yerr=error, color=colours[i], marker="o", markersize=5, linewidth=1.2, capsize=2,
+                    label=label(strategy))
     ax.set_xticks(range(len(order)), budget_labels(order))
     ax.set_xlabel("target-data budget (least → most)")
     ax.set_ylabel("gap closed (0 = no adaptation, 1 = oracle)")
     ax.set_title(title)
-    ax.legend(title="mean over pairs", loc="best", fontsize=8)
+    ax.legend(title="mean over pairs" + ("\n(bootstrap interval)" if ends is not None else ""), loc="upper left",
+              bbox_to_anchor=(1.01, 1), fontsize=8)
     return figure
 
 

@@ -105,14 +105,19 @@ def winners(per_scan: pd.DataFrame, strategy_order: list[str], significance: flo
 def sdice_matrix(scores: pd.DataFrame, metric: str = "sdice") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Mean and std of ``metric`` per (target row, source column): off-diagonal the baseline on every scan of the
     target domain, on the diagonal the oracle (union of the CV test folds, i.e. every scan of the domain)."""
-    baseline = scores[scores.role == "baseline"]
-    oracle = scores[scores.role == "oracle"].assign(source=lambda d: d.target)
-    both = pd.concat([baseline, oracle])
-    domains = list(dict.fromkeys([*oracle.target, *baseline.source, *baseline.target]))
-    stats = both.groupby(["target", "source"])[metric].agg(["mean", "std"])
+    cells, domains = matrix_cells(scores)
+    stats = cells.groupby(["target", "source"])[metric].agg(["mean", "std"])
     mean = stats["mean"].unstack("source").reindex(index=domains, columns=domains)
     std = stats["std"].unstack("source").reindex(index=domains, columns=domains)
     return mean, std
+
+
+def matrix_cells(scores: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The rows of the sDice matrix's cells — the baseline rows, and the oracle rows with source = target — and the
+    domains in the study's order."""
+    baseline = scores[scores.role == "baseline"]
+    oracle = scores[scores.role == "oracle"].assign(source=lambda d: d.target)
+    return pd.concat([baseline, oracle]), list(dict.fromkeys([*oracle.target, *baseline.source, *baseline.target]))
 
 
 def _per_scan_means(per_scan: pd.DataFrame, metric: str) -> pd.Series:

@@ -16,36 +16,51 @@ def budget_order(budgets) -> list[str]:
     return sorted(set(budgets), key=lambda b: 0 if b == ZERO_BUDGET else parse_budget(b).scans / parse_budget(b).every)
 
 
-def mean_std(mean: pd.DataFrame, std: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
-    """'mean (std)' strings, as in the paper's tables; blank where there is no value."""
-    def cell(m, s):
+def mean_std(mean: pd.DataFrame, std: pd.DataFrame, low: pd.DataFrame | None = None, high: pd.DataFrame | None = None,
+             digits: int = 2) -> pd.DataFrame:
+    """'mean (std)' strings, as in the paper's tables, with the bootstrap interval after them when given:
+    'mean (std) [low, high]'; blank where there is no value."""
+    def cell(m, s, lo, hi):
         if pd.isna(m):
             return ""
-        return f"{m:.{digits}f}" if pd.isna(s) else f"{m:.{digits}f} ({s:.{digits}f})"
-    return pd.DataFrame([[cell(m, s) for m, s in zip(mr, sr)] for mr, sr in zip(mean.values, std.values)],
+        text = f"{m:.{digits}f}" if pd.isna(s) else f"{m:.{digits}f} ({s:.{digits}f})"
+        return text if pd.isna(lo) else f"{text} [{lo:.{digits}f}, {hi:.{digits}f}]"
+    low = low.reindex_like(mean) if low is not None else pd.DataFrame(float("nan"), mean.index, mean.columns)
+    high = high.reindex_like(mean) if high is not None else low
+    return pd.DataFrame([[cell(*values) for values in zip(*rows)]
+                         for rows in zip(mean.values, std.values, low.values, high.values)],
                         index=mean.index, columns=mean.columns)
 
 
-def sdice_matrix_table(mean: pd.DataFrame, std: pd.DataFrame) -> pd.DataFrame:
-    table = mean_std(mean, std)
+def sdice_matrix_table(mean: pd.DataFrame, std: pd.DataFrame, low: pd.DataFrame | None = None,
+                       high: pd.DataFrame | None = None) -> pd.DataFrame:
+    table = mean_std(mean, std, low, high)
     table.index = [f"{DOMAINS[d].short}" for d in table.index]
     table.columns = [f"{DOMAINS[d].short}" for d in table.columns]
     table.index.name, table.columns.name = "target \\ source", None
     return table
 
 
-def gap_closed_table(per_pair: pd.DataFrame, strategies: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def gap_closed_table(per_pair: pd.DataFrame, strategies: list[str],
+                     intervals: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Strategy rows × budget columns of the per-pair gap closed (numbers, formatted): mean (std) over pairs with one
-    seed; with several, the mean over pairs per seed, then its mean (std) over seeds."""
+    seed; with several, the mean over pairs per seed, then its mean (std) over seeds; ``intervals``
+    (bootstrap.gap_closed_intervals) adds each cell's interval."""
     if "seed" in per_pair and per_pair.seed.nunique() > 1:
         per_seed = per_pair.groupby(["strategy", "budget", "seed"]).gap_closed.mean()
         stats = per_seed.groupby(["strategy", "budget"]).agg(["mean", "std"])
     else:
         stats = per_pair.groupby(["strategy", "budget"]).gap_closed.agg(["mean", "std"])
     columns = budget_order(per_pair.budget)
-    mean = stats["mean"].unstack("budget").reindex(index=strategies, columns=columns)
-    std = stats["std"].unstack("budget").reindex(index=strategies, columns=columns)
-    return mean, mean_std(mean, std)
+
+    def grid(values: pd.Series) -> pd.DataFrame:
+        return values.unstack("budget").reindex(index=strategies, columns=columns)
+
+    mean, std = grid(stats["mean"]), grid(stats["std"])
+    if intervals is None:
+        return mean, mean_std(mean, std)
+    ends = intervals.set_index(["strategy", "budget"])
+    return mean, mean_std(mean, std, grid(ends["low"]), grid(ends["high"]))
 
 
 def write_table(table: pd.DataFrame, stem: str | Path, caption: str, numbers: pd.DataFrame | None = None) -> None:

@@ -5,7 +5,7 @@ import json
 
 import pandas as pd
 
-from mrishift import stats, tables
+from mrishift import bootstrap, stats, tables
 from mrishift.evaluate import read_scores
 from mrishift.io import write_json, write_table
 from mrishift.logs import log_to
@@ -16,21 +16,32 @@ scores = read_scores(snakemake.input.scores)
 scores = scores[scores.variant == snakemake.wildcards.variant]
 metric = "sdice"
 
+resampling = params.bootstrap
+interval_words = (f"[{resampling['level']:.0%} bootstrap interval: {resampling['samples']} replicates, seed "
+                  f"{resampling['seed']}")
 mean, std = stats.sdice_matrix(scores, metric)
-tables.write_table(tables.sdice_matrix_table(mean, std), out.matrix.removesuffix(".csv"),
-                   f"Surface Dice at {params.tolerance_mm:g} mm, mean (std) over scans: rows = target domain, "
-                   "columns = source domain, diagonal = oracle (3-fold CV).", numbers=mean)
+low, high = bootstrap.sdice_matrix_intervals(scores, resampling["samples"], resampling["seed"], resampling["level"],
+                                             metric)
+tables.write_table(tables.sdice_matrix_table(mean, std, low, high), out.matrix.removesuffix(".csv"),
+                   f"Surface Dice at {params.tolerance_mm:g} mm, mean (std) {interval_words}, scans resampled] over "
+                   "scans: rows = target domain, columns = source domain, diagonal = oracle (3-fold CV).",
+                   numbers=mean)
+write_table(out.matrix_intervals, pd.concat({"low": low.stack(), "high": high.stack()}, axis=1)
+            .rename_axis(["target", "source"]).reset_index())
 
 per_scan = stats.per_scan_gap_closed(scores, metric, params.min_gap)
 per_pair = stats.per_pair_gap_closed(per_scan, metric, params.min_gap)
-gap_mean, gap_table = tables.gap_closed_table(per_pair, params.strategies)
+intervals = bootstrap.gap_closed_intervals(per_scan, per_pair, resampling["samples"], resampling["seed"],
+                                           resampling["level"], metric, params.min_gap)
+gap_mean, gap_table = tables.gap_closed_table(per_pair, params.strategies, intervals)
 n_pairs = per_pair.groupby(["source", "target"]).ngroups
 arm_pairs = per_pair.groupby("strategy")[["source", "target"]].apply(lambda d: len(d.drop_duplicates()))
 gap_table.index = [f"{arm} ({arm_pairs[arm]} pairs)" if arm_pairs.get(arm, n_pairs) < n_pairs else arm
                    for arm in gap_table.index]  # an arm run from fewer sources (test_time: sources) says so
 n_defined = per_pair.dropna(subset=["gap_closed"]).groupby(["source", "target"]).ngroups
 tables.write_table(gap_table, out.gap_closed.removesuffix(".csv"),
-                   f"Gap closed (0 = no adaptation, 1 = oracle), mean (std) over the {n_defined} of {n_pairs} "
+                   f"Gap closed (0 = no adaptation, 1 = oracle), mean (std) {interval_words}, pairs then their "
+                   f"test scans resampled] over the {n_defined} of {n_pairs} "
                    f"source→target pairs with an oracle−baseline gap of at least {params.min_gap:g}, per strategy (rows) "
                    "and target-data budget (columns).", numbers=gap_mean)
 winners = stats.winners(per_scan, params.strategies, params.significance, metric, params.min_gap)
@@ -40,7 +51,7 @@ arms = json.loads(params.arms)
 bn_pairs = stats.batchnorm_arm_pairs(arms)
 statistics_arms = stats.statistics_only_arms(arms)
 bn_rows = [arm for pair in bn_pairs for arm in pair] + statistics_arms
-bn_mean, bn_table = tables.gap_closed_table(per_pair[per_pair.strategy.isin(bn_rows)], bn_rows)
+bn_mean, bn_table = tables.gap_closed_table(per_pair[per_pair.strategy.isin(bn_rows)], bn_rows, intervals)
 bn_table.index = [f"{arm} ({'statistics only' if arm in statistics_arms else 'frozen BN: ' + arms[arm]['hparams']['frozen_bn']})"
                   for arm in bn_table.index]
 bn_tests = pd.concat([stats.compare_arms(per_scan, a, b, params.significance, metric, params.min_gap)
@@ -51,7 +62,8 @@ for (a, b, budget), group in (bn_tests.groupby(["arm_a", "arm_b", "budget"], sor
                   f"({(group.significant & (group.better == a)).sum()} significant), {b} better in "
                   f"{(group.better == b).sum()} ({(group.significant & (group.better == b)).sum()} significant)")
 tables.write_table(bn_table, out.batchnorm.removesuffix(".csv"),
-                   "Statistics vs weights. Gap closed, mean (std) over pairs, of each arm whose frozen layers' "
+                   f"Statistics vs weights. Gap closed, mean (std) {interval_words}] over pairs, of each arm whose "
+                   "frozen layers' "
                    "BatchNorm statistics follow the target ('train', the public code) or stay the source's ('eval'), and "
                    "of statistics-only arms (every BatchNorm layer re-estimated on the budget's slices, no weight moves). "
                    "Paired sign tests per pair on per-scan surface Dice (p < " f"{params.significance:g}): "
@@ -60,6 +72,7 @@ tables.write_table(bn_table, out.batchnorm.removesuffix(".csv"),
 write_table(out.batchnorm_tests, bn_tests)
 write_table(out.per_scan, per_scan)
 write_table(out.per_pair, per_pair)
+write_table(out.gap_closed_intervals, intervals)
 write_table(out.winners, winners)
 
 baseline, oracle = scores[scores.role == "baseline"][metric], scores[scores.role == "oracle"][metric]
@@ -73,6 +86,9 @@ summary = {
     "wins": {b: group.winner.value_counts().to_dict() for b, group in winners.groupby("budget")},
     "significant_wins": {b: group[group.significant].winner.value_counts().to_dict()
                          for b, group in winners.groupby("budget")},
+    "gap_closed_interval": {s: {r.budget: [r.low, r.high] for r in g.itertuples() if pd.notna(r.low)}
+                            for s, g in intervals.groupby("strategy", sort=False)},
+    "bootstrap": resampling,
     "gap_closed_median": {s: {b: float(v) for b, v in g.groupby("budget").gap_closed.median().items()}
                           for s, g in per_pair.groupby("strategy")},
     "min_gap": params.min_gap,

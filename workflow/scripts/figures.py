@@ -10,11 +10,14 @@ log = log_to(snakemake.log[0])
 params, out, variant = snakemake.params, snakemake.output, snakemake.wildcards.variant
 scores = read_scores(snakemake.input.scores)
 mean, std = stats.sdice_matrix(scores[scores.variant == variant])
+ends = read_scores(snakemake.input.matrix_intervals).pivot(index="target", columns="source")
 metric = f"surface Dice at {params.tolerance_mm:g} mm"
-plots.save(plots.sdice_matrix_figure(mean, std, metric, f"{variant}: cross-domain {metric} (diagonal = oracle)"),
+plots.save(plots.sdice_matrix_figure(mean, std, metric, f"{variant}: cross-domain {metric} (diagonal = oracle; "
+                                     f"{params.bootstrap['level']:.0%} bootstrap intervals)", ends["low"], ends["high"]),
            out.matrix_png, out.matrix_pdf)
 per_pair = read_scores(snakemake.input.per_pair)
-plots.save(plots.gap_closed_figure(per_pair, params.strategies, f"{variant}: share of the domain-shift gap closed"),
+plots.save(plots.gap_closed_figure(per_pair, params.strategies, f"{variant}: share of the domain-shift gap closed",
+                                   read_scores(snakemake.input.gap_closed_intervals)),
            out.gap_closed_png, out.gap_closed_pdf)
 arms = json.loads(params.arms)
 statistics_arms = stats.statistics_only_arms(arms)
