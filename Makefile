@@ -13,9 +13,16 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# One progress line per finished job on the console (VERBOSE=1: Snakemake's own output); the full log in logs/.
 demo: $(STAMP)
+ifdef VERBOSE
 	$(BIN)/snakemake --profile profiles/default
-	$(BIN)/snakemake --profile profiles/default --report results/report.html
+else
+	$(BIN)/mrishift run-workflow --log logs/workflow.log -- $(BIN)/snakemake --profile profiles/default
+endif
+	$(BIN)/snakemake --profile profiles/default --report results/report.html > logs/report.log 2>&1 \
+		|| { tail -n 30 logs/report.log; exit 1; }
+	@$(BIN)/mrishift headline --results results --report results/report.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mrishift import console
 from mrishift.data.integrity import bad_case_lines, check_dataset
 
 
@@ -31,9 +32,23 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check-data", help="integrity-check a folder of CC359-named NIfTI files")
     check.add_argument("folder")
+    run = commands.add_parser("run-workflow", help="run a command (Snakemake) with its output in a log file and one "
+                                                   "progress line per finished job on the console")
+    run.add_argument("--log", required=True, help="where the command's full output goes")
+    run.add_argument("workflow_command", nargs=argparse.REMAINDER, help="the command, after --")
+    summary = commands.add_parser("headline", help="print where the report is and the study's gap-closed tables")
+    summary.add_argument("--results", default="results")
+    summary.add_argument("--report", default="results/report.html")
     args = parser.parse_args(argv)
     if args.command == "check-data":
         return check_data(args.folder)
+    if args.command == "run-workflow":
+        command = args.workflow_command[1:] if args.workflow_command[:1] == ["--"] else args.workflow_command
+        if not command:
+            parser.error("run-workflow needs a command after --")
+        return console.run_workflow(command, args.log)
+    if args.command == "headline":
+        return console.headline(args.results, args.report)
     return 2  # unreachable: argparse rejects unknown commands
 
 
