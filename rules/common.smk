@@ -304,5 +304,10 @@ def study_outputs():
     return tables + figures
 
 
+DATA_QC = result("qc/data/{domain}.png")
+QC_CASE = {domain: cases[0] for domain, cases in CASES_BY_DOMAIN.items()}  # each domain's first scan is shown
+
+
 def final_outputs():
-    return [result("data/integrity.tsv"), result("data/splits.json"), *study_outputs()]  # models: inputs of these
+    return [result("data/integrity.tsv"), result("data/splits.json"), *expand(DATA_QC, domain=DOMAIN_NAMES),
+            *study_outputs()]  # models: inputs of these

@@ -104,3 +104,24 @@ rule make_splits:
         ENV
     script:
         "../workflow/scripts/make_splits.py"
+
+
+# Visual QC of the data: each domain's first scan, raw and preprocessed, with its reference mask's contour.
+rule data_qc:
+    input:
+        report=result("data/integrity.tsv"),
+        dataset=RAW_DATASET,
+        image=lambda w: result(f"data/preprocessed/{QC_CASE[w.domain]}_image.nii.gz"),
+        mask=lambda w: result(f"data/resampled/{QC_CASE[w.domain]}_mask.nii.gz"),
+    output:
+        figure=report(DATA_QC, caption="../report/data_qc.rst", category="Data QC", labels={"domain": "{domain}"}),
+    params:
+        case=lambda w: QC_CASE[w.domain],
+        spacing_mm=config["preprocess"]["spacing_mm"],
+        slices_per_plane=3,
+    log:
+        "logs/data_qc/{domain}.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/data_qc.py"

@@ -59,6 +59,8 @@ def test_tiny_workflow_outputs(tiny_run):
     ge = splits["domains"]["ge_15"]
     assert ge["budgets"]["every4"]["slices"][ge["finetune_order"][0]] == [0, 4, 8, 12, 16, 20, 24, 28]
     assert (tiny_run / "logs/check_integrity.log").exists() and (tiny_run / "logs/resample/CC0120.log").exists()
+    for domain in splits["domains"]:  # data QC: each domain's first scan, raw and preprocessed
+        assert (tiny_run / f"results/qc/data/{domain}.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_trained_models_and_records(tiny_run):
@@ -166,8 +168,9 @@ def test_report_embeds_figures_and_methods(tiny_run):
     html = (tiny_run / "results/report.html").read_text()
     assert "Methods." in html and "sign test" in html
     for name in ["sdice_matrix.png", "gap_closed.png", "winners.png", "batchnorm.png", "convergence.png",
-                 "gap_closed.csv", "batchnorm.csv", "scores.tsv"]:
+                 "gap_closed.csv", "batchnorm.csv", "scores.tsv", "siemens_15.png", "siemens_3.png", "ge_15.png"]:
         assert name in html
+    assert "Data QC of ge_15" in html  # the caption names each domain
 
 
 def changed_config(workdir, edit):
@@ -199,9 +202,9 @@ def test_rerun_plans_only_what_a_change_touches(tiny_run):
                 "score_finetune": 24, "intensity_reference": 3, "adapt_score": 22, "train_source_normalized": 1,
                 **retrained}
     scaling = changed_config(tiny_run, lambda c: c["preprocess"].update(clip_percentiles=[2.0, 98.0]))
-    assert scaling == {"scale_intensity": 12, "make_splits": 1, **training}
+    assert scaling == {"scale_intensity": 12, "make_splits": 1, "data_qc": 3, **training}
     spacing = changed_config(tiny_run, lambda c: c["preprocess"].update(spacing_mm=[4.0, 4.0, 4.0]))
-    assert spacing == {"resample": 12, "scale_intensity": 12, "make_splits": 1, **training}
+    assert spacing == {"resample": 12, "scale_intensity": 12, "make_splits": 1, "data_qc": 3, **training}
 
 
 def test_one_job_per_strategy_gives_identical_models(tiny_run, tmp_path):
@@ -337,7 +340,9 @@ def test_a_changed_mask_replans_exactly_the_jobs_that_read_it(tiny_run, tmp_path
     scoring_jobs = 4 * 2 + 4 * 2  # one per arm and pair, for the pairs into and out of ge_15 (their models retrain)
     reference = int(case in ge["source"]["train"])  # ge_15's intensity reference pools its source training scans
     test_time = 3 * 2  # out of ge_15 (its source model retrains), every method but the bn_kl_* (siemens_15 only)
+    qc = {"data_qc": 1} if case == ge["cases"][0] else {}  # each domain's first scan is shown in the data QC
     assert planned_jobs(dry.stdout) == {**({"intensity_reference": 1} if reference else {}), "adapt_score": test_time,
+        **qc,
         "train_source": 1, "train_oracle": oracle_folds, "score_oracle": 1,
         "score_baseline": 3,  # to ge_15 reads it; to siemens_15 and siemens_3 test ge_15's source model
         "finetune": into_ge + out_of_ge, "score_finetune": scoring_jobs,

@@ -35,8 +35,9 @@ def palette(n: int):
     return sns.color_palette(n_colors=n) if n <= 10 else sns.color_palette("husl", n)
 
 
-def save(figure, png: str | Path, pdf: str | Path) -> None:
-    for path in (png, pdf):
+def save(figure, *paths: str | Path) -> None:
+    """The figure in each path's format (by suffix: .png for the report and README, .pdf for papers), atomically."""
+    for path in paths:
         with atomic_path(path) as tmp:
             figure.savefig(tmp, dpi=150, bbox_inches="tight", format=Path(path).suffix[1:])
     plt.close(figure)
