@@ -128,10 +128,12 @@ def winners_figure(winners: pd.DataFrame, strategies: list[str], significance: f
     return figure
 
 
-def batchnorm_figure(per_pair: pd.DataFrame, bn_pairs: list[tuple[str, str]], statistics_arms: list[str], title: str):
-    """Gap closed per budget (mean ± standard error over pairs) of each arm under both BatchNorm modes — frozen
-    layers' statistics following the target (solid) or kept from the source (dashed) — and of statistics-only arms
-    (dotted): what the statistics alone do, and what the weights add."""
+def batchnorm_figure(per_pair: pd.DataFrame, bn_pairs: list[tuple[str, str]], statistics_arms: list[str], title: str,
+                     intervals: pd.DataFrame | None = None):
+    """Gap closed per budget (mean over pairs, with its bootstrap interval from ``intervals`` when given, else ± its
+    standard error) of each arm under both BatchNorm modes — frozen layers' statistics following the target (solid)
+    or kept from the source (dashed) — and of statistics-only arms (dotted): what the statistics alone do, and what
+    the weights add."""
     drawn = per_pair[per_pair.strategy.isin([arm for pair in bn_pairs for arm in pair] + statistics_arms)]
     order = budget_order((drawn if len(drawn) else per_pair).budget)  # not budget 0: no arm here runs at it
     x = np.arange(len(order))
@@ -144,15 +146,20 @@ def batchnorm_figure(per_pair: pd.DataFrame, bn_pairs: list[tuple[str, str]], st
     lines += [(arm, "black", ":", f"{arm} (statistics only)") for arm in statistics_arms]
     for k, (arm, colour, style, name) in enumerate(lines):
         values = per_pair[per_pair.strategy == arm].groupby("budget").gap_closed
-        mean, sem = values.mean().reindex(order), values.sem().reindex(order)
-        ax.errorbar(x + 0.04 * (k - len(lines) / 2), mean, yerr=sem, color=colour, linestyle=style, marker="o",
+        mean = values.mean().reindex(order)
+        if intervals is not None:
+            ends = intervals[intervals.strategy == arm].set_index("budget").reindex(order)
+            error = np.nan_to_num(np.vstack([mean - ends.low, ends.high - mean]))
+        else:
+            error = values.sem().reindex(order)
+        ax.errorbar(x + 0.04 * (k - len(lines) / 2), mean, yerr=error, color=colour, linestyle=style, marker="o",
                     capsize=3, label=name)
     if not lines:
         ax.text(0.5, 0.5, "this study has no arms that differ only in their BatchNorm mode", ha="center",
                 transform=ax.transAxes)
     ax.set_xticks(x, order)
     ax.set_xlabel("target-data budget (least → most)")
-    ax.set_ylabel("gap closed (mean ± s.e. over pairs)")
+    ax.set_ylabel("gap closed (mean over pairs, " + ("bootstrap interval)" if intervals is not None else "± s.e.)"))
     ax.set_title(title)
     if lines:
         ax.legend(fontsize=7, loc="best")
