@@ -300,8 +300,24 @@ def study_outputs():
     tables += expand(result("tables/{variant}/{name}"), variant=VARIANTS,
                      name=["winners.tsv", "summary.json", "batchnorm_tests.tsv", "convergence.tsv", "convergence.md"])
     figures = expand(result("figures/{variant}/{name}.{ext}"), variant=VARIANTS,
-                     name=["sdice_matrix", "gap_closed", "winners", "batchnorm", "convergence"], ext=["png", "pdf"])
+                     name=["sdice_matrix", "gap_closed", "winners", "batchnorm", "convergence", "weight_change"],
+                     ext=["png", "pdf"])
     return tables + figures
+
+
+def weight_change_runs(wildcards):
+    """(arm, source, target, budget, seed) of every fine-tuned model of the study (one model variant), in order."""
+    return [(strategy, source, target, budget, str(seed)) for strategy in STRATEGIES for source, target in PAIRS
+            for budget in ARM_BUDGETS[strategy] for seed in SEEDS]
+
+
+def weight_change_models(wildcards):
+    """Each fine-tuned model (weight_change_runs' order), then the source models of the variant."""
+    finetuned = [FINETUNED_MODEL.format(variant=wildcards.variant, strategy=strategy, source=source, target=target,
+                                        budget=budget, seed=seed)
+                 for strategy, source, target, budget, seed in weight_change_runs(wildcards)]
+    return {"models": finetuned,
+            "sources": expand(SOURCE_MODEL, variant=wildcards.variant, domain=DOMAIN_NAMES, seed=SEEDS)}
 
 
 DATA_QC = result("qc/data/{domain}.png")

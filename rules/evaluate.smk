@@ -191,3 +191,25 @@ rule convergence:
         ENV
     script:
         "../workflow/scripts/convergence.py"
+
+
+# Where fine-tuning moved the weights: each block's relative change from its source model, for every fine-tuned model.
+rule weight_change:
+    input:
+        unpack(weight_change_models),
+    output:
+        table=result("stats/{variant}/weight_change.tsv"),
+        figure=report(result("figures/{variant}/weight_change.png"), caption="../report/weight_change.rst",
+                      category="Figures", subcategory="{variant}"),
+        figure_pdf=result("figures/{variant}/weight_change.pdf"),
+    params:
+        runs=lambda w: as_json(weight_change_runs(w)),
+        domains=DOMAIN_NAMES,
+        seeds=[str(seed) for seed in SEEDS],
+        strategies=STRATEGIES,
+    log:
+        "logs/weight_change/{variant}.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/weight_change.py"

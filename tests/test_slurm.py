@@ -222,7 +222,7 @@ def test_tiny_config_through_slurm(slurm_cluster, tmp_path):
     assert {"train_source", "train_oracle", "finetune_finetune", "score_oracle", "score_baseline",
             "score_finetune", "train_source_normalized", "adapt_score"} <= gpu, (gpu, cpu)
     assert {"synthesize_cc359", "check_integrity", "preprocess_resample_scale_intensity",
-            "intensity_reference", "data_qc"} <= cpu, (gpu, cpu)
+            "intensity_reference", "data_qc", "weight_change"} <= cpu, (gpu, cpu)
     assert not gpu & cpu
     local = {"make_splits", "collect_scores", "analyse", "figures", "convergence"}  # localrules: never queued
     assert not local & (gpu | cpu)  # (they ran: their outputs, scores.tsv and the figures, are checked above)

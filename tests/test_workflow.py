@@ -157,7 +157,17 @@ def test_scores_tables_and_figures(tiny_run):
     assert curves.groupby("role").run.nunique().to_dict() == {"source": 3, "oracle": 9, "finetune": (2 * 2 + 1) * 6,
                                                               "source_normalized": 1}  # bn_kl_normalizer's
     assert curves[curves.role == "source"].val_sdice.notna().sum() == 3  # validated once, after the last epoch
-    for name in ["sdice_matrix", "gap_closed", "winners", "batchnorm", "convergence"]:
+    changes = pd.read_csv(tiny_run / "results/stats/unet2d_residual/weight_change.tsv", sep="\t",
+                          dtype={"budget": str, "seed": str})
+    blocks = changes.block.nunique()
+    assert len(changes) == 7 * 6 * blocks  # arm-budgets × pairs × blocks
+    first = changes[changes.strategy.isin(["ft_first", "ft_first_bn_eval"])]
+    moved = first.groupby("block").relative_change.min() > 0
+    assert sorted(moved[moved].index) == ["encoder0.0", "init"]  # the first layer group, and only it, moved
+    assert (first[~first.block.isin(["init", "encoder0.0"])].relative_change == 0).all()
+    assert (changes[changes.strategy == "bn_stats"].relative_change == 0).all()  # statistics only: no weight moves
+    assert (changes[changes.strategy == "ft_all"].groupby("block").relative_change.max() > 0).all()
+    for name in ["sdice_matrix", "gap_closed", "winners", "batchnorm", "convergence", "weight_change"]:
         assert (tiny_run / f"results/figures/unet2d_residual/{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (tiny_run / f"results/figures/unet2d_residual/{name}.pdf").read_bytes()[:4] == b"%PDF"
 
@@ -168,6 +178,7 @@ def test_report_embeds_figures_and_methods(tiny_run):
     html = (tiny_run / "results/report.html").read_text()
     assert "Methods." in html and "sign test" in html
     for name in ["sdice_matrix.png", "gap_closed.png", "winners.png", "batchnorm.png", "convergence.png",
+                 "weight_change.png",
                  "gap_closed.csv", "batchnorm.csv", "scores.tsv", "siemens_15.png", "siemens_3.png", "ge_15.png"]:
         assert name in html
     assert "Data QC of ge_15" in html  # the caption names each domain
@@ -186,7 +197,7 @@ def test_rerun_plans_only_what_a_change_touches(tiny_run):
     assert "Nothing to be done" in snakemake(tiny_run, "-n").stdout
     one_strategy = changed_config(tiny_run, lambda c: c["strategies"].update(ft_first={"lr": 0.01}))
     study = {"collect_scores": 1, "analyse": 1, "figures": 1, "all": 1}
-    retrained = {**study, "convergence": 1}  # the learning curves read every run record
+    retrained = {**study, "convergence": 1, "weight_change": 1}  # these read every run record / fine-tuned model
     assert one_strategy == {"finetune": 12, "score_finetune": 6, **retrained}  # ft_first's 6 pairs × 2 budgets only
     new_arm = changed_config(tiny_run, lambda c: c["strategies"].update(ft_last_bn_eval={"strategy": "ft_last",
                                                                                          "frozen_bn": "eval"}))
@@ -215,7 +226,8 @@ def test_one_job_per_strategy_gives_identical_models(tiny_run, tmp_path):
     shutil.copytree(tiny_run, workdir, symlinks=True)
     planned = changed_config(workdir, lambda c: c["training"].update(finetune_job="strategy"))
     assert planned == {"finetune": 7, "score_finetune": 4, "adapt_score": 5, "collect_scores": 1, "analyse": 1,
-                       "figures": 1, "convergence": 1, "all": 1}  # training: one per arm and budget; scoring: per arm
+                       "figures": 1, "convergence": 1, "weight_change": 1,
+                       "all": 1}  # training: one per arm and budget; scoring: per arm
     models = sorted((tiny_run / "results/models/unet2d_residual/finetune").glob("*/*/*/seed0/model.pt"))
     assert len(models) == 42
     shutil.rmtree(workdir / "results/models/unet2d_residual/finetune")
@@ -346,7 +358,7 @@ def test_a_changed_mask_replans_exactly_the_jobs_that_read_it(tiny_run, tmp_path
         "train_source": 1, "train_oracle": oracle_folds, "score_oracle": 1,
         "score_baseline": 3,  # to ge_15 reads it; to siemens_15 and siemens_3 test ge_15's source model
         "finetune": into_ge + out_of_ge, "score_finetune": scoring_jobs,
-        "collect_scores": 1, "analyse": 1, "figures": 1, "convergence": 1, "all": 1}
+        "collect_scores": 1, "analyse": 1, "figures": 1, "convergence": 1, "weight_change": 1, "all": 1}
     outputs = [line for line in dry.stdout.splitlines() if line.strip().startswith("output:")]
     for untouched in ("source/siemens_15/", "source/siemens_3/", "oracle/siemens", "siemens_15_to_siemens_3",
                       "siemens_3_to_siemens_15"):

@@ -113,6 +113,18 @@ class ResidualUNet2D(nn.Module):
             x = stage(up(x) + skip(features))
         return self.output_norm(self.head(x))
 
+    def blocks(self) -> list[tuple[str, nn.Module]]:
+        """The network's blocks from input to output, by name (each residual block on its own; every parameter in
+        exactly one)."""
+        named = [("init", self.init)]
+        for level, (stage, down) in enumerate(zip(self.encoder, self.down)):
+            named += [(f"encoder{level}.{i}", block) for i, block in enumerate(stage)] + [(f"down{level}", down)]
+        named += [(f"bottleneck.{i}", block) for i, block in enumerate(self.bottleneck)]
+        for level, (up, skip, stage) in enumerate(zip(self.up, self.skip, self.decoder)):
+            named += [(f"up{level}", up), (f"skip{level}", skip)]
+            named += [(f"decoder{level}.{i}", block) for i, block in enumerate(stage)]
+        return named + [("head", self.head), ("output_norm", self.output_norm)]
+
     def layer_groups(self) -> dict[str, list[str]]:
         """``first``: the first 3×3 conv + first residual block (the public code's ``init_path.0/1``); ``last``: the
         last residual block + the pre-activated 1×1 output conv (``out_path.2/3``; the final BatchNorm stays frozen,
@@ -164,6 +176,13 @@ class VanillaUNet(nn.Module):
             x = stage(torch.cat([up(x), skips.pop()], dim=1))
         return x
 
+    def blocks(self) -> list[tuple[str, nn.Module]]:
+        """The network's blocks from input to output, by name (every parameter in exactly one)."""
+        named = [("input", self.input_block)] + [(f"encoder{i}", stage) for i, stage in enumerate(self.encoder)]
+        for level, (up, stage) in enumerate(zip(self.up, [*self.decoder, self.output_block[0]])):
+            named += [(f"up{level}", up), (f"decoder{level}", stage)]
+        return named + [("output", self.output_block[1:])]
+
     def layer_groups(self) -> dict[str, list[str]]:
         return {
             "first": _parameter_names(self, [self.input_block]),
@@ -209,6 +228,9 @@ def _with_normalizer(base: type[nn.Module]) -> type[nn.Module]:
 
         def forward(self, x):
             return self.network(self.normalizer(x))
+
+        def blocks(self) -> list[tuple[str, nn.Module]]:
+            return [("normalizer", self.normalizer), *self.network.blocks()]
 
         def layer_groups(self) -> dict[str, list[str]]:
             groups = {k: [f"network.{n}" for n in v] for k, v in self.network.layer_groups().items()}

@@ -166,6 +166,36 @@ def batchnorm_figure(per_pair: pd.DataFrame, bn_pairs: list[tuple[str, str]], st
     return figure
 
 
+def weight_change_figure(changes: pd.DataFrame, strategies: list[str], title: str):
+    """Per budget (a panel each): relative weight change of each block, input to output, per arm — the mean over its
+    fine-tuned models (pairs, seeds) and their interquartile band."""
+    budgets = budget_order(changes.budget)
+    blocks = changes.drop_duplicates("depth").sort_values("depth").block.tolist()
+    arms = [s for s in strategies if s in set(changes.strategy)]
+    colours = palette(max(1, len(arms)))
+    figure, axes = plt.subplots(1, len(budgets), figsize=(max(6.0, 0.22 * len(blocks)) * len(budgets), 4.2),
+                                sharey=True, squeeze=False)
+    for ax, budget in zip(axes[0], budgets):
+        for colour, arm in zip(colours, arms):
+            by_depth = changes[(changes.strategy == arm) & (changes.budget == budget)].groupby("depth").relative_change
+            if by_depth.ngroups == 0:
+                continue
+            depth = by_depth.mean().index
+            ax.fill_between(depth, by_depth.quantile(0.25), by_depth.quantile(0.75), color=colour, alpha=0.2,
+                            linewidth=0)
+            ax.plot(depth, by_depth.mean(), color=colour, marker=".", linewidth=1.2, label=label(arm))
+        ax.set_xticks(range(len(blocks)), blocks, rotation=90, fontsize=6)
+        ax.set_title(f"budget {budget}", fontsize=9)
+        ax.set_xlabel("block (input → output)")
+    axes[0][0].set_ylabel("‖w − w_source‖ / ‖w_source‖")
+    handles = {}  # every arm once, whichever panels it ran in
+    for ax in axes[0]:
+        handles.update(zip(*reversed(ax.get_legend_handles_labels())))
+    axes[0][-1].legend(handles.values(), handles.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    figure.suptitle(title)
+    return figure
+
+
 def convergence_figure(curves: pd.DataFrame, title: str):
     """Training curves from the run records vs optimizer step (mean and ± sd band over runs): source and oracle loss
     and validation surface Dice, then the fine-tuning loss of each arm, one panel per budget."""

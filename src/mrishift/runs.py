@@ -58,14 +58,20 @@ class ModelFileError(ValueError):
     """A model file that cannot be used; the message names the file and what makes it."""
 
 
-def load_model(path: str | Path, map_location="cpu", made_by: str = "") -> torch.nn.Module:
-    """The network saved by ``save_model``; a damaged file raises ``ModelFileError`` naming it and, when given, the
-    rule that makes it (delete the file and rerun that rule)."""
+def load_saved(path: str | Path, map_location="cpu", made_by: str = "") -> dict:
+    """What ``save_model`` wrote (``arch``, ``width``, ``model``: the state dict), without building the network; a
+    damaged file raises ``ModelFileError`` naming it and, when given, the rule that makes it (delete the file and
+    rerun that rule)."""
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:
         remedy = f"; delete it and rerun rule {made_by}, which makes it" if made_by else ""
         raise ModelFileError(f"{path}: unreadable model file ({error_summary(error)}){remedy}") from error
+
+
+def load_model(path: str | Path, map_location="cpu", made_by: str = "") -> torch.nn.Module:
+    """The network saved by ``save_model`` (errors as ``load_saved``)."""
+    state = load_saved(path, map_location, made_by)
     model = models.build(state["arch"], width=state["width"])
     model.load_state_dict(state["model"])
     return model

@@ -1,0 +1,38 @@
+"""Each fine-tuned model's relative weight change per block from its source model, and its figure (rule
+weight_change)."""
+
+import json
+from itertools import product
+
+import pandas as pd
+
+from mrishift import models, plots
+from mrishift.io import write_table
+from mrishift.logs import log_to, progress
+from mrishift.runs import load_saved
+from mrishift.weight_change import block_parameters, relative_change
+
+log = log_to(snakemake.log[0])
+params, variant = snakemake.params, snakemake.wildcards.variant
+sources = {key: load_saved(path, made_by="train_source")
+           for key, path in zip(product(params.domains, params.seeds), snakemake.input.sources, strict=True)}
+architecture = next(iter(sources.values()))
+blocks = block_parameters(models.build(architecture["arch"], width=architecture["width"]))
+tables = []
+for (strategy, source, target, budget, seed), path in progress(
+        list(zip(json.loads(params.runs), snakemake.input.models, strict=True)), "weight_change"):
+    saved = load_saved(path, made_by="finetune")
+    if (saved["arch"], saved["width"]) != (architecture["arch"], architecture["width"]):
+        raise ValueError(f"{path}: a {saved['arch']} of width {saved['width']}, its source models are "
+                         f"{architecture['arch']} of width {architecture['width']}")
+    table = relative_change(saved["model"], sources[(source, seed)]["model"], blocks)
+    tables.append(table.assign(variant=variant, strategy=strategy, source=source, target=target, budget=budget,
+                               seed=seed))
+changes = pd.concat(tables, ignore_index=True)
+write_table(snakemake.output.table, changes[["variant", "strategy", "source", "target", "budget", "seed", "block",
+                                             "depth", "parameters", "relative_change"]])
+plots.save(plots.weight_change_figure(changes, params.strategies,
+                                      f"{variant}: how far fine-tuning moved each block (mean and quartiles over "
+                                      "pairs)"), snakemake.output.figure, snakemake.output.figure_pdf)
+means = changes.groupby(["strategy", "budget"]).relative_change.mean()
+log.info("%d fine-tuned models; mean relative change per arm and budget:\n%s", len(tables), means.to_string())
