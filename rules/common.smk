@@ -268,13 +268,19 @@ def trained_models(variants=VARIANTS):
     sources = expand(SOURCE_MODEL, variant=variants, domain=DOMAIN_NAMES, seed=SEEDS)
     sources += expand(NORMALIZED_SOURCE_MODEL, variant=variants, domain=NORMALIZED_DOMAINS, seed=SEEDS)
     oracles = expand(ORACLE_MODEL, variant=variants, domain=DOMAIN_NAMES, fold=FOLDS, seed=SEEDS)
-    finetuned = [
-        FINETUNED_MODEL.format(variant=variant, strategy=strategy, source=source, target=target, budget=budget,
-                               seed=seed)
-        for variant in variants for strategy in STRATEGIES for source, target in PAIRS
-        for budget in ARM_BUDGETS[strategy] for seed in SEEDS
-    ]
-    return sources + oracles + finetuned
+    return sources + oracles + [model for variant in variants for model in finetuned_study_models(variant)]
+
+
+def finetuned_study_runs():
+    """(arm, source, target, budget, seed) of every fine-tuning run of the study (each model variant has them all)."""
+    return [(strategy, source, target, budget, str(seed)) for strategy in STRATEGIES for source, target in PAIRS
+            for budget in ARM_BUDGETS[strategy] for seed in SEEDS]
+
+
+def finetuned_study_models(variant):
+    """The model of each of finetuned_study_runs(), in that order."""
+    return [FINETUNED_MODEL.format(variant=variant, strategy=strategy, source=source, target=target, budget=budget,
+                                   seed=seed) for strategy, source, target, budget, seed in finetuned_study_runs()]
 
 
 def score_tables():
@@ -305,18 +311,9 @@ def study_outputs():
     return tables + figures
 
 
-def weight_change_runs(wildcards):
-    """(arm, source, target, budget, seed) of every fine-tuned model of the study (one model variant), in order."""
-    return [(strategy, source, target, budget, str(seed)) for strategy in STRATEGIES for source, target in PAIRS
-            for budget in ARM_BUDGETS[strategy] for seed in SEEDS]
-
-
 def weight_change_models(wildcards):
-    """Each fine-tuned model (weight_change_runs' order), then the source models of the variant."""
-    finetuned = [FINETUNED_MODEL.format(variant=wildcards.variant, strategy=strategy, source=source, target=target,
-                                        budget=budget, seed=seed)
-                 for strategy, source, target, budget, seed in weight_change_runs(wildcards)]
-    return {"models": finetuned,
+    """Each fine-tuned model of the variant (finetuned_study_runs' order), then its source models."""
+    return {"models": finetuned_study_models(wildcards.variant),
             "sources": expand(SOURCE_MODEL, variant=wildcards.variant, domain=DOMAIN_NAMES, seed=SEEDS)}
 
 

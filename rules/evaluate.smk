@@ -203,7 +203,7 @@ rule weight_change:
                       category="Figures", subcategory="{variant}"),
         figure_pdf=result("figures/{variant}/weight_change.pdf"),
     params:
-        runs=lambda w: as_json(weight_change_runs(w)),
+        runs=as_json(finetuned_study_runs()),
         domains=DOMAIN_NAMES,
         seeds=[str(seed) for seed in SEEDS],
         strategies=STRATEGIES,

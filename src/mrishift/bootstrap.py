@@ -22,6 +22,7 @@ import pandas as pd
 import scipy.stats
 
 from mrishift.seeding import seed_hash
+from mrishift import stats
 from mrishift.stats import GAP_EPS, matrix_cells
 
 
@@ -67,9 +68,7 @@ def gap_closed_interval(pairs: list[np.ndarray], samples: int, seed: int, level:
     for index, scans in enumerate(pairs):
         slots = drawn == index
         score, baseline, oracle = _resampled_means(np.asarray(scans, dtype=float), int(slots.sum()), rng).T
-        gap = oracle - baseline
-        with np.errstate(divide="ignore", invalid="ignore"):
-            gap_closed[slots] = np.where(gap >= max(min_gap, GAP_EPS), (score - baseline) / gap, np.nan)
+        gap_closed[slots] = stats.gap_closed(score, baseline, oracle, min_gap)
     defined = ~np.isnan(gap_closed)
     counts = defined.sum(axis=1)
     means = np.where(counts > 0, np.where(defined, gap_closed, 0).sum(axis=1) / np.maximum(counts, 1), np.nan)

@@ -88,8 +88,9 @@ def mosaic_figure(scans: list[Scan], per_plane: int, title: str):
         for name, axis in PLANES.items():
             for index in slice_positions(scan.mask, axis, per_plane):
                 ax = row[column]
-                overlay = np.zeros((*plane(scan.mask, axis, index).shape, 4))
-                overlay[contour(plane(scan.mask, axis, index))] = CONTOUR_RGBA
+                mask = plane(scan.mask, axis, index)
+                overlay = np.zeros((*mask.shape, 4))
+                overlay[contour(mask)] = CONTOUR_RGBA
                 aspect = plane_aspect(scan.spacing, axis)
                 ax.imshow(plane(scan.image, axis, index), cmap="gray", vmin=low, vmax=high, aspect=aspect,
                           interpolation="nearest")
