@@ -317,10 +317,23 @@ def weight_change_models(wildcards):
             "sources": expand(SOURCE_MODEL, variant=wildcards.variant, domain=DOMAIN_NAMES, seed=SEEDS)}
 
 
+PREDICTION_QC = result("qc/predictions/{variant}")  # a folder: {arm}/{budget}.png
+PREDICTION_QC_EXAMPLES = result("stats/{variant}/prediction_qc_examples.tsv")
+
+
+def prediction_qc_inputs(wildcards):
+    """What redraws any scored scan: the scores, every model of the variant, the references test-time arms read and
+    every scan (which are the best, median and worst is known only once the scores are)."""
+    sources = {source for arm in METHODS_READING_REFERENCE for source, _ in METHOD_PAIRS[arm]}
+    return {**scans_read(lambda w: CASES)(wildcards), "scores": result("scores/scores.tsv"),
+            "models": trained_models([wildcards.variant]),
+            "references": [INTENSITY_REFERENCE.format(domain=source) for source in sorted(sources)]}
+
+
 DATA_QC = result("qc/data/{domain}.png")
 QC_CASE = {domain: cases[0] for domain, cases in CASES_BY_DOMAIN.items()}  # each domain's first scan is shown
 
 
 def final_outputs():
     return [result("data/integrity.tsv"), result("data/splits.json"), *expand(DATA_QC, domain=DOMAIN_NAMES),
-            *study_outputs()]  # models: inputs of these
+            *study_outputs(), *expand([PREDICTION_QC, PREDICTION_QC_EXAMPLES], variant=VARIANTS)]  # models: inputs

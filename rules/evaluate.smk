@@ -213,3 +213,29 @@ rule weight_change:
         ENV
     script:
         "../workflow/scripts/weight_change.py"
+
+
+# What the scores look like: each arm's best, median and worst scan at each budget (and the baseline's and oracle's),
+# redrawn by the model scored on it, with both contours and where surface Dice loses.
+rule prediction_qc:
+    input:
+        unpack(prediction_qc_inputs),
+    output:
+        figures=report(directory(PREDICTION_QC), patterns=["{arm}/{budget}.png"], caption="../report/prediction_qc.rst",
+                       category="Prediction QC", subcategory="{arm}", labels={"variant": "{variant}", "arm": "{arm}",
+                                                                               "budget": "{budget}"}),
+        examples=PREDICTION_QC_EXAMPLES,
+    params:
+        model_patterns=lambda w: as_json({"finetune": FINETUNED_MODEL, "oracle": ORACLE_MODEL,  # a function: kept
+                                          "source_plain": SOURCE_MODEL, "source_normalized": NORMALIZED_SOURCE_MODEL}),
+        test_time=as_json({arm: test_time.run_settings(spec) for arm, spec in TEST_TIME_ARMS.items()}),
+        tolerance_mm=EVALUATION["tolerance_mm"],
+    threads: config["training"]["threads"]
+    resources:
+        gpu=1,
+    log:
+        "logs/prediction_qc/{variant}.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/prediction_qc.py"

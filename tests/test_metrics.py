@@ -178,3 +178,33 @@ def test_offset_probing_equals_distance_transform(monkeypatch):
     probed = [surface_dice(gt, pred, spacing, t) for t in (0.5, 1.0, 2.2, 3.0)]
     monkeypatch.setattr(metrics, "MAX_OFFSETS", 0)  # always take the distance-transform path
     assert [surface_dice(gt, pred, spacing, t) for t in (0.5, 1.0, 2.2, 3.0)] == probed
+
+
+def test_surface_misses_mark_exactly_the_surface_beyond_the_tolerance():
+    reference = np.zeros((30, 30), bool)
+    reference[10:20, 10:20] = True
+    predicted = np.zeros_like(reference)
+    predicted[10:20, 10:26] = True  # six voxels more to the right
+    missed, spurious = metrics.surface_misses(reference, predicted, (1.0, 1.0), 1.0)
+    # the reference's right edge (between columns 19 and 20) is farther than 1 from the prediction's surface except
+    # within 1 of its top and bottom edges: cells at rows 12..18, each marking voxels rows r-1..r, columns 19..20
+    expected_missed = np.zeros_like(reference)
+    expected_missed[11:19, 19:21] = True
+    assert np.array_equal(missed, expected_missed)
+    # the prediction's right edge and its top and bottom edges beyond column 21 are off the reference
+    expected_spurious = np.zeros_like(reference)
+    expected_spurious[9:11, 21:27] = expected_spurious[19:21, 21:27] = expected_spurious[9:21, 25:27] = True
+    assert np.array_equal(spurious, expected_spurious)
+    assert not (missed | spurious)[:, :19].any()  # the shared left part loses nothing
+    nothing = metrics.surface_misses(reference, reference, (1.0, 1.0), 0.0)
+    assert not nothing[0].any() and not nothing[1].any()
+    far_tolerance = metrics.surface_misses(reference, predicted, (1.0, 1.0), 6.0)
+    assert surface_dice(reference, predicted, (1.0, 1.0), 6.0) == 1.0
+    assert not far_tolerance[0].any() and not far_tolerance[1].any()
+
+
+def test_surface_misses_of_an_empty_prediction_is_the_whole_reference_surface():
+    reference = np.zeros((8, 8, 8), bool)
+    reference[2:6, 2:6, 2:6] = True
+    missed, spurious = metrics.surface_misses(reference, np.zeros_like(reference), (1.0, 1.0, 1.0), 2.0)
+    assert missed.sum() == 4**3 - 2**3 and not spurious.any()

@@ -16,6 +16,8 @@ import pytest
 import torch
 import yaml
 
+import report_browser
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 pytestmark = pytest.mark.workflow
@@ -184,6 +186,43 @@ def test_report_embeds_figures_and_methods(tiny_run):
     assert "Data QC of ge_15" in html  # the caption names each domain
 
 
+def test_the_report_shows_every_figure_in_a_browser(tiny_run, tmp_path):
+    """Every figure of the report, opened by clicks in headless Chromium as a person would, is displayed and is the
+    figure file's own bytes; a screenshot of the last one (a prediction QC figure) is left in the test's tmp dir."""
+    report = tiny_run / "results/report.html"
+    if not report.exists():
+        assert snakemake(tiny_run, "--report", "results/report.html").returncode == 0
+    figures = sorted(path for subcategories in report_browser.report_categories(report.read_text()).values()
+                     for paths in subcategories.values() for path in paths if path.endswith(".png"))
+    assert len(figures) == 3 + 6 + 14  # data QC per domain, the study's figures, prediction QC per arm and budget
+    driver = report_browser.chromium(tmp_path / "chromium")
+    try:
+        seen = report_browser.view_every_figure(driver, report)
+        driver.save_screenshot(str(tmp_path / "report.png"))
+    finally:
+        driver.quit()
+    assert sorted(shown for *_, shown in seen) == sorted((tiny_run / path).read_bytes() for path in figures)
+    assert seen[-1][0] == "Prediction QC" and (tmp_path / "report.png").stat().st_size > 50_000
+    print(f"screenshot: {tmp_path / 'report.png'}")
+
+
+def test_prediction_qc_redraws_the_scored_best_median_and_worst_of_every_arm(tiny_run):
+    examples = pd.read_csv(tiny_run / "results/stats/unet2d_residual/prediction_qc_examples.tsv", sep="\t",
+                           dtype={"budget": str, "seed": str})
+    arms = examples.groupby(["role", "strategy", "budget"], dropna=False)
+    # the oracle, the baseline, 4 arms at their budgets (ft_first_bn_eval: one) and 5 test-time methods
+    assert arms.ngroups == 2 + 7 + 5 and (arms.size() == 3).all()
+    assert (examples.sdice_redrawn == examples.sdice).all()  # on the CPU the redrawn mask is the scored one
+    scores = pd.read_csv(tiny_run / "results/scores/scores.tsv", sep="\t", dtype={"budget": str, "seed": str})
+    best = examples[examples.example == "best"].set_index(["role", "strategy"]).sdice
+    assert best["finetune", "ft_all"].max() == scores[scores.strategy == "ft_all"].sdice.max()
+    figures = tiny_run / "results/qc/predictions/unet2d_residual"
+    assert sorted(str(p.relative_to(figures)) for p in figures.glob("*/*.png")) == sorted(
+        [f"{arm}/{budget}.png" for arm in ("ft_all", "ft_first", "bn_stats") for budget in ("2scans", "every4")]
+        + ["ft_first_bn_eval/every4.png", "baseline/source_model.png", "oracle/target_folds.png"]
+        + [f"{method}/0.png" for method in METHODS])
+
+
 def changed_config(workdir, edit):
     config = yaml.safe_load((workdir / "config/tiny.yaml").read_text())
     edit(config)
@@ -196,7 +235,7 @@ def changed_config(workdir, edit):
 def test_rerun_plans_only_what_a_change_touches(tiny_run):
     assert "Nothing to be done" in snakemake(tiny_run, "-n").stdout
     one_strategy = changed_config(tiny_run, lambda c: c["strategies"].update(ft_first={"lr": 0.01}))
-    study = {"collect_scores": 1, "analyse": 1, "figures": 1, "all": 1}
+    study = {"collect_scores": 1, "analyse": 1, "figures": 1, "prediction_qc": 1, "all": 1}
     retrained = {**study, "convergence": 1, "weight_change": 1}  # these read every run record / fine-tuned model
     assert one_strategy == {"finetune": 12, "score_finetune": 6, **retrained}  # ft_first's 6 pairs × 2 budgets only
     new_arm = changed_config(tiny_run, lambda c: c["strategies"].update(ft_last_bn_eval={"strategy": "ft_last",
@@ -226,7 +265,7 @@ def test_one_job_per_strategy_gives_identical_models(tiny_run, tmp_path):
     shutil.copytree(tiny_run, workdir, symlinks=True)
     planned = changed_config(workdir, lambda c: c["training"].update(finetune_job="strategy"))
     assert planned == {"finetune": 7, "score_finetune": 4, "adapt_score": 5, "collect_scores": 1, "analyse": 1,
-                       "figures": 1, "convergence": 1, "weight_change": 1,
+                       "figures": 1, "convergence": 1, "weight_change": 1, "prediction_qc": 1,
                        "all": 1}  # training: one per arm and budget; scoring: per arm
     models = sorted((tiny_run / "results/models/unet2d_residual/finetune").glob("*/*/*/seed0/model.pt"))
     assert len(models) == 42
@@ -358,7 +397,8 @@ def test_a_changed_mask_replans_exactly_the_jobs_that_read_it(tiny_run, tmp_path
         "train_source": 1, "train_oracle": oracle_folds, "score_oracle": 1,
         "score_baseline": 3,  # to ge_15 reads it; to siemens_15 and siemens_3 test ge_15's source model
         "finetune": into_ge + out_of_ge, "score_finetune": scoring_jobs,
-        "collect_scores": 1, "analyse": 1, "figures": 1, "convergence": 1, "weight_change": 1, "all": 1}
+        "collect_scores": 1, "analyse": 1, "figures": 1, "convergence": 1, "weight_change": 1, "prediction_qc": 1,
+        "all": 1}
     outputs = [line for line in dry.stdout.splitlines() if line.strip().startswith("output:")]
     for untouched in ("source/siemens_15/", "source/siemens_3/", "oracle/siemens", "siemens_15_to_siemens_3",
                       "siemens_3_to_siemens_15"):

@@ -88,11 +88,12 @@ def surfel_area_table(spacing_mm: tuple[float, ...]) -> np.ndarray:
 # --- surfels ------------------------------------------------------------------------------------------------------
 
 def _crop_to_union(mask_gt, mask_pred):
-    """Both masks cropped to their joint bounding box with one empty voxel of padding on every side."""
+    """Both masks cropped to their joint bounding box with one empty voxel of padding on every side, and the box's
+    first voxel."""
     nonzero = np.argwhere(mask_gt | mask_pred)
     lo, hi = nonzero.min(axis=0), nonzero.max(axis=0) + 1
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
-    return np.pad(mask_gt[box], 1), np.pad(mask_pred[box], 1)
+    return np.pad(mask_gt[box], 1), np.pad(mask_pred[box], 1), lo
 
 
 def _neighbour_codes(padded: np.ndarray) -> np.ndarray:
@@ -151,7 +152,7 @@ def _distances(source: _Surface, target: _Surface, spacing: np.ndarray) -> np.nd
 
 
 def _surfaces(mask_gt, mask_pred, spacing):
-    padded_gt, padded_pred = _crop_to_union(mask_gt, mask_pred)
+    padded_gt, padded_pred, _ = _crop_to_union(mask_gt, mask_pred)
     return _Surface(padded_gt, spacing), _Surface(padded_pred, spacing)
 
 
@@ -240,3 +241,30 @@ def surface_scores(mask_gt: np.ndarray, mask_pred: np.ndarray, spacing_mm, toler
     overlap = sum(areas[distances <= tolerance_mm].sum() for distances, areas in directed)
     return {"sdice": float(overlap / sum(areas.sum() for _, areas in directed)),
             "hd95_mm": _hd95_of(directed), "assd_mm": _assd_of(directed)}
+
+
+def surface_misses(mask_gt: np.ndarray, mask_pred: np.ndarray, spacing_mm,
+                   tolerance_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Where surface Dice loses, as voxel maps of the masks' shape: (missed, spurious) = the voxels touching a surfel
+    of the reference (missed) or of the prediction (spurious) whose nearest surfel of the other mask is farther than
+    ``tolerance_mm`` — the surfels surface Dice does not count, found exactly as surface_dice finds them. A surfel lies
+    between voxels, so it marks the 2^d voxels of its cell (a band two voxels wide along the surface)."""
+    mask_gt, mask_pred, spacing = _check(mask_gt, mask_pred, spacing_mm)
+    _check_tolerance(tolerance_mm)
+    missed, spurious = (np.zeros(mask_gt.shape, dtype=bool) for _ in range(2))
+    if not (mask_gt.any() and mask_pred.any()):  # one mask empty: the whole of the other's surface is lost
+        for lost, mask in ((missed, mask_gt), (spurious, mask_pred)):
+            lost |= mask & ~ndimage.binary_erosion(mask, border_value=0)
+        return missed, spurious
+    padded_gt, padded_pred, origin = _crop_to_union(mask_gt, mask_pred)
+    gt, pred = _Surface(padded_gt, spacing), _Surface(padded_pred, spacing)
+    for lost, own, other in ((missed, gt, pred), (spurious, pred, gt)):
+        far = np.zeros(own.border.shape, dtype=bool)
+        far.ravel()[own.index[~_within_tolerance(own, other, spacing, tolerance_mm)]] = True
+        # cell c of the cropped lattice lies between padded voxels c and c + 1, i.e. mask voxels origin + c - 1 and
+        # origin + c; each of its corners that falls inside the volume is marked
+        for corner in itertools.product((0, 1), repeat=far.ndim):
+            voxels = np.argwhere(far) + origin - 1 + np.array(corner)
+            inside = np.all((voxels >= 0) & (voxels < np.array(mask_gt.shape)), axis=1)
+            lost[tuple(voxels[inside].T)] = True
+    return missed, spurious

@@ -17,6 +17,8 @@ from mrishift.data.volumes import Volume, load_volume
 from mrishift.io import atomic_path, error_summary, write_json
 
 
+# The rule that saved the model a score row's role was scored with (load_model's made_by).
+MADE_BY = {"oracle": "train_oracle", "baseline": "train_source", "finetune": "finetune"}
 ScanFiles = dict[str, tuple[str, str]]  # case id -> (scaled image, reference mask): the files a job was given
 
 

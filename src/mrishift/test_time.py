@@ -32,6 +32,7 @@ from mrishift.data.histogram import match_histogram
 from mrishift.data.splits import ZERO_BUDGET  # noqa: F401  (the budget column of every test-time score)
 from mrishift.evaluate import volume_slices
 from mrishift.registry import Registry, chosen_subset, resolve_hparams
+from mrishift.seeding import seed_hash
 
 log = logging.getLogger("mrishift")
 
@@ -93,6 +94,11 @@ class TestTimeMethod:
     def __init__(self, **hparams):
         self.hparams = resolve_hparams(f"test-time method {self.name!r}", self.HPARAMS, hparams)
 
+    @property
+    def source_rule(self) -> str:
+        """The rule that trains the source models it adapts (load_model's made_by)."""
+        return {"plain": "train_source", "normalized": "train_source_normalized"}[self.source_model]
+
     def adapt(self, model: nn.Module, image: np.ndarray,
               reference: SourceReference | None) -> tuple[nn.Module, np.ndarray]:
         raise NotImplementedError
@@ -112,6 +118,13 @@ class TestTimeMethod:
             return self.adapt(model, image, reference)
 
         return adapt
+
+    def for_run(self, source_model: nn.Module, references: dict[str, SourceReference], device: torch.device,
+                source: str, target: str, seed: str):
+        """per_volume of one run of the study (``source``→``target``, ``seed``): its source domain's reference, if the
+        method reads one, and a torch seed of its own — what scores the run and what redraws it for QC."""
+        return self.per_volume(source_model, references.get(source), device,
+                               seed_hash(seed, self.arm, source, target))
 
 
 def _slices(model: nn.Module, image: np.ndarray) -> torch.Tensor:

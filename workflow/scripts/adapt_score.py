@@ -12,7 +12,6 @@ from mrishift.evaluate import IDENTITY_COLUMNS, SCORE_COLUMNS, ScanCache, score_
 from mrishift.io import write_table
 from mrishift.logs import log_to, progress
 from mrishift.runs import load_model, scan_files
-from mrishift.seeding import seed_hash
 from mrishift.train import resolve_device
 
 log = log_to(snakemake.log[0])
@@ -25,15 +24,14 @@ device = resolve_device(runtime["training"]["device"])
 method = test_time.build_arm(wildcards["method"], json.loads(params.hparams))
 references = {json.loads(Path(path).read_text())["domain"]: test_time.SourceReference.read(path)
               for path in snakemake.input.references}
-made_by = "train_source" if method.source_model == "plain" else "train_source_normalized"
 scans = ScanCache(scan_files(snakemake.input.images, snakemake.input.masks))
 runs = list(zip(json.loads(params.runs), snakemake.input.models, strict=True))
 tables = []
 for (source, target, seed), model_path in progress(runs, "test_time"):
     cases = protocol.test_time_test(splits, target)
     log.info("%s: %s adapted to each of %d scans of %s", method.arm, model_path, len(cases), target)
-    model = load_model(model_path, made_by=made_by)
-    adapt = method.per_volume(model, references.get(source), device, seed_hash(seed, method.arm, source, target))
+    model = load_model(model_path, made_by=method.source_rule)
+    adapt = method.for_run(model, references, device, source, target, seed)
     table = score_scans(model, cases, scans, params.tolerance_mm, runtime["evaluation"]["batch_size"], device,
                         runtime["training"]["bf16"], adapt)
     identity = {"variant": wildcards["variant"], "role": "test_time", "strategy": method.arm, "source": source,

@@ -11,7 +11,7 @@ from mrishift import protocol
 from mrishift.evaluate import IDENTITY_COLUMNS, SCORE_COLUMNS, ScanCache, score_scans
 from mrishift.io import write_table
 from mrishift.logs import log_to, progress
-from mrishift.runs import load_model, scan_files
+from mrishift.runs import MADE_BY, load_model, scan_files
 
 log = log_to(snakemake.log[0])
 params, wildcards = snakemake.params, dict(snakemake.wildcards.items())
@@ -36,7 +36,6 @@ else:  # each fine-tuned model on its pair's test scans (the same scans for ever
             for (source, target, budget, seed), model in zip(json.loads(params.runs), snakemake.input.models,
                                                              strict=True)]
 
-MADE_BY = {"oracle": "train_oracle", "baseline": "train_source", "finetune": "finetune"}  # the rule each model is from
 scans = ScanCache(scan_files(snakemake.input.images, snakemake.input.masks))
 tables = []
 for row_identity, model_path, cases in progress(jobs, params.role):

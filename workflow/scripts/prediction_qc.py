@@ -1,0 +1,100 @@
+"""Prediction QC (rule prediction_qc): the best, median and worst scan (by sDice) of every arm at every budget, the
+baseline and the oracle, predicted again by the model that was scored on it (test-time arms adapt it again, with the
+run's own seed), drawn with both contours and where surface Dice loses; one figure per arm and budget."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from mrishift import metrics, plots, qc, test_time
+from mrishift.evaluate import ScanCache, predict_volume, read_scores
+from mrishift.io import write_table
+from mrishift.logs import log_to, progress
+from mrishift.runs import MADE_BY, load_model, scan_files
+from mrishift.train import resolve_device
+
+# Re-predicting on the CPU gives the scored mask bit for bit; on a GPU, kernels may round differently. Beyond this the
+# figure would show another prediction than the one scored: a wrong model or scan, never rounding.
+SAME_SCORE = 0.01
+
+log = log_to(snakemake.log[0])
+params, inputs, variant = snakemake.params, snakemake.input, snakemake.wildcards.variant
+torch.set_num_threads(snakemake.threads)
+runtime = snakemake.config
+device = resolve_device(runtime["training"]["device"])
+patterns = json.loads(params.model_patterns)
+methods = {arm: test_time.build_arm(arm, spec) for arm, spec in json.loads(params.test_time).items()}
+references = {json.loads(Path(path).read_text())["domain"]: test_time.SourceReference.read(path)
+              for path in inputs.references}
+declared = set(inputs.models)
+scans = ScanCache(scan_files(inputs.images, inputs.masks))
+
+scores = read_scores(inputs.scores)
+chosen = qc.examples(scores[scores["variant"] == variant])
+log.info("%s: %d examples of %d arms and budgets", variant, len(chosen), len(chosen) // len(qc.EXAMPLES))
+
+
+def figure_name(row) -> tuple[str, str]:
+    """(arm, budget) of a score row, the figure's folder and name."""
+    if row.role == "baseline":
+        return "baseline", "source_model"
+    if row.role == "oracle":
+        return "oracle", "target_folds"
+    return row.strategy, row.budget
+
+
+def model_of(row) -> tuple[str, str]:
+    """(path, rule that saved it) of the model scored in a row."""
+    if row.role == "finetune":
+        path = patterns["finetune"].format(variant=variant, strategy=row.strategy, source=row.source,
+                                           target=row.target, budget=row.budget, seed=row.seed)
+        return path, MADE_BY["finetune"]
+    if row.role == "oracle":
+        return patterns["oracle"].format(variant=variant, domain=row.target, fold=row.fold,
+                                         seed=row.seed), MADE_BY["oracle"]
+    kind = methods[row.strategy].source_model if row.role == "test_time" else "plain"
+    rule = methods[row.strategy].source_rule if row.role == "test_time" else MADE_BY["baseline"]
+    return patterns[f"source_{kind}"].format(variant=variant, domain=row.source, seed=row.seed), rule
+
+
+def predict(row):
+    path, made_by = model_of(row)
+    if path not in declared:
+        raise ValueError(f"{path}: the model of {row.strategy} {row.source}→{row.target} is not an input of this job")
+    image, reference, spacing = scans[row.case]
+    network = load_model(path, made_by=made_by)
+    if row.role == "test_time":
+        adapt = methods[row.strategy].for_run(network, references, device, row.source, row.target, row.seed)
+        network, image = adapt(image)
+    predicted = predict_volume(network, image, runtime["evaluation"]["batch_size"], device,
+                               runtime["training"]["bf16"])
+    return image, reference, predicted, spacing
+
+
+def label(row) -> str:
+    origin = f"{row.target} fold {row.fold}" if row.role == "oracle" else f"{row.source}→{row.target}"
+    return f"{row.example} of {row.of}: {row.case}\n{origin}, seed {row.seed}\nsDice {row.sdice:.3f}"
+
+
+redrawn = []
+for _, group in progress(list(chosen.groupby(["role", "strategy", "budget"], sort=False, dropna=False)),
+                                     "prediction_qc"):
+    panels = []
+    for row in group.itertuples(index=False):
+        image, reference, predicted, spacing = predict(row)
+        sdice = metrics.surface_dice(reference, predicted, spacing, params.tolerance_mm)
+        if abs(sdice - row.sdice) > SAME_SCORE:
+            raise ValueError(f"{row.case} under {row.strategy} {row.source}→{row.target} seed {row.seed}: re-predicted "
+                             f"sDice {sdice:.4f}, scored {row.sdice:.4f} — not the prediction that was scored")
+        missed, spurious = metrics.surface_misses(reference, predicted, spacing, params.tolerance_mm)
+        panels.append(qc.Prediction(label(row), image, reference, predicted, missed, spurious, spacing))
+        redrawn.append({**row._asdict(), "sdice_redrawn": sdice})
+    first = group.iloc[0]
+    name, budget_name = figure_name(first)
+    title = (f"{variant}: {name} at budget {budget_name}: best, median and worst of {first.of} scored scans "
+             f"(tolerance {params.tolerance_mm:g} mm)")
+    plots.save(qc.prediction_figure(panels, title), Path(snakemake.output.figures) / name / f"{budget_name}.png")
+    log.info("%s %s: sDice %s", name, budget_name, ", ".join(f"{p:.3f}" for p in group.sdice))
+write_table(snakemake.output.examples, pd.DataFrame(redrawn))
