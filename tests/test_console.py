@@ -82,3 +82,19 @@ def test_a_long_stage_gets_a_heartbeat_line(tmp_path, monkeypatch):
     assert [line.split(" · ")[0] for line in out.getvalue().splitlines() if line.startswith("[")] == [
         "[1/3] resample: 1 of 2 jobs", "[2/3] resample: 2 of 2 jobs (stage done)",
         "[3/3] analyse: 1 of 1 jobs (stage done)"]
+
+
+def test_the_eta_weighs_each_rules_jobs_left_by_its_own_duration():
+    planned = {"resample": 100, "train": 10, "finetune": 30, "all": 1}
+    finished = {"resample": [1.0] * 100, "train": [300.0, 500.0]}  # 100 cheap jobs, 2 of 10 trainings done
+    # 8 trainings × 400 s at the parallelism seen (900 job-s in 450 s: 2) → 1,600 s; finetune has no timing yet
+    assert console.eta(planned, finished, elapsed=450.0) == "26m40s + finetune untimed"
+    assert console.eta({"train": 2}, {"train": [60.0]}, elapsed=120.0) == "1m00s"  # parallelism never below 1
+    assert console.eta({"train": 1}, {"train": [60.0]}, elapsed=60.0) == "0s"
+
+
+def test_the_eta_line_comes_from_the_jobs_start_and_finish(tmp_path):
+    out = io.StringIO()
+    console.run_workflow(printing(SNAKEMAKE_LIKE.replace("3 of 3 steps", "3 of 4 steps")), tmp_path / "run.log", out)
+    last = [line for line in out.getvalue().splitlines() if line.startswith("[")][-1]
+    assert last.startswith("[3/4] analyse") and last.endswith("ETA 0s")  # every planned job done and timed

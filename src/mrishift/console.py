@@ -2,8 +2,10 @@
 
 ``run_workflow`` runs a command (Snakemake) and writes everything it prints to a log file. On the console: a line
 when a rule's last job finishes (the rule's job counts come from Snakemake's "Job stats" table), and inside a long
-stage at most one every ``HEARTBEAT_S`` seconds — each with jobs done / total, time elapsed and a naive ETA (elapsed
-per job × jobs left) — plus every error line as it comes; when the command fails, the log's last lines.
+stage at most one every ``HEARTBEAT_S`` seconds — each with jobs done / total, time elapsed and an ETA (``eta``: each
+rule's jobs left × its finished jobs' mean duration, at the parallelism seen so far; rules with no finished job yet
+are named, not guessed: a workflow's cheap first hundred jobs say nothing of its training jobs) — plus every error
+line as it comes; when the command fails, the log's last lines.
 ``headline`` prints where the report is and the study's headline table.
 """
 
@@ -14,11 +16,13 @@ import shlex
 import subprocess
 import sys
 import time
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from pathlib import Path
 from typing import TextIO
 
-FINISHED = re.compile(r"Finished jobid: \d+ \(Rule: (?P<rule>[\w-]+)\)")
+FINISHED = re.compile(r"Finished jobid: (?P<id>\d+) \(Rule: (?P<rule>[\w-]+)\)")
+STARTED = re.compile(r"^(local)?rule (?P<rule>[\w-]+):")  # a job's block as Snakemake starts it; its jobid follows
+JOB_ID = re.compile(r"^\s+jobid: (?P<id>\d+)")
 STEPS = re.compile(r"(?P<done>\d+) of (?P<total>\d+) steps \(\d+%\) done")
 JOB_COUNT = re.compile(r"^(?P<rule>[\w-]+)\s+(?P<count>\d+)\s*$")
 ERROR = re.compile(r"^(Error in rule|\S*Error\b|\S*Exception\b|Exiting because|Nothing to be done)")
@@ -34,6 +38,18 @@ def duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
+def eta(planned: dict[str, int], finished: dict[str, list[float]], elapsed: float) -> str:
+    """Time left: each rule's jobs left × the mean duration of its finished jobs, divided by the parallelism so far
+    (job-seconds finished per second elapsed, at least 1); rules with jobs left but none finished are named after it
+    ("+ finetune untimed"), as their cost is unknown."""
+    left = {rule: count - len(finished.get(rule, [])) for rule, count in planned.items()}
+    left = {rule: n for rule, n in left.items() if n > 0}
+    work = sum(n * sum(finished[rule]) / len(finished[rule]) for rule, n in left.items() if finished.get(rule))
+    parallelism = max(1.0, sum(map(sum, finished.values())) / elapsed) if elapsed > 0 else 1.0
+    untimed = [rule for rule in left if not finished.get(rule) and rule != "all"]
+    return duration(work / parallelism) + (f" + {', '.join(untimed)} untimed" if untimed else "")
+
+
 def run_workflow(command: list[str], log_path: str | Path, out: TextIO | None = None) -> int:
     """Run ``command``, its output (stdout and stderr) going to ``log_path``; print the progress lines (to ``out``,
     default stdout); return its exit status."""
@@ -42,6 +58,7 @@ def run_workflow(command: list[str], log_path: str | Path, out: TextIO | None = 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = last_printed = time.monotonic()
     rule, tail, planned, finished_jobs, in_stats = "", deque(maxlen=TAIL_LINES), {}, Counter(), False
+    starting, job_starts, durations = "", {}, defaultdict(list)  # job id -> its start; rule -> finished jobs' seconds
     print(f"running: {shlex.join(command)}\nfull log: {log_path}", file=out, flush=True)
     with open(log_path, "w") as log, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                                       text=True, bufsize=1) as process:
@@ -56,20 +73,26 @@ def run_workflow(command: list[str], log_path: str | Path, out: TextIO | None = 
                     in_stats = False
                 else:
                     planned[count["rule"]] = int(count["count"])
+            elif start := STARTED.match(line):
+                starting = start["rule"]
+            elif starting and (job := JOB_ID.match(line)):
+                job_starts[job["id"]], starting = time.monotonic(), ""
             elif finished := FINISHED.search(line):
                 rule = finished["rule"]
                 finished_jobs[rule] += 1
+                if finished["id"] in job_starts:
+                    durations[rule].append(time.monotonic() - job_starts.pop(finished["id"]))
             elif steps := STEPS.search(line):
                 done, total = int(steps["done"]), int(steps["total"])
                 now = time.monotonic()
                 stage_done = rule in planned and finished_jobs[rule] >= planned[rule]
                 if stage_done or done == total or now - last_printed >= HEARTBEAT_S:
                     last_printed, elapsed = now, now - started
-                    eta = duration(elapsed / done * (total - done)) if done < total else "0s"
+                    left = eta(planned, durations, elapsed) if done < total else "0s"
                     stage = (f"{rule}: {finished_jobs[rule]} of {planned[rule]} jobs" if rule in planned
                              else rule or "job")
                     print(f"[{done:>{len(str(total))}}/{total}] {stage}{' (stage done)' if stage_done else ''} · "
-                          f"{duration(elapsed)} elapsed · ETA {eta}", file=out, flush=True)
+                          f"{duration(elapsed)} elapsed · ETA {left}", file=out, flush=True)
             elif ERROR.match(line):
                 print(line.rstrip(), file=out, flush=True)
         status = process.wait()
