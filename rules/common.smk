@@ -13,7 +13,7 @@ from mrishift.jobenv import export_library_path
 
 export_library_path(SRC)
 
-from mrishift import models, protocol, strategies, test_time
+from mrishift import models, protocol, similarity, strategies, test_time
 from mrishift.config import apply_overlay, validate_config
 from mrishift.data.cc359 import DOMAINS, case_id
 from mrishift.data.splits import scan_roles
@@ -306,8 +306,8 @@ def study_outputs():
     tables += expand(result("tables/{variant}/{name}"), variant=VARIANTS,
                      name=["winners.tsv", "summary.json", "batchnorm_tests.tsv", "convergence.tsv", "convergence.md"])
     figures = expand(result("figures/{variant}/{name}.{ext}"), variant=VARIANTS,
-                     name=["sdice_matrix", "gap_closed", "winners", "batchnorm", "convergence", "weight_change"],
-                     ext=["png", "pdf"])
+                     name=["sdice_matrix", "gap_closed", "winners", "batchnorm", "convergence", "weight_change",
+                           "similarity_cka", "similarity_pwcca"], ext=["png", "pdf"])
     return tables + figures
 
 
@@ -315,6 +315,28 @@ def weight_change_models(wildcards):
     """Each fine-tuned model of the variant (finetuned_study_runs' order), then its source models."""
     return {"models": finetuned_study_models(wildcards.variant),
             "sources": expand(SOURCE_MODEL, variant=wildcards.variant, domain=DOMAIN_NAMES, seed=SEEDS)}
+
+
+SIMILARITY = config["evaluation"]["similarity"]
+SIMILARITY_PAIRS = similarity.analysed_pairs(SIMILARITY, DOMAIN_NAMES)  # its sources and targets (default: all)
+
+
+def similarity_runs():
+    """The fine-tuning runs whose models the similarity analysis compares with their source models."""
+    return [run for run in finetuned_study_runs() if (run[1], run[2]) in SIMILARITY_PAIRS]
+
+
+def similarity_inputs(wildcards):
+    """Those runs' models (in similarity_runs' order), their source models (sources × seeds) and their targets' test
+    scans (one budget's: every budget tests on the same scans)."""
+    sources = dict.fromkeys(source for source, _ in SIMILARITY_PAIRS)
+    targets = dict.fromkeys(target for _, target in SIMILARITY_PAIRS)
+    test_scans = lambda w: [c for t in targets for c in protocol.finetune_test(SCAN_ROLES, t, BUDGETS[0])]
+    return {**scans_read(test_scans)(wildcards),
+            "models": [FINETUNED_MODEL.format(variant=wildcards.variant, strategy=strategy, source=source,
+                                              target=target, budget=budget, seed=seed)
+                       for strategy, source, target, budget, seed in similarity_runs()],
+            "sources": expand(SOURCE_MODEL, variant=wildcards.variant, domain=sources, seed=SEEDS)}
 
 
 PREDICTION_QC = result("qc/predictions/{variant}")  # a folder: {arm}/{budget}.png

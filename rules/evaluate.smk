@@ -215,6 +215,37 @@ rule weight_change:
         "../workflow/scripts/weight_change.py"
 
 
+# Where fine-tuning changed what the network computes: each block's activations against its source model's, on the
+# pair's test slices (evaluation.similarity: which pairs, how many slices and positions).
+rule similarity:
+    input:
+        unpack(similarity_inputs),
+    output:
+        table=result("stats/{variant}/similarity.tsv"),
+        cka=report(result("figures/{variant}/similarity_cka.png"), caption="../report/similarity.rst",
+                   category="Figures", subcategory="{variant}"),
+        cka_pdf=result("figures/{variant}/similarity_cka.pdf"),
+        pwcca=report(result("figures/{variant}/similarity_pwcca.png"), caption="../report/similarity.rst",
+                     category="Figures", subcategory="{variant}"),
+        pwcca_pdf=result("figures/{variant}/similarity_pwcca.pdf"),
+    params:
+        runs=as_json(similarity_runs()),
+        sources=[[source, str(seed)] for source in dict.fromkeys(s for s, _ in SIMILARITY_PAIRS) for seed in SEEDS],
+        slices=SIMILARITY["slices"],
+        positions=SIMILARITY["positions"],
+        seed=SIMILARITY["seed"],
+        strategies=STRATEGIES,
+    threads: config["training"]["threads"]
+    resources:
+        gpu=1,
+    log:
+        "logs/similarity/{variant}.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/similarity.py"
+
+
 # What the scores look like: each arm's best, median and worst scan at each budget (and the baseline's and oracle's),
 # redrawn by the model scored on it, with both contours and where surface Dice loses.
 rule prediction_qc:

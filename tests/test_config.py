@@ -42,6 +42,8 @@ def test_shipped_configs_validate():
      "'training.source.patch_size': 72 is not a multiple of unet_vanilla's stride 16"),
     ({"strategies": {"ft_middle": {}}}, "'strategies.ft_middle': arm 'ft_middle': 'strategy: ft_middle' is not a regis"),
     ({"strategies": {"fast": {"strategy": "ft_last", "lr": 0}}}, "'strategies.fast': strategy 'ft_last': lr must be"),
+    ({"data": {"domains": ["siemens_15", "ge_3"]}, "evaluation": {"similarity": {"sources": ["philips_3"]}}},
+     "'evaluation.similarity': 'sources: \\['philips_3'\\]' must be a non-empty list of the study's domains"),
 ])
 def test_bad_config_names_the_key(config, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("'data.cc359", "'data\\.cc359")):

@@ -169,7 +169,7 @@ def test_profile_requests_gpus_only_for_gpu_rules():
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
     assert "gpu" not in profile["default-resources"] and "gres" not in profile["default-resources"]
     gpu_rules = {"train_source", "train_oracle", "finetune", "score_oracle", "score_baseline", "score_finetune",
-                 "train_source_normalized", "adapt_score", "prediction_qc"}
+                 "train_source_normalized", "adapt_score", "prediction_qc", "similarity"}
     assert set(profile["set-resources"]) == gpu_rules  # GPU partition; the rules themselves declare gpu=1
 
 
@@ -220,7 +220,8 @@ def test_tiny_config_through_slurm(slurm_cluster, tmp_path):
     gpu, cpu = names(True), names(False)
     # group jobs are named <group>_<rules>: finetune_finetune, preprocess_resample_scale_intensity
     assert {"train_source", "train_oracle", "finetune_finetune", "score_oracle", "score_baseline",
-            "score_finetune", "train_source_normalized", "adapt_score", "prediction_qc"} <= gpu, (gpu, cpu)
+            "score_finetune", "train_source_normalized", "adapt_score", "prediction_qc",
+            "similarity"} <= gpu, (gpu, cpu)
     assert {"synthesize_cc359", "check_integrity", "preprocess_resample_scale_intensity",
             "intensity_reference", "data_qc", "weight_change"} <= cpu, (gpu, cpu)
     assert not gpu & cpu

@@ -194,7 +194,7 @@ def test_the_report_shows_every_figure_in_a_browser(tiny_run, tmp_path):
         assert snakemake(tiny_run, "--report", "results/report.html").returncode == 0
     figures = sorted(path for subcategories in report_browser.report_categories(report.read_text()).values()
                      for paths in subcategories.values() for path in paths if path.endswith(".png"))
-    assert len(figures) == 3 + 6 + 14  # data QC per domain, the study's figures, prediction QC per arm and budget
+    assert len(figures) == 3 + 8 + 14  # data QC per domain, the study's figures, prediction QC per arm and budget
     driver = report_browser.chromium(tmp_path / "chromium")
     try:
         seen = report_browser.view_every_figure(driver, report)
@@ -204,6 +204,21 @@ def test_the_report_shows_every_figure_in_a_browser(tiny_run, tmp_path):
     assert sorted(shown for *_, shown in seen) == sorted((tiny_run / path).read_bytes() for path in figures)
     assert seen[-1][0] == "Prediction QC" and (tmp_path / "report.png").stat().st_size > 50_000
     print(f"screenshot: {tmp_path / 'report.png'}")
+
+
+def test_similarity_compares_every_block_of_the_analysed_pairs_models_with_their_sources(tiny_run):
+    table = pd.read_csv(tiny_run / "results/stats/unet2d_residual/similarity.tsv", sep="\t", dtype={"budget": str})
+    pairs = set(zip(table.source, table.target))
+    assert pairs == {("siemens_15", "siemens_3"), ("siemens_15", "ge_15"), ("ge_15", "siemens_15"),
+                     ("ge_15", "siemens_3")}  # tiny.yaml: sources siemens_15 and ge_15
+    blocks = table.block.nunique()
+    assert len(table) == 4 * (3 * 2 + 1) * blocks  # 4 pairs × 7 fine-tuned models (3 arms × 2 budgets + 1) × blocks
+    assert table[["cka", "pwcca"]].stack().between(0, 1 + 1e-9).all()
+    first = table[table.block == "init"].set_index(["strategy", "source", "target", "budget"])
+    assert np.allclose(first.loc["bn_stats", ["cka", "pwcca"]], 1.0)  # its weights and its input are the source's
+    assert (first.loc["ft_all", "cka"] < 1 - 1e-6).all()  # every weight of ft_all moved
+    for name in ("similarity_cka", "similarity_pwcca"):
+        assert (tiny_run / f"results/figures/unet2d_residual/{name}.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_prediction_qc_redraws_the_scored_best_median_and_worst_of_every_arm(tiny_run):
@@ -236,7 +251,7 @@ def test_rerun_plans_only_what_a_change_touches(tiny_run):
     assert "Nothing to be done" in snakemake(tiny_run, "-n").stdout
     one_strategy = changed_config(tiny_run, lambda c: c["strategies"].update(ft_first={"lr": 0.01}))
     study = {"collect_scores": 1, "analyse": 1, "figures": 1, "prediction_qc": 1, "all": 1}
-    retrained = {**study, "convergence": 1, "weight_change": 1}  # these read every run record / fine-tuned model
+    retrained = {**study, "convergence": 1, "weight_change": 1, "similarity": 1}  # every run record / fine-tuned model
     assert one_strategy == {"finetune": 12, "score_finetune": 6, **retrained}  # ft_first's 6 pairs × 2 budgets only
     new_arm = changed_config(tiny_run, lambda c: c["strategies"].update(ft_last_bn_eval={"strategy": "ft_last",
                                                                                          "frozen_bn": "eval"}))
@@ -265,7 +280,7 @@ def test_one_job_per_strategy_gives_identical_models(tiny_run, tmp_path):
     shutil.copytree(tiny_run, workdir, symlinks=True)
     planned = changed_config(workdir, lambda c: c["training"].update(finetune_job="strategy"))
     assert planned == {"finetune": 7, "score_finetune": 4, "adapt_score": 5, "collect_scores": 1, "analyse": 1,
-                       "figures": 1, "convergence": 1, "weight_change": 1, "prediction_qc": 1,
+                       "figures": 1, "convergence": 1, "weight_change": 1, "similarity": 1, "prediction_qc": 1,
                        "all": 1}  # training: one per arm and budget; scoring: per arm
     models = sorted((tiny_run / "results/models/unet2d_residual/finetune").glob("*/*/*/seed0/model.pt"))
     assert len(models) == 42
@@ -397,8 +412,8 @@ def test_a_changed_mask_replans_exactly_the_jobs_that_read_it(tiny_run, tmp_path
         "train_source": 1, "train_oracle": oracle_folds, "score_oracle": 1,
         "score_baseline": 3,  # to ge_15 reads it; to siemens_15 and siemens_3 test ge_15's source model
         "finetune": into_ge + out_of_ge, "score_finetune": scoring_jobs,
-        "collect_scores": 1, "analyse": 1, "figures": 1, "convergence": 1, "weight_change": 1, "prediction_qc": 1,
-        "all": 1}
+        "collect_scores": 1, "analyse": 1, "figures": 1, "convergence": 1, "weight_change": 1, "similarity": 1,
+        "prediction_qc": 1, "all": 1}
     outputs = [line for line in dry.stdout.splitlines() if line.strip().startswith("output:")]
     for untouched in ("source/siemens_15/", "source/siemens_3/", "oracle/siemens", "siemens_15_to_siemens_3",
                       "siemens_3_to_siemens_15"):

@@ -90,7 +90,7 @@ def _check_semantics(config: dict) -> None:
             strategies.arm_budgets(spec, config["splits"]["budgets"])
         except ValueError as error:
             raise ConfigError(f"config key 'strategies.{arm}': {error}") from error
-    from mrishift import test_time
+    from mrishift import similarity, test_time
 
     for arm, spec in config["test_time"].items():
         try:
@@ -101,6 +101,10 @@ def _check_semantics(config: dict) -> None:
         if arm in config["strategies"]:
             raise ConfigError(f"config key 'test_time.{arm}': the name is also a fine-tuning arm's (strategies.{arm}); "
                               "tables and figures tell arms apart by name")
+    try:
+        similarity.analysed_pairs(config["evaluation"]["similarity"], data["domains"])
+    except ValueError as error:
+        raise ConfigError(f"config key 'evaluation.similarity': {error}") from error
     from mrishift import models
 
     for architecture in config["models"]["architectures"]:

@@ -166,9 +166,10 @@ def batchnorm_figure(per_pair: pd.DataFrame, bn_pairs: list[tuple[str, str]], st
     return figure
 
 
-def weight_change_figure(changes: pd.DataFrame, strategies: list[str], title: str):
-    """Per budget (a panel each): relative weight change of each block, input to output, per arm — the mean over its
-    fine-tuned models (pairs, seeds) and their interquartile band."""
+def block_profile_figure(changes: pd.DataFrame, value: str, value_label: str, strategies: list[str], title: str):
+    """Per budget (a panel each): ``value`` of each block, input to output, per arm — the mean over its fine-tuned
+    models (pairs, seeds) and their interquartile band. ``changes``: a row per model and block (block, depth,
+    strategy, budget, value)."""
     budgets = budget_order(changes.budget)
     blocks = changes.drop_duplicates("depth").sort_values("depth").block.tolist()
     arms = [s for s in strategies if s in set(changes.strategy)]
@@ -177,7 +178,7 @@ def weight_change_figure(changes: pd.DataFrame, strategies: list[str], title: st
                                 sharey=True, squeeze=False)
     for ax, budget in zip(axes[0], budgets):
         for colour, arm in zip(colours, arms):
-            by_depth = changes[(changes.strategy == arm) & (changes.budget == budget)].groupby("depth").relative_change
+            by_depth = changes[(changes.strategy == arm) & (changes.budget == budget)].groupby("depth")[value]
             if by_depth.ngroups == 0:
                 continue
             depth = by_depth.mean().index
@@ -187,7 +188,7 @@ def weight_change_figure(changes: pd.DataFrame, strategies: list[str], title: st
         ax.set_xticks(range(len(blocks)), blocks, rotation=90, fontsize=6)
         ax.set_title(f"budget {budget}", fontsize=9)
         ax.set_xlabel("block (input → output)")
-    axes[0][0].set_ylabel("‖w − w_source‖ / ‖w_source‖")
+    axes[0][0].set_ylabel(value_label)
     handles = {}  # every arm once, whichever panels it ran in
     for ax in axes[0]:
         handles.update(zip(*reversed(ax.get_legend_handles_labels())))

@@ -31,7 +31,7 @@ for (strategy, source, target, budget, seed), path in progress(
 changes = pd.concat(tables, ignore_index=True)
 write_table(snakemake.output.table, changes[["variant", "strategy", "source", "target", "budget", "seed", "block",
                                              "depth", "parameters", "relative_change"]])
-plots.save(plots.weight_change_figure(changes, params.strategies,
+plots.save(plots.block_profile_figure(changes, "relative_change", "‖w − w_source‖ / ‖w_source‖", params.strategies,
                                       f"{variant}: how far fine-tuning moved each block (mean and quartiles over "
                                       "pairs)"), snakemake.output.figure, snakemake.output.figure_pdf)
 means = changes.groupby(["strategy", "budget"]).relative_change.mean()
