@@ -23,6 +23,7 @@ def test_paper_unet_parameter_counts():
     assert (first, last) == (4816, 4721)
     assert models.count(model, groups["first"]) == first and models.count(model, groups["last"]) == last
     assert models.count(model, groups["output"]) == 2 * 16 + 16 + 1 + 2  # head + final BN(1)
+    assert models.count(model, groups["last2"]) == (2 * 16 + 16 * 16 * 9) + (2 * 16 + 16 + 1)  # 2nd conv + head
     assert abs(first - last) / first < 0.05  # the paper's fairness condition
     every = [n for n, _ in model.named_parameters()]
     assert sorted(groups["encoder"] + groups["decoder"]) == sorted(every)
@@ -36,6 +37,7 @@ def test_vanilla_unet_and_width():
     # DART20's freeze lists: init_path (two bias-free conv + BN) and out_path (two conv + BN, 1×1, BN(1))
     assert models.count(vanilla, groups["first"]) == (9 * 64 + 128) + (64 * 64 * 9 + 128) == 37_696
     assert models.count(vanilla, groups["last"]) == (128 * 64 * 9 + 128) + (64 * 64 * 9 + 128) + 64 + 2 == 110_914
+    assert models.count(vanilla, groups["last2"]) == (64 * 64 * 9 + 128) + 64 + 2 == 37_058
     half = models.build("unet2d_residual", width=0.5)
     assert models.count(half, half.layer_groups()["first"]) == 8 * 9 + residual_block(8)
     with pytest.raises(ValueError, match="unknown model"):
@@ -77,7 +79,11 @@ def test_each_strategy_changes_exactly_its_parameters(name):
                                 [(0, "weight"), (0, "bias"), (2, "weight")])}
     last = {"head.0.weight", "head.0.bias", "head.2.weight", "head.2.bias",
             *(f"decoder.2.2.body.{i}.{j}.{k}" for i in (0, 1) for j, k in [(0, "weight"), (0, "bias"), (2, "weight")])}
-    expected = {"none": set(), "bn_stats": set(), "ft_all": set(before), "ft_first": first, "ft_last": last}[name]
+    last2 = {"head.0.weight", "head.0.bias", "head.2.weight", "head.2.bias",
+             *(f"decoder.2.2.body.1.{j}.{k}" for j, k in [(0, "weight"), (0, "bias"), (2, "weight")])}
+    encoder = {n for n in before if n.split(".")[0] in ("init", "encoder", "down", "bottleneck")}
+    expected = {"none": set(), "bn_stats": set(), "ft_all": set(before), "ft_first": first, "ft_last": last,
+                "ft_last2": last2, "ft_encoder": encoder, "ft_decoder": set(before) - encoder}[name]
     assert intended == expected
     assert changed <= expected  # every frozen parameter is bit-identical
     # Every intended weight moved. (Conv biases right before a train-mode BatchNorm get only float-noise

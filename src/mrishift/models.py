@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
-LAYER_GROUPS = ("first", "last", "output", "encoder", "decoder")  # every model's layer_groups() has these keys
+LAYER_GROUPS = ("first", "last", "last2", "output", "encoder", "decoder")  # every model's layer_groups() has these keys
 
 
 def _register(name: str):
@@ -128,13 +128,16 @@ class ResidualUNet2D(nn.Module):
     def layer_groups(self) -> dict[str, list[str]]:
         """``first``: the first 3×3 conv + first residual block (the public code's ``init_path.0/1``); ``last``: the
         last residual block + the pre-activated 1×1 output conv (``out_path.2/3``; the final BatchNorm stays frozen,
-        as there); ``output``: the output head alone (1×1 conv + final BatchNorm, the nearest counterpart of the
-        DART20 code's ``out_path``)."""
+        as there); ``last2``: the last two convolutions, each with the BatchNorm in front of it (the last residual
+        block's second 3×3 conv and the 1×1 output conv: the transfer-learning study's "top two layers");
+        ``output``: the output head alone (1×1 conv + final BatchNorm, the nearest counterpart of the DART20 code's
+        ``out_path``)."""
         encoder = [self.init, *self.encoder, *self.down, self.bottleneck]
         decoder = [*self.up, *self.skip, *self.decoder, self.head, self.output_norm]
         return {
             "first": _parameter_names(self, [self.init, self.encoder[0][0]]),
             "last": _parameter_names(self, [self.decoder[-1][-1], self.head]),
+            "last2": _parameter_names(self, [self.decoder[-1][-1].body[1], self.head]),
             "output": _parameter_names(self, [self.head, self.output_norm]),
             "encoder": _parameter_names(self, encoder),
             "decoder": _parameter_names(self, decoder),
@@ -184,9 +187,12 @@ class VanillaUNet(nn.Module):
         return named + [("output", self.output_block[1:])]
 
     def layer_groups(self) -> dict[str, list[str]]:
+        """As the residual U-Net's; ``last2``: the last two convolutions with their BatchNorms (post-activation:
+        the output block's second 3×3 conv + BN, the 1×1 conv + BN(1))."""
         return {
             "first": _parameter_names(self, [self.input_block]),
             "last": _parameter_names(self, [self.output_block]),
+            "last2": _parameter_names(self, [self.output_block[0][3:], self.output_block[1:]]),
             "output": _parameter_names(self, [self.output_block[1:]]),
             "encoder": _parameter_names(self, [self.input_block, *self.encoder]),
             "decoder": _parameter_names(self, [*self.up, *self.decoder, self.output_block]),

@@ -150,6 +150,28 @@ class FineTuneLast(FineTuneLayers):
     DEFAULT_LAYERS = "last"
 
 
+@register("ft_last2")
+class FineTuneLastTwo(FineTuneLayers):
+    """Fine-tune only the last two convolutions, each with its BatchNorm (the transfer-learning study's "top two
+    layers"; smaller than ``ft_last``)."""
+
+    DEFAULT_LAYERS = "last2"
+
+
+@register("ft_encoder")
+class FineTuneEncoder(FineTuneLayers):
+    """Fine-tune the encoder (contracting path and bottleneck), the decoder frozen."""
+
+    DEFAULT_LAYERS = "encoder"
+
+
+@register("ft_decoder")
+class FineTuneDecoder(FineTuneLayers):
+    """Fine-tune the decoder (expanding path, skip projections and output head), the encoder frozen."""
+
+    DEFAULT_LAYERS = "decoder"
+
+
 @register("bn_stats")
 class BatchNormStatistics(Strategy):
     """No weight moves: every BatchNorm layer's running statistics are re-estimated on the budget's target slices
