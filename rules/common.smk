@@ -103,12 +103,16 @@ def _scans_per_budget(runs, scans_of):
     return [case for target, budget in targets_budgets for case in scans_of(SCAN_ROLES, target, budget)]
 
 
-# A model variant = an architecture trained without or with augmentation (models.augment_p); every training,
-# scoring and analysis stage runs once per variant. The variant without augmentation is named after its architecture.
+# A model variant = an architecture trained without or with augmentation (models.augment_p), its source and oracle
+# models trained whole or with the encoder frozen at its random initialisation (models.frozen_random_encoder: the
+# strategy ft_decoder); every training, scoring and analysis stage runs once per variant. The plain variant is named
+# after its architecture.
 VARIANTS = {
-    (arch if p == 0 else f"{arch}_aug{p:g}"): {"arch": arch, "augment_p": p}
+    arch + ("" if p == 0 else f"_aug{p:g}") + ("_frozen_random_encoder" if frozen else ""): {
+        "arch": arch, "augment_p": p, "source_strategy": "ft_decoder" if frozen else "ft_all"}
     for arch in config["models"]["architectures"]
     for p in config["models"]["augment_p"]
+    for frozen in config["models"]["frozen_random_encoder"]
 }
 # The study's arms: name -> {strategy: registered class (default: the name), budgets (default: all), **hyper-parameters}.
 # The {strategy} wildcard and the "strategy" column of every table hold the arm's name.
@@ -229,6 +233,11 @@ def finetune_source_models(wildcards):
 
 def variant_arch(wildcards):
     return VARIANTS[wildcards.variant]["arch"]
+
+
+def source_strategy(wildcards):
+    """The strategy source and oracle models of a variant train with: ft_all, or ft_decoder (frozen random encoder)."""
+    return VARIANTS[wildcards.variant]["source_strategy"]
 
 
 def recipe(kind):

@@ -14,7 +14,7 @@ rule train_source:
         width=config["models"]["width"],
         domain="{domain}",
         recipe=recipe("source"),
-        strategy="ft_all",
+        strategy=source_strategy,
         hparams=as_json({}),
         checkpoints=result("checkpoints/{variant}/source/{domain}/seed{seed}"),
     threads: config["training"]["threads"]
@@ -40,7 +40,7 @@ use rule train_source as train_oracle with:
         width=config["models"]["width"],
         domain="{domain}",
         recipe=recipe("source"),
-        strategy="ft_all",
+        strategy=source_strategy,
         hparams=as_json({}),
         checkpoints=result("checkpoints/{variant}/oracle/{domain}/fold{fold}/seed{seed}"),
     log:
@@ -59,7 +59,7 @@ use rule train_source as train_source_normalized with:
         width=config["models"]["width"],
         domain="{domain}",
         recipe=recipe("source"),
-        strategy="ft_all",
+        strategy=source_strategy,
         hparams=as_json({}),
         checkpoints=result("checkpoints/{variant}/source_normalized/{domain}/seed{seed}"),
     log:

@@ -28,6 +28,9 @@ def test_shipped_configs_validate():
     paper = load("paper.yaml")
     paper["data"]["cc359"]["paths"] = ["/data/CC359"]
     assert validate_config(paper)["preprocess"]["spacing_mm"] == [1.0, 1.0, 1.0]
+    frozen = load("frozen-random-encoder.yaml")
+    assert validate_config({**paper, "models": {**paper["models"], **frozen["models"]}})["models"][
+        "frozen_random_encoder"] == [False, True]
 
 
 @pytest.mark.parametrize("config, message", [

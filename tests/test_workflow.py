@@ -16,6 +16,8 @@ import pytest
 import torch
 import yaml
 
+from mrishift import models
+
 import report_browser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -446,6 +448,27 @@ def test_an_overlay_with_one_arm_plans_only_that_arm(tiny_run):
     assert planned["finetune"] == 6 and planned["score_finetune"] == 6  # one arm × 6 pairs, not four arms
     assert "results/models/unet2d_residual/finetune/ft_all/ge_15_to_siemens_3/every4/seed0/model.pt" in dry.stdout
     assert "ft_first" not in dry.stdout and "2scans" not in dry.stdout and "bn_stats" not in dry.stdout
+
+
+def test_a_frozen_random_encoder_variant_trains_only_the_decoder_of_its_source_models(tiny_run, tmp_path):
+    workdir = tmp_path / "copy"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    (workdir / "config/frozen.yaml").write_text("models:\n  frozen_random_encoder: [false, true]\n")
+    dry = snakemake(workdir, "-n", configfile=["tiny.yaml", "frozen.yaml"])
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    planned = planned_jobs(dry.stdout)
+    assert planned["train_source"] == 3 and planned["train_oracle"] == 9 and planned["finetune"] == 42  # one variant
+    assert "strategy=ft_decoder" in dry.stdout and "unet2d_residual_frozen_random_encoder/source/ge_15" in dry.stdout
+    model = workdir / "results/models/unet2d_residual_frozen_random_encoder/source/ge_15/seed0/model.pt"
+    result = snakemake(workdir, str(model.relative_to(workdir)), configfile=["tiny.yaml", "frozen.yaml"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads(model.with_name("record.json").read_text())
+    torch.manual_seed(record["seed"])
+    initial = models.build("unet2d_residual", width=0.5).state_dict()
+    trained = torch.load(model, weights_only=True)["model"]
+    groups = models.build("unet2d_residual", width=0.5).layer_groups()
+    assert all(torch.equal(trained[n], initial[n]) for n in groups["encoder"])  # still its random initialisation
+    assert not any(torch.equal(trained[n], initial[n]) for n in groups["decoder"] if n.endswith("weight"))
 
 
 def test_intensity_references_are_computed_only_for_the_arms_that_read_them(tiny_run):
