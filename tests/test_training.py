@@ -83,7 +83,7 @@ def test_each_strategy_changes_exactly_its_parameters(name):
              *(f"decoder.2.2.body.1.{j}.{k}" for j, k in [(0, "weight"), (0, "bias"), (2, "weight")])}
     encoder = {n for n in before if n.split(".")[0] in ("init", "encoder", "down", "bottleneck")}
     expected = {"none": set(), "bn_stats": set(), "ft_all": set(before), "ft_first": first, "ft_last": last,
-                "ft_last2": last2, "ft_encoder": encoder, "ft_decoder": set(before) - encoder}[name]
+                "ft_last2": last2, "ft_encoder": encoder, "ft_decoder": set(before) - encoder, "l2sp": set(before)}[name]
     assert intended == expected
     assert changed <= expected  # every frozen parameter is bit-identical
     # Every intended weight moved. (Conv biases right before a train-mode BatchNorm get only float-noise
@@ -183,20 +183,39 @@ def test_strategy_learning_rate_overrides_the_recipe():
     assert tuned.lr == 0.03 and learning_rate(tuned, 3) == pytest.approx(0.003) and tuned.epochs == 4
 
 
-def test_resume_after_interruption_gives_the_same_weights(tmp_path):
+def test_l2sp_penalty_gradient_pulls_each_weight_back_to_its_start():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    strategy = strategies.build("l2sp", alpha=0.3)
+    assert float(strategy.penalty()) == 0.0  # nothing kept yet
+    start = [p.detach().clone() for p in model.parameters()]
+    strategy.begin(model)
+    assert float(strategy.penalty()) == 0.0  # at the start the distance is 0
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+    strategy.penalty().backward()
+    for p, w0 in zip(model.parameters(), start):
+        assert torch.allclose(p.grad, 0.3 * (p.detach() - w0))  # d/dw α/2‖w − w0‖² = α(w − w0)
+    with pytest.raises(ValueError, match="alpha must be a number >= 0"):
+        strategies.build("l2sp", alpha=-1)
+
+
+@pytest.mark.parametrize("strategy", ["ft_all", "l2sp"])
+def test_resume_after_interruption_gives_the_same_weights(tmp_path, strategy):
     def fresh():
         torch.manual_seed(0)
         return models.build("unet2d_residual", width=0.25)
 
     straight = fresh()
-    record = train(straight, strategies.build("ft_all"), sampler(), Recipe(**TINY), seed=3)
+    record = train(straight, strategies.build(strategy), sampler(), Recipe(**TINY), seed=3)
     # Interrupted: stop after 2 of 3 epochs (as a killed job would), then resume in a new process-like state.
     checkpoint = tmp_path / "ckpt.pt"
     first_part = fresh()
-    train(first_part, strategies.build("ft_all"), sampler(), Recipe(**{**TINY, "epochs": 2}), seed=3, checkpoint=checkpoint)
+    train(first_part, strategies.build(strategy), sampler(), Recipe(**{**TINY, "epochs": 2}), seed=3, checkpoint=checkpoint)
     resumed = fresh()
     torch.manual_seed(12345)  # whatever the global state, the checkpoint restores it
-    record_resumed = train(resumed, strategies.build("ft_all"), sampler(seed=0), Recipe(**TINY), seed=3,
+    record_resumed = train(resumed, strategies.build(strategy), sampler(seed=0), Recipe(**TINY), seed=3,
                            checkpoint=checkpoint)
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), name
@@ -205,7 +224,7 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path):
     assert torch.load(checkpoint, weights_only=True)["epoch"] == 3
     # A checkpoint of another configuration is never resumed: this run starts from scratch and matches none.
     other = fresh()
-    train(other, strategies.build("ft_all"), sampler(), Recipe(**TINY), seed=3, checkpoint=checkpoint, identity="lr=2")
+    train(other, strategies.build(strategy), sampler(), Recipe(**TINY), seed=3, checkpoint=checkpoint, identity="lr=2")
     assert torch.load(checkpoint, weights_only=True)["identity"] == "lr=2"
     assert all(torch.equal(a, b) for a, b in zip(other.state_dict().values(), straight.state_dict().values()))
 

@@ -3,6 +3,9 @@
 The trainer only talks to this contract:
 
 * ``trainable(model) -> list[str]``: names of the parameters that train (all others are frozen);
+* ``begin(model)``: called once a run's model is on its device, before its optimizer is built and before a checkpoint
+  is restored — so it sees the weights the run starts from (a fine-tune: its source model), e.g. to keep them for a
+  penalty; by default nothing;
 * ``frozen_bn``: what BatchNorm layers whose parameters are all frozen do — ``"train"`` (default, the public
   code: the whole model is in train mode, so their running statistics follow the target data) or ``"eval"``
   (they keep the source's statistics);
@@ -93,6 +96,9 @@ class Strategy:
             return torch.optim.Adam(parameters, lr=recipe.lr)
         return torch.optim.SGD(parameters, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.momentum > 0)
 
+    def begin(self, model: nn.Module) -> None:
+        """The model as the run starts (on its device, trainable set chosen, no checkpoint restored yet)."""
+
     def batch(self, epoch: int, target, source=None):
         return target.batch()
 
@@ -148,6 +154,32 @@ class FineTuneLast(FineTuneLayers):
     equal-size split (the MICCAI 2021 code); ``layers: output`` gives the output head alone (the DART20 code)."""
 
     DEFAULT_LAYERS = "last"
+
+
+@register("l2sp")
+class L2SP(Strategy):
+    """Fine-tune every layer with the L2-SP penalty (Li et al. 2018, the gradient-transfer study's setting
+    α = 0.1): BCE + α/2 · ‖w − w_source‖² over every trainable parameter, w_source the weights the run started from."""
+
+    HPARAMS = {**Strategy.HPARAMS, "alpha": 0.1}
+
+    def __init__(self, **hparams):
+        super().__init__(**hparams)
+        alpha = self.hparams["alpha"]
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha < 0:
+            raise ValueError(f"strategy {self.name!r}: alpha must be a number >= 0, got {alpha!r}")
+        self._anchors: list[tuple[nn.Parameter, torch.Tensor]] = []
+
+    def begin(self, model):
+        self._anchors = [(p, p.detach().clone()) for p in model.parameters() if p.requires_grad]
+
+    def penalty(self) -> torch.Tensor:
+        """α/2 · ‖w − w_source‖² (0 before ``begin``)."""
+        distance = sum(((p - start) ** 2).sum() for p, start in self._anchors)
+        return self.hparams["alpha"] / 2 * distance
+
+    def loss(self, model, images, masks):
+        return super().loss(model, images, masks) + self.penalty()
 
 
 @register("ft_last2")

@@ -162,6 +162,7 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
     # The compiled module shares the model's parameters; checkpoints and the saved model use the plain one.
     step_model = torch.compile(model) if recipe.compile and on_gpu else model
     start_epoch = 0
+    strategy.begin(model)
     optimizer = strategy.optimizer(trainable, recipe)
     checkpoint = Path(checkpoint) if checkpoint else None
     state = _load_checkpoint(checkpoint, device)
