@@ -72,7 +72,12 @@ def oracle_training_scans(w):
 
 
 def finetune_training_scans(w):
-    return _scans_per_budget(finetune_runs(w), protocol.finetune_scans)
+    """The budget's target scans; for an arm whose strategy mixes in source slices, its sources' training scans too."""
+    target = _scans_per_budget(finetune_runs(w), protocol.finetune_scans)
+    if not ARMS_USING_SOURCE_DATA.get(w.strategy):
+        return target
+    sources = dict.fromkeys(source for source, _, _, _ in finetune_runs(w))
+    return target + [case for source in sources for case in protocol.source_training(SCAN_ROLES, source).scans]
 
 
 def oracle_test_scans(w):
@@ -119,6 +124,7 @@ VARIANTS = {
 ARMS = config["strategies"]
 STRATEGIES = list(ARMS)
 ARM_DESCRIPTIONS = {arm: strategies.describe_arm(arm, spec) for arm, spec in ARMS.items()}
+ARMS_USING_SOURCE_DATA = {arm: strategies.build_arm(arm, spec).uses_source_data for arm, spec in ARMS.items()}
 BUDGETS = list(config["splits"]["budgets"])
 ARM_BUDGETS = {arm: strategies.arm_budgets(spec, BUDGETS) for arm, spec in ARMS.items()}
 SEEDS = list(config["training"]["seeds"])

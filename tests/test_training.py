@@ -73,7 +73,7 @@ def test_each_strategy_changes_exactly_its_parameters(name):
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     strategy = strategies.build(name)
     intended = set(strategy.trainable(model))
-    train(model, strategy, sampler(), Recipe(**TINY), seed=1)
+    train(model, strategy, sampler(), Recipe(**TINY), seed=1, source=sampler(seed=9))  # mmtl mixes source slices in
     changed = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
     first = {"init.weight", *(f"encoder.0.0.body.{i}.{j}.{k}" for i in (0, 1) for j, k in
                                 [(0, "weight"), (0, "bias"), (2, "weight")])}
@@ -83,7 +83,8 @@ def test_each_strategy_changes_exactly_its_parameters(name):
              *(f"decoder.2.2.body.1.{j}.{k}" for j, k in [(0, "weight"), (0, "bias"), (2, "weight")])}
     encoder = {n for n in before if n.split(".")[0] in ("init", "encoder", "down", "bottleneck")}
     expected = {"none": set(), "bn_stats": set(), "ft_all": set(before), "ft_first": first, "ft_last": last,
-                "ft_last2": last2, "ft_encoder": encoder, "ft_decoder": set(before) - encoder, "l2sp": set(before)}[name]
+                "ft_last2": last2, "ft_encoder": encoder, "ft_decoder": set(before) - encoder, "l2sp": set(before),
+                "mmtl": set(before)}[name]
     assert intended == expected
     assert changed <= expected  # every frozen parameter is bit-identical
     # Every intended weight moved. (Conv biases right before a train-mode BatchNorm get only float-noise
@@ -189,7 +190,7 @@ def test_l2sp_penalty_gradient_pulls_each_weight_back_to_its_start():
     strategy = strategies.build("l2sp", alpha=0.3)
     assert float(strategy.penalty()) == 0.0  # nothing kept yet
     start = [p.detach().clone() for p in model.parameters()]
-    strategy.begin(model)
+    strategy.begin(model, Recipe(**TINY))
     assert float(strategy.penalty()) == 0.0  # at the start the distance is 0
     with torch.no_grad():
         for p in model.parameters():
@@ -201,22 +202,33 @@ def test_l2sp_penalty_gradient_pulls_each_weight_back_to_its_start():
         strategies.build("l2sp", alpha=-1)
 
 
-@pytest.mark.parametrize("strategy", ["ft_all", "l2sp"])
+@pytest.mark.parametrize("strategy", ["ft_all", "l2sp", "mmtl"])  # mmtl: the source sampler's state resumes too
 def test_resume_after_interruption_gives_the_same_weights(tmp_path, strategy):
     def fresh():
         torch.manual_seed(0)
         return models.build("unet2d_residual", width=0.25)
 
     straight = fresh()
-    record = train(straight, strategies.build(strategy), sampler(), Recipe(**TINY), seed=3)
-    # Interrupted: stop after 2 of 3 epochs (as a killed job would), then resume in a new process-like state.
+    record = train(straight, strategies.build(strategy), sampler(), Recipe(**TINY), seed=3, source=sampler(seed=5))
+    # Interrupted: killed during epoch 3 of 3, after epoch 2's checkpoint (as a killed job would), then resumed in a
+    # new process-like state. (The same recipe: mmtl's schedule depends on the number of epochs.)
     checkpoint = tmp_path / "ckpt.pt"
-    first_part = fresh()
-    train(first_part, strategies.build(strategy), sampler(), Recipe(**{**TINY, "epochs": 2}), seed=3, checkpoint=checkpoint)
+    epochs_seen = []
+
+    def killed_in_epoch_3(model):
+        epochs_seen.append(len(epochs_seen) + 1)
+        if len(epochs_seen) == 3:
+            raise KeyboardInterrupt
+        return {}
+
+    with pytest.raises(KeyboardInterrupt):
+        train(fresh(), strategies.build(strategy), sampler(), Recipe(**TINY), seed=3, checkpoint=checkpoint,
+              source=sampler(seed=5), validate=killed_in_epoch_3, validate_every=1)
+    assert torch.load(checkpoint, weights_only=True)["epoch"] == 2
     resumed = fresh()
     torch.manual_seed(12345)  # whatever the global state, the checkpoint restores it
     record_resumed = train(resumed, strategies.build(strategy), sampler(seed=0), Recipe(**TINY), seed=3,
-                           checkpoint=checkpoint)
+                           checkpoint=checkpoint, source=sampler(seed=5))
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), name
     assert record_resumed["losses"] == record["losses"]
@@ -224,7 +236,8 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path, strategy):
     assert torch.load(checkpoint, weights_only=True)["epoch"] == 3
     # A checkpoint of another configuration is never resumed: this run starts from scratch and matches none.
     other = fresh()
-    train(other, strategies.build(strategy), sampler(), Recipe(**TINY), seed=3, checkpoint=checkpoint, identity="lr=2")
+    train(other, strategies.build(strategy), sampler(), Recipe(**TINY), seed=3, checkpoint=checkpoint, identity="lr=2",
+          source=sampler(seed=5))
     assert torch.load(checkpoint, weights_only=True)["identity"] == "lr=2"
     assert all(torch.equal(a, b) for a, b in zip(other.state_dict().values(), straight.state_dict().values()))
 
@@ -296,3 +309,22 @@ def test_an_unreadable_model_file_names_itself_and_its_rule(tmp_path):
     path.write_bytes(path.read_bytes()[:500])
     with pytest.raises(ModelFileError, match=f"{path}: unreadable model file .*rerun rule finetune, which makes it"):
         load_model(path, made_by="finetune")
+
+
+def test_mmtl_mixes_the_scheduled_share_of_target_slices_into_each_batch():
+    linear, steps = strategies.build("mmtl"), strategies.build("mmtl", schedule="steps")
+    for strategy in (linear, steps):
+        strategy.begin(None, Recipe(epochs=20, batch_size=8, device="cpu"))
+    assert [linear.target_slices(e) for e in (0, 3, 10, 19)] == [0, 1, 4, 7]  # int(epoch / 20 × 8)
+    assert [steps.target_slices(e) for e in (0, 3, 4, 12, 40)] == [1, 1, 2, 4, 8]  # min(epoch // 4 + 1, 8)
+    ones, zeros = (np.full((16, 16, 3), value, np.float32) for value in (1.0, 0.0))
+    target = SliceSampler([(ones, ones)], [[0, 1, 2]], 8, 16, 0.0, np.random.default_rng(0))
+    source = SliceSampler([(zeros, zeros)], [[0, 1, 2]], 8, 16, 0.0, np.random.default_rng(1))
+    for epoch in (0, 10, 19):
+        images, masks = linear.batch(epoch, target, source)
+        assert images.shape == (8, 1, 16, 16) and masks.shape == images.shape
+        assert int(images.amax(dim=(1, 2, 3)).sum()) == linear.target_slices(epoch)  # the target's slices are ones
+    with pytest.raises(ValueError, match="no source sampler"):
+        linear.batch(0, target)
+    with pytest.raises(ValueError, match="schedule must be"):
+        strategies.build("mmtl", schedule="cosine")

@@ -471,6 +471,20 @@ def test_a_frozen_random_encoder_variant_trains_only_the_decoder_of_its_source_m
     assert not any(torch.equal(trained[n], initial[n]) for n in groups["decoder"] if n.endswith("weight"))
 
 
+def test_an_arm_mixing_in_source_slices_declares_its_sources_training_scans(tiny_run):
+    (tiny_run / "config/mmtl.yaml").write_text("strategies:\n  mmtl: {}\n  ft_all: {}\nsplits:\n  budgets: [every4]\n")
+    dry = snakemake(tiny_run, "-n", "--forceall", configfile=["tiny.yaml", "mmtl.yaml"])
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    splits = json.loads((tiny_run / "results/data/splits.json").read_text())["domains"]
+    jobs = {block.split("output: ")[1].split("/model.pt")[0]: block.split("input: ")[1].split("\n")[0]
+            for block in dry.stdout.split("rule finetune:")[1:]}
+    source_scans = splits["siemens_15"]["source"]["train"]
+    mixed = jobs["results/models/unet2d_residual/finetune/mmtl/siemens_15_to_ge_15/every4/seed0"]
+    plain = jobs["results/models/unet2d_residual/finetune/ft_all/siemens_15_to_ge_15/every4/seed0"]
+    assert all(f"preprocessed/{case}_image" in mixed for case in source_scans)  # mmtl: its source's training scans
+    assert not any(f"preprocessed/{case}_image" in plain for case in source_scans)  # ft_all: the budget's only
+
+
 def test_intensity_references_are_computed_only_for_the_arms_that_read_them(tiny_run):
     (tiny_run / "config/adabn_only.yaml").write_text("test_time:\n  adabn: {}\n")
     dry = snakemake(tiny_run, "-n", "--forceall", configfile=["tiny.yaml", "adabn_only.yaml"])

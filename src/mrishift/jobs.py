@@ -67,6 +67,7 @@ class Run:
     slices: list[list[int]] | None = None  # per case; None = every slice
     start_from: str | None = None  # a model file to fine-tune, else a fresh network
     validation: list[str] = field(default_factory=list)
+    source_cases: list[str] = field(default_factory=list)  # for strategies that mix in source slices (all of them)
 
     @property
     def seed(self) -> int:
@@ -85,6 +86,13 @@ def train_run(job: Job, run: Run) -> None:
         torch.manual_seed(run.seed)
         model = models.build(job.arch, width=job.width)
     strategy = strategies.build_arm(job.arm, job.hparams)
+    source = None
+    if run.source_cases:
+        source_volumes = load_cases(run.source_cases, job.scans)
+        source = SliceSampler(source_volumes, [range(v[0].shape[2]) for v in source_volumes], job.recipe.batch_size,
+                              job.recipe.patch_size, job.recipe.augment_p,
+                              np.random.default_rng(seed_hash(run.seed, "source slices")))
+        log.info("source slices mixed in: %d scans (%d slices)", len(run.source_cases), len(source.pool))
     log.info("%s: %s on %d scans (%d slices), seed %d", job.role,
              {k: v for k, v in run.identity.items() if k not in ("recipe", "hparams")}, len(run.cases),
              len(sampler.pool), run.seed)
@@ -95,7 +103,7 @@ def train_run(job: Job, run: Run) -> None:
         def validate(model):
             return validation_scores(model, run.validation, scans, job.tolerance_mm, job.eval_batch_size,
                                      job.recipe.device, job.recipe.bf16)
-    record = train(model, strategy, sampler, job.recipe, run.seed, checkpoint=run.checkpoint,
+    record = train(model, strategy, sampler, job.recipe, run.seed, checkpoint=run.checkpoint, source=source,
                    identity=json.dumps(run.identity, sort_keys=True), validate=validate,
                    validate_every=job.validate_every)
     save_model(run.model_path, model, job.arch, job.width)

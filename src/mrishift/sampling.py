@@ -72,9 +72,10 @@ class SliceSampler:
         return out_image, out_mask
 
     # --- drawing ----------------------------------------------------------------------------------------------
-    def draw(self) -> Draw:
-        """The next batch's draw; advances the generator exactly as one batch does."""
-        picks = self.rng.integers(0, len(self.pool), size=self.batch_size)
+    def draw(self, size: int | None = None) -> Draw:
+        """The next batch's draw (``size`` slices, default the batch size); advances the generator exactly as one
+        such batch does."""
+        picks = self.rng.integers(0, len(self.pool), size=self.batch_size if size is None else size)
         starts, flips, turns = [], [], []
         for pick in picks:
             shape = self._shape(pick)
@@ -90,9 +91,10 @@ class SliceSampler:
                     np.array(turns, np.int64))
 
     # --- assembling -------------------------------------------------------------------------------------------
-    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(images, masks), each (B, 1, P, P) float32: on the device after ``to_device``, else on the host."""
-        draw = self.draw()
+    def batch(self, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, masks), each (B, 1, P, P) float32 (B = ``size``, default the batch size): on the device after
+        ``to_device``, else on the host."""
+        draw = self.draw(size)
         return self._gather(draw) if self._resident is not None else self._assemble_on_host(draw)
 
     def _assemble_on_host(self, draw: Draw):

@@ -3,9 +3,11 @@
 The trainer only talks to this contract:
 
 * ``trainable(model) -> list[str]``: names of the parameters that train (all others are frozen);
-* ``begin(model)``: called once a run's model is on its device, before its optimizer is built and before a checkpoint
-  is restored — so it sees the weights the run starts from (a fine-tune: its source model), e.g. to keep them for a
-  penalty; by default nothing;
+* ``begin(model, recipe)``: called once a run's model is on its device, before its optimizer is built and before a
+  checkpoint is restored — so it sees the weights the run starts from (a fine-tune: its source model), e.g. to keep
+  them for a penalty, and the recipe it trains with; by default nothing;
+* ``uses_source_data``: True for a strategy whose batches also draw source-domain slices (``batch``'s ``source``:
+  a sampler over the pair's source training scans, every slice; the workflow declares and loads them only then);
 * ``frozen_bn``: what BatchNorm layers whose parameters are all frozen do — ``"train"`` (default, the public
   code: the whole model is in train mode, so their running statistics follow the target data) or ``"eval"``
   (they keep the source's statistics);
@@ -71,6 +73,7 @@ class Strategy:
     # (None = the fine-tuning recipe's), e.g. to give a small trainable set a larger step.
     HPARAMS: ClassVar[dict] = {"frozen_bn": "train", "lr": None}
     trains: ClassVar[bool] = True  # False: the source model is used as it is
+    uses_source_data: ClassVar[bool] = False  # True: batch() also gets a sampler of the source training scans
 
     def __init__(self, **hparams):
         self.hparams = resolve_hparams(f"strategy {self.name!r}", self.HPARAMS, hparams)
@@ -96,8 +99,9 @@ class Strategy:
             return torch.optim.Adam(parameters, lr=recipe.lr)
         return torch.optim.SGD(parameters, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.momentum > 0)
 
-    def begin(self, model: nn.Module) -> None:
-        """The model as the run starts (on its device, trainable set chosen, no checkpoint restored yet)."""
+    def begin(self, model: nn.Module, recipe) -> None:
+        """The model as the run starts (on its device, trainable set chosen, no checkpoint restored yet) and the
+        recipe it trains with."""
 
     def batch(self, epoch: int, target, source=None):
         return target.batch()
@@ -170,7 +174,7 @@ class L2SP(Strategy):
             raise ValueError(f"strategy {self.name!r}: alpha must be a number >= 0, got {alpha!r}")
         self._anchors: list[tuple[nn.Parameter, torch.Tensor]] = []
 
-    def begin(self, model):
+    def begin(self, model, recipe):
         self._anchors = [(p, p.detach().clone()) for p in model.parameters() if p.requires_grad]
 
     def penalty(self) -> torch.Tensor:
@@ -180,6 +184,40 @@ class L2SP(Strategy):
 
     def loss(self, model, images, masks):
         return super().loss(model, images, masks) + self.penalty()
+
+
+@register("mmtl")
+class MixedMiniBatch(Strategy):
+    """Every layer fine-tuned on mini-batches that mix source-domain and target slices, the target share growing with
+    the epoch (mixed mini-batch transfer, the gradient-transfer study). ``schedule``: ``linear`` (the paper:
+    int(epoch / epochs × batch) target slices) or ``steps`` (its code: min(epoch // 4 + 1, batch))."""
+
+    HPARAMS = {**Strategy.HPARAMS, "schedule": "linear"}
+    uses_source_data = True
+
+    def __init__(self, **hparams):
+        super().__init__(**hparams)
+        if self.hparams["schedule"] not in ("linear", "steps"):
+            raise ValueError(f"strategy {self.name!r}: schedule must be 'linear' or 'steps', "
+                             f"got {self.hparams['schedule']!r}")
+        self._epochs = self._batch_size = 0
+
+    def begin(self, model, recipe):
+        self._epochs, self._batch_size = recipe.epochs, recipe.batch_size
+
+    def target_slices(self, epoch: int) -> int:
+        """How many of a batch's slices are the target's in this epoch (0-based)."""
+        if self.hparams["schedule"] == "linear":
+            return int(epoch / self._epochs * self._batch_size)
+        return min(epoch // 4 + 1, self._batch_size)
+
+    def batch(self, epoch, target, source=None):
+        if source is None:
+            raise ValueError(f"strategy {self.name!r} mixes source slices into every batch: no source sampler given")
+        n_target = self.target_slices(epoch)
+        parts = [sampler.batch(n) for sampler, n in ((target, n_target), (source, self._batch_size - n_target))
+                 if n > 0]
+        return tuple(torch.cat(tensors) for tensors in zip(*parts))
 
 
 @register("ft_last2")

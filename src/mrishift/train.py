@@ -89,7 +89,7 @@ def set_train_mode(model: nn.Module, frozen_bn: str) -> None:
 
 
 def _save_checkpoint(path: Path, model, optimizer, epoch: int, losses: list[float], validation: list[dict],
-                     rng: np.random.Generator, identity: str):
+                     rng: np.random.Generator, identity: str, source_rng: np.random.Generator | None = None):
     state = {
         "identity": identity,
         "model": model.state_dict(),
@@ -99,6 +99,7 @@ def _save_checkpoint(path: Path, model, optimizer, epoch: int, losses: list[floa
         "validation": json.dumps(validation),
         "torch_rng": torch.get_rng_state(),
         "sampler_rng": json.dumps(rng.bit_generator.state),
+        "source_sampler_rng": json.dumps(source_rng.bit_generator.state if source_rng is not None else None),
     }
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -162,7 +163,7 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
     # The compiled module shares the model's parameters; checkpoints and the saved model use the plain one.
     step_model = torch.compile(model) if recipe.compile and on_gpu else model
     start_epoch = 0
-    strategy.begin(model)
+    strategy.begin(model, recipe)
     optimizer = strategy.optimizer(trainable, recipe)
     checkpoint = Path(checkpoint) if checkpoint else None
     state = _load_checkpoint(checkpoint, device)
@@ -176,6 +177,8 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
         validation = json.loads(state["validation"])
         torch.set_rng_state(state["torch_rng"])
         target.rng.bit_generator.state = json.loads(state["sampler_rng"])
+        if source is not None:
+            source.rng.bit_generator.state = json.loads(state["source_sampler_rng"])
         log.info("resumed from %s at epoch %d", checkpoint, start_epoch)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=recipe.bf16 and on_gpu)
     for epoch in range(start_epoch, recipe.epochs):
@@ -207,6 +210,7 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
                 model.to(memory_format=torch.channels_last)
             log.info("epoch %d validation %s", epoch + 1, {k: round(v, 4) for k, v in validation[-1].items()})
         if checkpoint:
-            _save_checkpoint(checkpoint, model, optimizer, epoch + 1, losses, validation, target.rng, identity)
+            _save_checkpoint(checkpoint, model, optimizer, epoch + 1, losses, validation, target.rng, identity,
+                             source.rng if source is not None else None)
     model.to(memory_format=torch.contiguous_format)
     return record(epochs=recipe.epochs)

@@ -4,7 +4,7 @@ finetune): turn snakemake's wildcards and params into the job's runs, and train 
 import json
 from pathlib import Path
 
-from mrishift import protocol
+from mrishift import protocol, strategies
 from mrishift.jobs import Job, Run, train_runs
 from mrishift.logs import log_to
 from mrishift.runs import scan_files
@@ -31,6 +31,7 @@ if params.role in ("source", "oracle"):
     runs = [Run(common, data.cases, snakemake.output.model, snakemake.output.record, str(checkpoints / "run.pt"),
                 validation=data.validation)]
 else:  # the identity of a run is the same whichever job runs it, so its seed and weights are too
+    mixes_source = strategies.build_arm(params.strategy, json.loads(params.hparams)).uses_source_data
     runs = []
     for (source, target, budget, seed), source_model, model_path, record_path in zip(
             json.loads(params.runs), snakemake.input.source_models, snakemake.output.model, snakemake.output.record,
@@ -38,7 +39,8 @@ else:  # the identity of a run is the same whichever job runs it, so its seed an
         data = protocol.finetune_training(splits, target, budget)
         runs.append(Run({**common, "source": source, "target": target, "budget": budget, "seed": seed}, data.cases,
                         model_path, record_path, str(checkpoints / f"{source}_to_{target}_{budget}_seed{seed}.pt"),
-                        slices=data.slices, start_from=source_model))
+                        slices=data.slices, start_from=source_model,
+                        source_cases=protocol.source_training(splits, source).cases if mixes_source else []))
 
 in_flight = min(runtime["runs_per_device"] if params.role == "finetune" else 1, len(runs))
 train_runs(job, runs, in_flight, threads=max(1, snakemake.threads // in_flight), log_path=snakemake.log[0])
