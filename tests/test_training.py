@@ -191,7 +191,7 @@ def test_l2sp_penalty_gradient_pulls_each_weight_back_to_its_start():
     assert float(strategy.penalty()) == 0.0  # nothing kept yet
     start = [p.detach().clone() for p in model.parameters()]
     strategy.begin(model, Recipe(**TINY))
-    assert float(strategy.penalty()) == 0.0  # at the start the distance is 0
+    assert float(strategy.penalty().detach()) == 0.0  # at the start the distance is 0
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p))
