@@ -261,6 +261,7 @@ rule prediction_qc:
                                           "source_plain": SOURCE_MODEL, "source_normalized": NORMALIZED_SOURCE_MODEL}),
         test_time=as_json({arm: test_time.run_settings(spec) for arm, spec in TEST_TIME_ARMS.items()}),
         tolerance_mm=EVALUATION["tolerance_mm"],
+        exclude=EVALUATION["prediction_qc"]["exclude"],
     threads: config["training"]["threads"]
     resources:
         gpu=1,

@@ -32,7 +32,11 @@ declared = set(inputs.models)
 scans = ScanCache(scan_files(inputs.images, inputs.masks))
 
 scores = read_scores(inputs.scores)
-chosen = qc.examples(scores[scores["variant"] == variant])
+scores = scores[scores["variant"] == variant]
+drawn_as = scores["strategy"].where(~scores["role"].isin(["baseline", "oracle"]), scores["role"])  # the arm's name
+chosen = qc.examples(scores[~drawn_as.isin(params.exclude)])
+if params.exclude:
+    log.info("not drawn (evaluation.prediction_qc.exclude): %s", ", ".join(params.exclude))
 log.info("%s: %d examples of %d arms and budgets", variant, len(chosen), len(chosen) // len(qc.EXAMPLES))
 
 
