@@ -101,11 +101,6 @@ def _check_semantics(config: dict) -> None:
         if arm in config["strategies"]:
             raise ConfigError(f"config key 'test_time.{arm}': the name is also a fine-tuning arm's (strategies.{arm}); "
                               "tables and figures tell arms apart by name")
-    drawn = {"baseline", "oracle", *config["strategies"], *config["test_time"]}
-    unknown = [arm for arm in config["evaluation"]["prediction_qc"]["exclude"] if arm not in drawn]
-    if unknown:
-        raise ConfigError(f"config key 'evaluation.prediction_qc.exclude': {unknown} are not arms of the study "
-                          f"(arms: {sorted(drawn)})")
     try:
         similarity.analysed_pairs(config["evaluation"]["similarity"], data["domains"])
     except ValueError as error:

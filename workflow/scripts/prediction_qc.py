@@ -35,8 +35,10 @@ scores = read_scores(inputs.scores)
 scores = scores[scores["variant"] == variant]
 drawn_as = scores["strategy"].where(~scores["role"].isin(["baseline", "oracle"]), scores["role"])  # the arm's name
 chosen = qc.examples(scores[~drawn_as.isin(params.exclude)])
-if params.exclude:
-    log.info("not drawn (evaluation.prediction_qc.exclude): %s", ", ".join(params.exclude))
+if params.exclude:  # a name that is not an arm (an overlay replaced the arms) excludes nothing
+    absent = sorted(set(params.exclude) - set(drawn_as))
+    log.info("not drawn (evaluation.prediction_qc.exclude): %s%s", ", ".join(params.exclude),
+             f"; not arms of this study, ignored: {', '.join(absent)}" if absent else "")
 log.info("%s: %d examples of %d arms and budgets", variant, len(chosen), len(chosen) // len(qc.EXAMPLES))
 
 
