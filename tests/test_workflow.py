@@ -218,7 +218,10 @@ def test_similarity_compares_every_block_of_the_analysed_pairs_models_with_their
     assert table[["cka", "pwcca"]].stack().between(0, 1 + 1e-9).all()
     first = table[table.block == "init"].set_index(["strategy", "source", "target", "budget"])
     assert np.allclose(first.loc["bn_stats", ["cka", "pwcca"]], 1.0)  # its weights and its input are the source's
-    assert (first.loc["ft_all", "cka"] < 1 - 1e-6).all()  # every weight of ft_all moved
+    # every weight and BatchNorm statistic of ft_all moved: each model's blocks compute something else on average
+    # (its first conv alone moved too little for CKA to tell: 4 steps at lr 1e-3)
+    per_model = table[table.strategy == "ft_all"].groupby(["source", "target", "budget"]).cka.mean()
+    assert (per_model < 0.99).all()
     for name in ("similarity_cka", "similarity_pwcca"):
         assert (tiny_run / f"results/figures/unet2d_residual/{name}.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -383,8 +386,9 @@ def test_keep_going_keeps_every_other_result_and_reruns_only_the_failed_jobs(tin
     image.write_bytes(original)
     os.utime(image, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
     dry = snakemake(workdir, "-n", configfile="changed.yaml")
-    assert planned_jobs(dry.stdout) == {"score_finetune": 2, "collect_scores": 1, "analyse": 1, "figures": 1,
-                                        "all": 1}
+    # similarity read the bad scan too (a ge_15 test scan of an analysed pair); prediction_qc waits for the scores
+    assert planned_jobs(dry.stdout) == {"score_finetune": 2, "similarity": 1, "collect_scores": 1, "analyse": 1,
+                                        "figures": 1, "prediction_qc": 1, "all": 1}
 
 
 def test_a_changed_mask_replans_exactly_the_jobs_that_read_it(tiny_run, tmp_path):
@@ -459,7 +463,7 @@ def test_a_frozen_random_encoder_variant_trains_only_the_decoder_of_its_source_m
     assert dry.returncode == 0, dry.stderr[-2000:]
     planned = planned_jobs(dry.stdout)
     assert planned["train_source"] == 3 and planned["train_oracle"] == 9 and planned["finetune"] == 42  # one variant
-    assert "strategy=ft_decoder" in dry.stdout and "unet2d_residual_frozen_random_encoder/source/ge_15" in dry.stdout
+    assert "unet2d_residual_frozen_random_encoder/source/ge_15/seed0/model.pt" in dry.stdout  # (its strategy: below)
     model = workdir / "results/models/unet2d_residual_frozen_random_encoder/source/ge_15/seed0/model.pt"
     result = snakemake(workdir, str(model.relative_to(workdir)), configfile=["tiny.yaml", "frozen.yaml"])
     assert result.returncode == 0, result.stderr[-3000:]
