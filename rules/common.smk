@@ -347,10 +347,9 @@ def similarity_inputs(wildcards):
     sources = dict.fromkeys(source for source, _ in SIMILARITY_PAIRS)
     targets = dict.fromkeys(target for _, target in SIMILARITY_PAIRS)
     test_scans = lambda w: [c for t in targets for c in protocol.finetune_test(SCAN_ROLES, t, BUDGETS[0])]
-    return {**scans_read(test_scans)(wildcards),
-            "models": [FINETUNED_MODEL.format(variant=wildcards.variant, strategy=strategy, source=source,
-                                              target=target, budget=budget, seed=seed)
-                       for strategy, source, target, budget, seed in similarity_runs()],
+    analysed = [model for run, model in zip(finetuned_study_runs(), finetuned_study_models(wildcards.variant))
+                if (run[1], run[2]) in SIMILARITY_PAIRS]
+    return {**scans_read(test_scans)(wildcards), "models": analysed,
             "sources": expand(SOURCE_MODEL, variant=wildcards.variant, domain=sources, seed=SEEDS)}
 
 

@@ -33,7 +33,8 @@ scans = ScanCache(scan_files(inputs.images, inputs.masks))
 
 scores = read_scores(inputs.scores)
 scores = scores[scores["variant"] == variant]
-drawn_as = scores["strategy"].where(~scores["role"].isin(["baseline", "oracle"]), scores["role"])  # the arm's name
+ROLES_AS_ARMS = ["baseline", "oracle"]  # drawn (and excluded) under their role's name; every other arm by its own
+drawn_as = scores["strategy"].where(~scores["role"].isin(ROLES_AS_ARMS), scores["role"])
 chosen = qc.examples(scores[~drawn_as.isin(params.exclude)])
 if params.exclude:  # a name that is not an arm (an overlay replaced the arms) excludes nothing
     absent = sorted(set(params.exclude) - set(drawn_as))
@@ -43,12 +44,9 @@ log.info("%s: %d examples of %d arms and budgets", variant, len(chosen), len(cho
 
 
 def figure_name(row) -> tuple[str, str]:
-    """(arm, budget) of a score row, the figure's folder and name."""
-    if row.role == "baseline":
-        return "baseline", "source_model"
-    if row.role == "oracle":
-        return "oracle", "target_folds"
-    return row.strategy, row.budget
+    """(arm, budget) of a score row, the figure's folder and name: the arm as drawn_as names it."""
+    budget = {"baseline": "source_model", "oracle": "target_folds"}.get(row.role, row.budget)
+    return (row.role if row.role in ROLES_AS_ARMS else row.strategy), budget
 
 
 def model_of(row) -> tuple[str, str]:
@@ -86,7 +84,7 @@ def label(row) -> str:
 
 redrawn = []
 for _, group in progress(list(chosen.groupby(["role", "strategy", "budget"], sort=False, dropna=False)),
-                                     "prediction_qc"):
+                         "prediction_qc"):
     panels = []
     for row in group.itertuples(index=False):
         image, reference, predicted, spacing = predict(row)
