@@ -13,7 +13,7 @@ from mrishift.jobenv import export_library_path
 
 export_library_path(SRC)
 
-from mrishift import models, protocol, similarity, strategies, test_time
+from mrishift import models, protocol, registry, similarity, strategies, test_time
 from mrishift.config import apply_overlay, validate_config
 from mrishift.data.cc359 import DOMAINS, case_id
 from mrishift.data.splits import scan_roles
@@ -128,7 +128,8 @@ ARMS_USING_SOURCE_DATA = {arm: strategies.build_arm(arm, spec).uses_source_data 
 BUDGETS = list(config["splits"]["budgets"])
 ARM_BUDGETS = {arm: strategies.arm_budgets(spec, BUDGETS) for arm, spec in ARMS.items()}
 SEEDS = list(config["training"]["seeds"])
-PAIRS = [(s, t) for s in DOMAIN_NAMES for t in DOMAIN_NAMES if s != t]
+# The source→target pairs every fine-tuning arm runs on (splits.finetune_pairs; default: every ordered pair).
+PAIRS = registry.chosen_pairs(config["splits"]["finetune_pairs"], DOMAIN_NAMES)
 FOLDS = list(range(config["splits"]["n_folds"]))
 # Test-time arms (budget 0): name -> {method: registered class (default: the name), sources and targets (the pairs
 # it adapts; default: all), **hyper-parameters}.
@@ -333,7 +334,8 @@ def weight_change_models(wildcards):
 
 
 SIMILARITY = config["evaluation"]["similarity"]
-SIMILARITY_PAIRS = similarity.analysed_pairs(SIMILARITY, DOMAIN_NAMES)  # its sources and targets (default: all)
+# Its sources and targets (default: all) among the fine-tuned pairs.
+SIMILARITY_PAIRS = [pair for pair in similarity.analysed_pairs(SIMILARITY, DOMAIN_NAMES) if pair in PAIRS]
 
 
 def similarity_runs():

@@ -82,8 +82,12 @@ def _check_semantics(config: dict) -> None:
         from mrishift.data.fetch import HOW_TO_GET
 
         raise ConfigError("config key 'data.cc359.paths' is required when data.source is 'cc359'. " + HOW_TO_GET)
-    from mrishift import strategies
+    from mrishift import registry, strategies
 
+    try:
+        registry.chosen_pairs(config["splits"]["finetune_pairs"], data["domains"])
+    except ValueError as error:
+        raise ConfigError(f"config key 'splits.finetune_pairs': {error}") from error
     for arm, spec in config["strategies"].items():
         try:
             strategies.build_arm(arm, spec)
@@ -102,9 +106,13 @@ def _check_semantics(config: dict) -> None:
             raise ConfigError(f"config key 'test_time.{arm}': the name is also a fine-tuning arm's (strategies.{arm}); "
                               "tables and figures tell arms apart by name")
     try:
-        similarity.analysed_pairs(config["evaluation"]["similarity"], data["domains"])
+        analysed = similarity.analysed_pairs(config["evaluation"]["similarity"], data["domains"])
     except ValueError as error:
         raise ConfigError(f"config key 'evaluation.similarity': {error}") from error
+    finetuned = registry.chosen_pairs(config["splits"]["finetune_pairs"], data["domains"])
+    if not set(analysed) & set(finetuned):
+        raise ConfigError("config key 'evaluation.similarity': none of its pairs is fine-tuned "
+                          f"(splits.finetune_pairs: {finetuned})")
     from mrishift import models
 
     for architecture in config["models"]["architectures"]:

@@ -59,3 +59,14 @@ def chosen_subset(spec: dict, key: str, allowed: list, what: str) -> list:
     if not isinstance(chosen, list) or not chosen or any(x not in allowed for x in chosen):
         raise ValueError(f"'{key}: {chosen}' must be a non-empty list of the study's {what} {allowed}")
     return [x for x in allowed if x in chosen]
+
+
+def chosen_pairs(spec: dict, domains: list[str]) -> list[tuple[str, str]]:
+    """The source→target pairs of an entry with ``sources:`` and ``targets:`` (each absent or null: every domain), in
+    the study's order (source, then target); none left raises."""
+    given = {key: spec[key] for key in ("sources", "targets") if spec.get(key) is not None}
+    sources, targets = (chosen_subset(given, key, domains, "domains") for key in ("sources", "targets"))
+    pairs = [(s, t) for s in sources for t in targets if s != t]
+    if not pairs:
+        raise ValueError(f"'sources: {sources}' and 'targets: {targets}' leave no source→target pair")
+    return pairs

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from mrishift.registry import chosen_pairs
+
 RANK_TOLERANCE = 1e-10  # singular values below this share of the largest span no direction (dead or copied channels)
 
 
@@ -77,9 +79,7 @@ MEASURES = {"cka": linear_cka, "pwcca": pwcca}
 
 def analysed_pairs(settings: dict, domains: list[str]) -> list[tuple[str, str]]:
     """The source→target pairs of ``evaluation.similarity`` (its ``sources`` and ``targets``; null: every domain)."""
-    from mrishift.test_time import arm_pairs
-
-    return arm_pairs({key: settings[key] for key in ("sources", "targets") if settings.get(key) is not None}, domains)
+    return chosen_pairs(settings, domains)
 
 
 @torch.no_grad()

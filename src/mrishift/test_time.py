@@ -31,7 +31,7 @@ from mrishift import batchnorm, models
 from mrishift.data.histogram import match_histogram
 from mrishift.data.splits import ZERO_BUDGET  # noqa: F401  (the budget column of every test-time score)
 from mrishift.evaluate import volume_slices
-from mrishift.registry import Registry, chosen_subset, resolve_hparams
+from mrishift.registry import Registry, chosen_pairs, resolve_hparams
 from mrishift.seeding import seed_hash
 
 log = logging.getLogger("mrishift")
@@ -43,13 +43,8 @@ register, names, build = _REGISTRY.register, _REGISTRY.names, _REGISTRY.build
 
 
 def arm_pairs(spec: dict, domains: list[str]) -> list[tuple[str, str]]:
-    """The source→target pairs an arm adapts, in the study's order: from its ``sources:`` to its ``targets:`` (each
-    default: every domain)."""
-    sources, targets = (chosen_subset(spec, key, domains, "domains") for key in ("sources", "targets"))
-    pairs = [(s, t) for s in sources for t in targets if s != t]
-    if not pairs:
-        raise ValueError(f"'sources: {sources}' and 'targets: {targets}' leave no source→target pair")
-    return pairs
+    """The source→target pairs an arm adapts: from its ``sources:`` to its ``targets:`` (each default: every domain)."""
+    return chosen_pairs(spec, domains)
 
 
 def run_settings(spec: dict) -> dict:
