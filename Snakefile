@@ -17,6 +17,8 @@ localrules:
     collect_scores,
     analyse,
     figures,
+    forgetting,
+    size_effects,
     convergence,
     all,
 

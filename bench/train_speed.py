@@ -1,9 +1,12 @@
-"""Training throughput of the paper's U-Net: optimizer steps/second and slices/second per strategy.
+"""Training throughput of the paper's U-Net: optimizer steps/second and slices/second per strategy, and each
+strategy's speed relative to fine-tuning all layers (the per-step cost of its penalty, mixed batches, frozen set).
 
     .venv/bin/python bench/train_speed.py --patch 80 256 --batch 16 --threads 1 2
+    .venv/bin/python bench/train_speed.py --patch 64 --batch 8 --threads 1 --width 0.5 --strategies all   # the demo's
 
 Prints one line per (patch, threads, strategy). Uses random slices (speed does not depend on content) and
-the real trainer loop (mrishift.train.train), so what it measures is what the workflow runs.
+the real trainer loop (mrishift.train.train), so what it measures is what the workflow runs: a strategy mixing in
+source slices gets a source sampler, one continuing the source optimizer a source run's state.
 """
 
 from __future__ import annotations
@@ -28,9 +31,12 @@ def measure(patch: int, batch: int, threads: int, strategy: str, steps: int, dev
     warmup = Recipe(**{**recipe.__dict__, "iters_per_epoch": 2})
     model = models.build("unet2d_residual", width=width)
     sampler = SliceSampler(volumes, [range(8)], batch, patch, 0.0, rng)
-    train(model, strategies.build(strategy), sampler, warmup, seed=0)
+    source = SliceSampler(volumes, [range(8)], batch, patch, 0.0, np.random.default_rng(1))
+    source_run = train(model, strategies.build("ft_all"), sampler, warmup, seed=0, keep_optimizer=True)
+    extra = {"source": source, "source_optimizer": source_run["optimizer_state"]}  # what mmtl / octl read
+    train(model, strategies.build(strategy), sampler, warmup, seed=0, **extra)
     start = time.perf_counter()
-    train(model, strategies.build(strategy), sampler, recipe, seed=0)
+    train(model, strategies.build(strategy), sampler, recipe, seed=0, **extra)
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     return steps / (time.perf_counter() - start)
@@ -41,19 +47,26 @@ def main():
     parser.add_argument("--patch", type=int, nargs="+", default=[80, 256])
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--strategies", nargs="+", default=["ft_all", "ft_first", "ft_last"])
+    parser.add_argument("--strategies", nargs="+", default=["ft_all", "ft_first", "ft_last"],
+                        help="registered strategies ('all': every one that trains), ft_all first")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--width", type=float, default=1.0, help="channel-width multiplier (the default config: 0.5)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--bf16", action="store_true")
     args = parser.parse_args()
-    print(f"width {args.width:g}, device {args.device}")
-    print(f"{'patch':>5} {'batch':>5} {'threads':>7} {'strategy':>9} {'steps/s':>8} {'slices/s':>9}")
+    names = [n for n in strategies.names() if strategies.build(n).trains] if args.strategies == ["all"] \
+        else args.strategies
+    names = ["ft_all"] + [n for n in names if n != "ft_all"]  # the reference of the last column
+    print(f"width {args.width:g}, device {args.device}, {args.steps} timed steps")
+    print(f"{'patch':>5} {'batch':>5} {'threads':>7} {'strategy':>10} {'steps/s':>8} {'slices/s':>9} {'× ft_all':>8}")
     for patch in args.patch:
         for threads in args.threads:
-            for strategy in args.strategies:
+            reference = None
+            for strategy in names:
                 rate = measure(patch, args.batch, threads, strategy, args.steps, args.device, args.bf16, args.width)
-                print(f"{patch:>5} {args.batch:>5} {threads:>7} {strategy:>9} {rate:>8.2f} {rate * args.batch:>9.1f}")
+                reference = reference or rate
+                print(f"{patch:>5} {args.batch:>5} {threads:>7} {strategy:>10} {rate:>8.2f} {rate * args.batch:>9.1f} "
+                      f"{rate / reference:>8.2f}")
 
 
 if __name__ == "__main__":

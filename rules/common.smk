@@ -77,19 +77,24 @@ def finetune_training_scans(w):
     if not ARMS_USING_SOURCE_DATA.get(w.strategy):
         return target
     sources = dict.fromkeys(source for source, _, _, _ in finetune_runs(w))
-    return target + [case for source in sources for case in protocol.source_training(SCAN_ROLES, source).scans]
+    return target + [case for source in sources for case in protocol.source_training(SCAN_ROLES, source).cases]
 
 
-def oracle_test_scans(w):
-    return [case for fold in FOLDS for case in protocol.oracle_test(SCAN_ROLES, w.domain, fold)]
+def in_domain_test_scans(w):
+    """The oracle folds' test scans, and the source model's held-out scans (forgetting's reference)."""
+    oracle = [case for fold in FOLDS for case in protocol.oracle_test(SCAN_ROLES, w.domain, fold)]
+    return oracle + protocol.source_heldout(SCAN_ROLES, w.domain)
 
 
 def baseline_test_scans(w):
     return [case for source in baseline_sources(w) for case in protocol.baseline_test(SCAN_ROLES, source)[w.target]]
 
 
-def finetune_test_scans(w):
-    return _scans_per_budget(scored_runs(w), protocol.finetune_test)
+def finetune_score_scans(w):
+    """The runs' test scans, then their sources' held-out scans (forgetting)."""
+    sources = dict.fromkeys(source for source, _, _, _ in scored_runs(w))
+    heldout = [case for source in sources for case in protocol.source_heldout(SCAN_ROLES, source)]
+    return _scans_per_budget(scored_runs(w), protocol.finetune_test) + heldout
 
 
 def intensity_reference_scans(w):
@@ -108,17 +113,28 @@ def _scans_per_budget(runs, scans_of):
     return [case for target, budget in targets_budgets for case in scans_of(SCAN_ROLES, target, budget)]
 
 
-# A model variant = an architecture trained without or with augmentation (models.augment_p), its source and oracle
-# models trained whole or with the encoder frozen at its random initialisation (models.frozen_random_encoder: the
-# strategy ft_decoder); every training, scoring and analysis stage runs once per variant. The plain variant is named
+# A model variant = an architecture of one size (models.sizes: width, resolution levels) trained without or with
+# augmentation (models.augment_p), its source and oracle models trained whole or with the encoder frozen at its
+# random initialisation (models.frozen_random_encoder: the strategy ft_decoder), with SGD or Adam
+# (models.optimizers); every training, scoring and analysis stage runs once per variant. The plain variant is named
 # after its architecture.
-VARIANTS = {
-    arch + ("" if p == 0 else f"_aug{p:g}") + ("_frozen_random_encoder" if frozen else ""): {
-        "arch": arch, "augment_p": p, "source_strategy": "ft_decoder" if frozen else "ft_all"}
+def _variant(arch, size, augment_p, frozen, optimizer):
+    family = arch + ("" if augment_p == 0 else f"_aug{augment_p:g}") + ("_frozen_random_encoder" if frozen else "")
+    family += "" if optimizer == "sgd" else f"_{optimizer}"
+    name = family.replace(arch, arch + models.size_suffix(size), 1)
+    return name, {"arch": arch, "width": size.get("width", config["models"]["width"]), "levels": size.get("levels"),
+                  "augment_p": augment_p, "source_strategy": "ft_decoder" if frozen else "ft_all",
+                  "optimizer": optimizer, "family": family}  # family: the variant whatever its size
+
+
+VARIANTS = dict(
+    _variant(arch, size, p, frozen, optimizer)
     for arch in config["models"]["architectures"]
+    for size in config["models"]["sizes"]
     for p in config["models"]["augment_p"]
     for frozen in config["models"]["frozen_random_encoder"]
-}
+    for optimizer in config["models"]["optimizers"]
+)
 # The study's arms: name -> {strategy: registered class (default: the name), budgets (default: all), **hyper-parameters}.
 # The {strategy} wildcard and the "strategy" column of every table hold the arm's name.
 ARMS = config["strategies"]
@@ -242,14 +258,30 @@ def variant_arch(wildcards):
     return VARIANTS[wildcards.variant]["arch"]
 
 
+def variant_network(wildcards):
+    """Param: what builds a variant's network besides its architecture — width, and resolution levels when the
+    variant changes them (absent otherwise, so the study's own variants keep their params)."""
+    variant = VARIANTS[wildcards.variant]
+    return as_json({"width": variant["width"], **({"levels": variant["levels"]} if variant["levels"] else {})})
+
+
 def source_strategy(wildcards):
     """The strategy source and oracle models of a variant train with: ft_all, or ft_decoder (frozen random encoder)."""
     return VARIANTS[wildcards.variant]["source_strategy"]
 
 
 def recipe(kind):
-    """Param: the sorted-JSON recipe of source/oracle ("source") or fine-tuning ("finetune") runs of a variant."""
-    return lambda w: as_json({**config["training"][kind], "augment_p": VARIANTS[w.variant]["augment_p"]})
+    """Param: the sorted-JSON recipe of source/oracle ("source") or fine-tuning ("finetune") runs of a variant: the
+    configured one with the variant's augmentation and optimizer (Adam: training.adam's changes)."""
+
+    def of_variant(w):
+        variant = VARIANTS[w.variant]
+        settings = {**config["training"][kind], "augment_p": variant["augment_p"], "optimizer": variant["optimizer"]}
+        if variant["optimizer"] == "adam":
+            settings.update({k: v for k, v in config["training"]["adam"][kind].items() if v is not None})
+        return as_json(settings)
+
+    return of_variant
 
 
 def as_json(value):
@@ -318,12 +350,12 @@ def score_tables():
 def study_outputs():
     """The study's tables and figures, per model variant."""
     tables = expand(result("tables/{variant}/{name}.{ext}"), variant=VARIANTS,
-                    name=["sdice_matrix", "gap_closed", "batchnorm"], ext=["csv", "md", "tex"])
+                    name=["sdice_matrix", "gap_closed", "batchnorm", "forgetting"], ext=["csv", "md", "tex"])
     tables += expand(result("tables/{variant}/{name}"), variant=VARIANTS,
                      name=["winners.tsv", "summary.json", "batchnorm_tests.tsv", "convergence.tsv", "convergence.md"])
     figures = expand(result("figures/{variant}/{name}.{ext}"), variant=VARIANTS,
-                     name=["sdice_matrix", "gap_closed", "winners", "batchnorm", "convergence", "weight_change",
-                           "similarity_cka", "similarity_pwcca"], ext=["png", "pdf"])
+                     name=["sdice_matrix", "gap_closed", "winners", "batchnorm", "forgetting", "convergence",
+                           "weight_change", "similarity_cka", "similarity_pwcca"], ext=["png", "pdf"])
     return tables + figures
 
 
@@ -372,6 +404,17 @@ DATA_QC = result("qc/data/{domain}.png")
 QC_CASE = {domain: cases[0] for domain, cases in CASES_BY_DOMAIN.items()}  # each domain's first scan is shown
 
 
+# Network-size variants (models.sizes): the size figure compares the sizes of each family, width among the variants
+# at the architecture's own levels, levels among those at models.width.
+SIZES = {variant: {"family": spec["family"], "width": spec["width"],
+                   "levels": spec["levels"] or models.default_levels(spec["arch"]),
+                   "on_width_axis": spec["levels"] is None, "on_levels_axis": spec["width"] == config["models"]["width"]}
+         for variant, spec in VARIANTS.items()}
+SIZE_FIGURE = [result("figures/size_effects.png"), result("figures/size_effects.pdf"),
+               result("stats/size_effects.tsv")] if len(config["models"]["sizes"]) > 1 else []
+
+
 def final_outputs():
     return [result("data/integrity.tsv"), result("data/splits.json"), *expand(DATA_QC, domain=DOMAIN_NAMES),
-            *study_outputs(), *expand([PREDICTION_QC, PREDICTION_QC_EXAMPLES], variant=VARIANTS)]  # models: inputs
+            *study_outputs(), *expand([PREDICTION_QC, PREDICTION_QC_EXAMPLES], variant=VARIANTS),
+            *SIZE_FIGURE]  # models: inputs

@@ -5,8 +5,9 @@ EVALUATION = config["evaluation"]
 
 rule score_oracle:
     input:
-        unpack(scans_read(oracle_test_scans)),
+        unpack(scans_read(in_domain_test_scans)),
         models=expand(ORACLE_MODEL, fold=FOLDS, allow_missing=True),
+        source_model=SOURCE_MODEL,  # on its own held-out scans: the reference of forgetting
     output:
         table=result("scores/{variant}/oracle/{domain}/seed{seed}.tsv"),
     params:
@@ -39,7 +40,7 @@ use rule score_oracle as score_baseline with:
 
 use rule score_oracle as score_finetune with:
     input:
-        unpack(scans_read(finetune_test_scans)),
+        unpack(scans_read(finetune_score_scans)),
         models=finetuned_models(scored_runs),
     output:
         table=FINETUNE_SCORES,
@@ -175,6 +176,30 @@ rule figures:
         "../workflow/scripts/figures.py"
 
 
+# What fine-tuning forgets: each fine-tuned model and its source model on the source's held-out scans.
+rule forgetting:
+    input:
+        scores=result("scores/scores.tsv"),
+    output:
+        table=report(result("tables/{variant}/forgetting.csv"), caption="../report/forgetting_table.rst",
+                     category="Tables", subcategory="{variant}"),
+        table_md=result("tables/{variant}/forgetting.md"),
+        table_tex=result("tables/{variant}/forgetting.tex"),
+        per_pair=result("stats/{variant}/forgetting_per_pair.tsv"),
+        figure=report(result("figures/{variant}/forgetting.png"), caption="../report/forgetting.rst",
+                      category="Figures", subcategory="{variant}"),
+        figure_pdf=result("figures/{variant}/forgetting.pdf"),
+    params:
+        strategies=STRATEGIES,  # the table's and figure's row order
+        tolerance_mm=EVALUATION["tolerance_mm"],
+    log:
+        "logs/forgetting/{variant}.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/forgetting.py"
+
+
 rule convergence:
     input:
         records=run_records,
@@ -191,6 +216,28 @@ rule convergence:
         ENV
     script:
         "../workflow/scripts/convergence.py"
+
+
+# Network size (models.sizes, e.g. config/width-depth.yaml): gap closed per arm vs width and vs resolution levels,
+# across the variants of each family; only planned when the study has more than one size.
+rule size_effects:
+    input:
+        per_pair=expand(result("stats/{variant}/gap_closed_per_pair.tsv"), variant=VARIANTS),
+    output:
+        figure=report(result("figures/size_effects.png"), caption="../report/size_effects.rst",
+                      category="Figures", subcategory="network size"),
+        figure_pdf=result("figures/size_effects.pdf"),
+        table=result("stats/size_effects.tsv"),
+    params:
+        variants=list(VARIANTS),
+        sizes=as_json(SIZES),
+        strategies=STRATEGIES + METHODS,
+    log:
+        "logs/size_effects.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/size_effects.py"
 
 
 # Where fine-tuning moved the weights: each block's relative change from its source model, for every fine-tuned model.

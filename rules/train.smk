@@ -11,7 +11,7 @@ rule train_source:
     params:
         role="source",
         arch=variant_arch,
-        width=config["models"]["width"],
+        network=variant_network,
         domain="{domain}",
         recipe=recipe("source"),
         strategy=source_strategy,
@@ -37,7 +37,7 @@ use rule train_source as train_oracle with:
     params:
         role="oracle",
         arch=variant_arch,
-        width=config["models"]["width"],
+        network=variant_network,
         domain="{domain}",
         recipe=recipe("source"),
         strategy=source_strategy,
@@ -56,7 +56,7 @@ use rule train_source as train_source_normalized with:
     params:
         role="source",
         arch=lambda w: variant_arch(w) + models.NORMALIZED,
-        width=config["models"]["width"],
+        network=variant_network,
         domain="{domain}",
         recipe=recipe("source"),
         strategy=source_strategy,
@@ -79,7 +79,7 @@ rule finetune:
     params:
         role="finetune",
         arch=variant_arch,
-        width=config["models"]["width"],
+        network=variant_network,
         runs=lambda w: as_json(finetune_runs(w)),
         recipe=recipe("finetune"),
         strategy="{strategy}",

@@ -28,6 +28,13 @@ def test_shipped_configs_validate():
     paper = load("paper.yaml")
     paper["data"]["cc359"]["paths"] = ["/data/CC359"]
     assert validate_config(paper)["preprocess"]["spacing_mm"] == [1.0, 1.0, 1.0]
+    adam = validate_config({**paper, "models": {**paper["models"], **load("adam.yaml")["models"]},
+                            "training": {**paper["training"], **load("adam.yaml")["training"]}})
+    assert adam["models"]["optimizers"] == ["sgd", "adam"] and adam["training"]["adam"]["source"]["lr_drop_epoch"] == 76
+    assert validate_config({})["training"]["adam"] == {"source": {"lr": 0.001, "lr_drop_epoch": None},
+                                                       "finetune": {"lr": 0.001, "lr_drop_epoch": None}}
+    sizes = validate_config({**paper, "models": {**paper["models"], **load("width-depth.yaml")["models"]}})
+    assert sizes["models"]["sizes"][1:] == [{"width": 0.5}, {"width": 2.0}, {"levels": 3}, {"levels": 5}]
     frozen = load("frozen-random-encoder.yaml")
     assert validate_config({**paper, "models": {**paper["models"], **frozen["models"]}})["models"][
         "frozen_random_encoder"] == [False, True]
@@ -43,14 +50,35 @@ def test_shipped_configs_validate():
     ({"data": {"synthetic": {"subjects_per_domain": 3}}, "splits": {"budgets": ["3scans"]}}, "too few"),
     ({"models": {"architectures": ["unet_vanilla"]}, "training": {"source": {"patch_size": 72}}},
      "'training.source.patch_size': 72 is not a multiple of unet_vanilla's stride 16"),
+    ({"training": {"source": {"optimizer": "adam"}}}, "'training.source': Additional properties are not allowed"),
+    ({"models": {"optimizers": ["rmsprop"]}}, "'models.optimizers.0': 'rmsprop' is not one of"),
+    ({"models": {"sizes": [{}, {"levels": 4}]}}, "'models.sizes': .* names one size of unet2d_residual twice"),
+    ({"models": {"sizes": [{"depth": 3}]}}, "'models.sizes.0': Additional properties are not allowed"),
+    ({"models": {"sizes": [{"levels": 5}]}, "training": {"finetune": {"patch_size": 40}}},
+     "'training.finetune.patch_size': 40 is not a multiple of unet2d_residual_l5's stride 16"),
     ({"strategies": {"ft_middle": {}}}, "'strategies.ft_middle': arm 'ft_middle': 'strategy: ft_middle' is not a regis"),
     ({"strategies": {"fast": {"strategy": "ft_last", "lr": 0}}}, "'strategies.fast': strategy 'ft_last': lr must be"),
     ({"data": {"domains": ["siemens_15", "ge_3"]}, "evaluation": {"similarity": {"sources": ["philips_3"]}}},
      "'evaluation.similarity': 'sources: \\['philips_3'\\]' must be a non-empty list of the study's domains"),
+    ({"splits": {"finetune_pairs": {"sources": ["ge_3"], "targets": ["ge_3"]}}},
+     "'splits.finetune_pairs': 'sources: \\['ge_3'\\]' and 'targets: \\['ge_3'\\]' leave no source→target pair"),
+    ({"splits": {"finetune_pairs": {"sources": ["ge_3"]}}, "evaluation": {"similarity": {"sources": ["ge_15"]}}},
+     "'evaluation.similarity': none of its pairs is fine-tuned"),
 ])
 def test_bad_config_names_the_key(config, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("'data.cc359", "'data\\.cc359")):
         validate_config(config)
+
+
+def test_finetune_pairs_default_to_every_ordered_pair_and_keep_the_study_order():
+    from mrishift.registry import chosen_pairs
+
+    domains = ["siemens_15", "ge_3", "philips_3"]
+    assert chosen_pairs(validate_config({})["splits"]["finetune_pairs"], domains) == [
+        ("siemens_15", "ge_3"), ("siemens_15", "philips_3"), ("ge_3", "siemens_15"), ("ge_3", "philips_3"),
+        ("philips_3", "siemens_15"), ("philips_3", "ge_3")]
+    assert chosen_pairs({"sources": ["philips_3", "siemens_15"], "targets": None}, domains) == [
+        ("siemens_15", "ge_3"), ("siemens_15", "philips_3"), ("philips_3", "siemens_15"), ("philips_3", "ge_3")]
 
 
 def test_every_schema_leaf_has_default_and_description():

@@ -48,6 +48,15 @@ def test_finetunes_train_on_the_budget_and_share_test_scans_they_never_saw():
         protocol.finetune_test(SPLITS, "ge_3", "3scans")
 
 
+def test_forgetting_is_measured_on_the_source_scans_no_run_trains_on():
+    for domain, cases in CASES.items():
+        heldout = protocol.source_heldout(SPLITS, domain)
+        assert len(heldout) == 1 and heldout == protocol.source_training(SPLITS, domain).validation
+        assert heldout[0] in cases and heldout[0] not in protocol.source_training(SPLITS, domain).cases
+    with pytest.raises(ValueError, match="domain 'philips_3' is not in the splits"):
+        protocol.source_heldout(SPLITS, "philips_3")
+
+
 def test_the_workflow_knows_each_jobs_scans_before_any_image_is_read():
     """scan_roles (parse time, no image) and the splits file (made from the images) name the same scans for every
     role, so the inputs a job declares are the scans it reads."""

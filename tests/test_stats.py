@@ -180,3 +180,68 @@ def test_test_time_rows_get_a_gap_closed_and_a_winner_only_among_arms_that_ran()
     assert per_pair[("adabn", "0")] == pytest.approx(0.5) and per_pair[("tent", "0")] == pytest.approx(0.25)
     winners = stats.winners(per_scan, ["ft_all", "adabn", "tent"], 0.1)
     assert winners[["budget", "winner", "runner_up"]].values.tolist() == [["0", "adabn", "tent"]]
+
+
+def forgetting_scores():
+    """Source models of siemens_15 (two held-out scans: 0.9, 0.8) and ge_3 (one: 0.7), seed 0; fine-tunes from them
+    scored on the same scans."""
+    rows = [("source", "none", "siemens_15", "siemens_15", "", "A", 0.9), ("source", "none", "siemens_15", "siemens_15",
+            "", "B", 0.8), ("source", "none", "ge_3", "ge_3", "", "C", 0.7),
+            ("forgetting", "ft_all", "siemens_15", "ge_3", "every12", "A", 0.6),
+            ("forgetting", "ft_all", "siemens_15", "ge_3", "every12", "B", 0.5),
+            ("forgetting", "ft_all", "ge_3", "siemens_15", "every12", "C", 0.6),
+            ("forgetting", "ft_first", "siemens_15", "ge_3", "every12", "A", 0.9),
+            ("forgetting", "ft_first", "siemens_15", "ge_3", "every12", "B", 0.7),
+            ("forgetting", "ft_first", "ge_3", "siemens_15", "every12", "C", 0.7),
+            ("finetune", "ft_all", "siemens_15", "ge_3", "every12", "C", 0.1)]  # a target-domain row: not forgetting
+    return pd.DataFrame([{"variant": "v", "role": role, "strategy": arm, "source": source, "target": target,
+                          "budget": budget, "seed": "0", "fold": "", "case": case, "sdice": value}
+                         for role, arm, source, target, budget, case, value in rows])
+
+
+def test_forgetting_compares_each_fine_tune_with_its_source_model_on_the_same_held_out_scans():
+    per_pair = stats.forgetting_per_pair(forgetting_scores()).set_index(["strategy", "source"])
+    assert per_pair.loc[("ft_all", "siemens_15"), ["before", "after", "n_scans"]].tolist() == pytest.approx(
+        [0.85, 0.55, 2])
+    assert per_pair.loc[("ft_all", "ge_3"), "change"] == pytest.approx(-0.1)
+    assert per_pair.loc[("ft_first", "siemens_15"), "change"] == pytest.approx(-0.05)
+    assert per_pair.loc[("ft_first", "ge_3"), "change"] == pytest.approx(0.0)
+    assert len(per_pair) == 4
+
+
+def test_forgetting_refuses_a_fine_tune_without_its_source_model_on_the_same_scans():
+    scores = forgetting_scores()
+    with pytest.raises(ValueError, match="without their source model on the same scans"):
+        stats.forgetting_per_pair(scores[(scores.role != "source") | (scores.source != "ge_3")])
+    with pytest.raises(ValueError, match="without their source model on the same scans"):
+        stats.forgetting_per_pair(scores[(scores.role != "source") | (scores.case != "B")])
+
+
+def test_forgetting_table_gives_before_arrow_after_and_the_spread_of_the_change():
+    from mrishift.tables import SOURCE_MODEL_ROW, forgetting_table
+
+    numbers, text = forgetting_table(stats.forgetting_per_pair(forgetting_scores()), ["ft_all", "ft_first"])
+    # before: the two pairs' source models, 0.85 and 0.7; ft_all after 0.55 and 0.6, changes −0.3 and −0.1
+    assert text.loc[SOURCE_MODEL_ROW, "every12"] == "0.78 (0.11)"
+    assert text.loc["ft_all", "every12"] == "0.78 → 0.57 (0.14)"
+    assert text.loc["ft_first", "every12"] == "0.78 → 0.75 (0.04)"
+    assert numbers.loc["ft_all", "every12"] == pytest.approx(0.575)
+    assert numbers.loc[SOURCE_MODEL_ROW, "every12"] == pytest.approx(0.775)
+
+
+def test_gap_closed_by_size_averages_each_variants_pairs_and_keeps_its_size():
+    per_pair = pd.DataFrame({"variant": ["v", "v", "v", "v_w2", "v_w2"], "strategy": ["ft_all"] * 5,
+                             "budget": ["every12"] * 5, "gap_closed": [0.2, 0.4, float("nan"), 0.9, 0.7],
+                             "source": ["a", "b", "c", "a", "b"], "target": ["x"] * 5})
+    sizes = {"v": {"family": "v", "width": 1.0, "levels": 4, "on_width_axis": True, "on_levels_axis": True},
+             "v_w2": {"family": "v", "width": 2.0, "levels": 4, "on_width_axis": True, "on_levels_axis": False}}
+    table = stats.gap_closed_by_size(per_pair, sizes).set_index("variant")
+    assert table.loc["v", "gap_closed"] == pytest.approx(0.3) and table.loc["v", "n_pairs"] == 2  # NaN: no gap
+    assert table.loc["v_w2", "gap_closed"] == pytest.approx(0.8) and table.loc["v_w2", "width"] == 2.0
+    assert not table.loc["v_w2", "on_levels_axis"]
+    from mrishift import plots
+
+    figure = plots.size_effects_figure(table.reset_index(), ["ft_all"], "sizes")
+    width_axis, levels_axis = figure.axes[:2]
+    assert list(width_axis.lines[0].get_xdata()) == [1.0, 2.0]  # both variants are at the architecture's levels
+    assert list(levels_axis.lines[0].get_xdata()) == [4]  # only v is at the study's width

@@ -44,6 +44,22 @@ def test_vanilla_unet_and_width():
         models.build("resnet")
 
 
+def test_resolution_levels_change_depth_and_stride_not_the_first_and_last_layers():
+    for levels, channels in ((2, [16, 32]), (3, [16, 32, 64]), (5, [16, 32, 64, 128, 256])):
+        model = models.build("unet2d_residual", levels=levels)
+        assert model.stride == models.stride("unet2d_residual", levels) == 2 ** (levels - 1)
+        assert [stage[0].body[0][0].num_features for stage in model.encoder] == channels[:-1]
+        assert model.bottleneck[0].body[0][0].num_features == channels[-1]
+        groups = model.layer_groups()  # the paper's first/last layers do not depend on depth
+        assert (models.count(model, groups["first"]), models.count(model, groups["last"])) == (4816, 4721)
+        assert model(torch.zeros(1, 1, 32, 32)).shape == (1, 1, 32, 32)
+    assert models.stride("unet2d_residual") == 8 and models.stride("unet_vanilla") == 16
+    shallow = models.build("unet_vanilla", width=0.25, levels=3)
+    assert shallow.stride == 4 and len(shallow.encoder) == 2 and shallow(torch.zeros(1, 1, 8, 8)).shape == (1, 1, 8, 8)
+    with pytest.raises(ValueError, match="at least 2 resolution levels"):
+        models.build("unet2d_residual", levels=1)
+
+
 def test_step_schedule_at_epoch_boundaries():
     recipe = Recipe(epochs=100, lr=1e-2, lr_drop_epoch=80, lr_factor=0.1)
     # dpipe's Schedule({80: 0.1}) multiplies at the end of epoch 80: 81 epochs at 1e-2, 19 at 1e-3
@@ -66,6 +82,16 @@ def sampler(seed=0, batch=4):
 TINY = dict(epochs=3, iters_per_epoch=2, batch_size=4, patch_size=16, lr=1e-2, lr_drop_epoch=2, device="cpu")
 
 
+def source_run(optimizer="sgd", epochs=1):
+    """A source model of the tests' network trained for ``epochs`` and its final optimizer state (what octl
+    continues)."""
+    torch.manual_seed(0)
+    model = models.build("unet2d_residual", width=0.25)
+    record = train(model, strategies.build("ft_all"), sampler(seed=7), Recipe(**{**TINY, "epochs": epochs,
+                   "optimizer": optimizer}), seed=2, keep_optimizer=True)
+    return model, record["optimizer_state"]
+
+
 @pytest.mark.parametrize("name", strategies.names())
 def test_each_strategy_changes_exactly_its_parameters(name):
     torch.manual_seed(0)
@@ -73,7 +99,8 @@ def test_each_strategy_changes_exactly_its_parameters(name):
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     strategy = strategies.build(name)
     intended = set(strategy.trainable(model))
-    train(model, strategy, sampler(), Recipe(**TINY), seed=1, source=sampler(seed=9))  # mmtl mixes source slices in
+    train(model, strategy, sampler(), Recipe(**TINY), seed=1, source=sampler(seed=9),  # mmtl mixes source slices in
+          source_optimizer=source_run()[1])  # octl continues a source run's optimizer
     changed = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
     first = {"init.weight", *(f"encoder.0.0.body.{i}.{j}.{k}" for i in (0, 1) for j, k in
                                 [(0, "weight"), (0, "bias"), (2, "weight")])}
@@ -84,7 +111,7 @@ def test_each_strategy_changes_exactly_its_parameters(name):
     encoder = {n for n in before if n.split(".")[0] in ("init", "encoder", "down", "bottleneck")}
     expected = {"none": set(), "bn_stats": set(), "ft_all": set(before), "ft_first": first, "ft_last": last,
                 "ft_last2": last2, "ft_encoder": encoder, "ft_decoder": set(before) - encoder, "l2sp": set(before),
-                "mmtl": set(before)}[name]
+                "mmtl": set(before), "octl": set(before)}[name]
     assert intended == expected
     assert changed <= expected  # every frozen parameter is bit-identical
     # Every intended weight moved. (Conv biases right before a train-mode BatchNorm get only float-noise
@@ -202,14 +229,16 @@ def test_l2sp_penalty_gradient_pulls_each_weight_back_to_its_start():
         strategies.build("l2sp", alpha=-1)
 
 
-@pytest.mark.parametrize("strategy", ["ft_all", "l2sp", "mmtl"])  # mmtl: the source sampler's state resumes too
+@pytest.mark.parametrize("strategy", ["ft_all", "l2sp", "mmtl", "octl"])  # mmtl: the source sampler resumes too
 def test_resume_after_interruption_gives_the_same_weights(tmp_path, strategy):
     def fresh():
         torch.manual_seed(0)
         return models.build("unet2d_residual", width=0.25)
 
     straight = fresh()
-    record = train(straight, strategies.build(strategy), sampler(), Recipe(**TINY), seed=3, source=sampler(seed=5))
+    continued = source_run()[1]  # octl's start: the checkpoint's optimizer state replaces it on resume
+    record = train(straight, strategies.build(strategy), sampler(), Recipe(**TINY), seed=3, source=sampler(seed=5),
+                   source_optimizer=continued)
     # Interrupted: killed during epoch 3 of 3, after epoch 2's checkpoint (as a killed job would), then resumed in a
     # new process-like state. (The same recipe: mmtl's schedule depends on the number of epochs.)
     checkpoint = tmp_path / "ckpt.pt"
@@ -223,12 +252,12 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path, strategy):
 
     with pytest.raises(KeyboardInterrupt):
         train(fresh(), strategies.build(strategy), sampler(), Recipe(**TINY), seed=3, checkpoint=checkpoint,
-              source=sampler(seed=5), validate=killed_in_epoch_3, validate_every=1)
+              source=sampler(seed=5), validate=killed_in_epoch_3, validate_every=1, source_optimizer=continued)
     assert torch.load(checkpoint, weights_only=True)["epoch"] == 2
     resumed = fresh()
     torch.manual_seed(12345)  # whatever the global state, the checkpoint restores it
     record_resumed = train(resumed, strategies.build(strategy), sampler(seed=0), Recipe(**TINY), seed=3,
-                           checkpoint=checkpoint, source=sampler(seed=5))
+                           checkpoint=checkpoint, source=sampler(seed=5), source_optimizer=continued)
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), name
     assert record_resumed["losses"] == record["losses"]
@@ -237,9 +266,54 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path, strategy):
     # A checkpoint of another configuration is never resumed: this run starts from scratch and matches none.
     other = fresh()
     train(other, strategies.build(strategy), sampler(), Recipe(**TINY), seed=3, checkpoint=checkpoint, identity="lr=2",
-          source=sampler(seed=5))
+          source=sampler(seed=5), source_optimizer=continued)
     assert torch.load(checkpoint, weights_only=True)["identity"] == "lr=2"
     assert all(torch.equal(a, b) for a, b in zip(other.state_dict().values(), straight.state_dict().values()))
+
+
+@pytest.mark.parametrize("kind", ["sgd", "adam"])
+def test_octl_continues_the_source_optimizer_as_if_never_interrupted(kind):
+    """Two epochs straight vs one epoch, then octl — set to the source's own momentum or betas and step count, at
+    the same lr — for one more: the same weights. Its defaults (μ 0.99; β1 0.99, step 100) then differ from that."""
+    torch.manual_seed(0)
+    straight = models.build("unet2d_residual", width=0.25)
+    recipe = Recipe(**{**TINY, "epochs": 2, "lr_drop_epoch": 5, "optimizer": kind})
+    train(straight, strategies.build("ft_all"), sampler(seed=7), recipe, seed=2)
+    model, state = source_run(kind, epochs=1)
+    steps = TINY["iters_per_epoch"]
+    assert {key for parameter in state["state"].values() for key in parameter} == (
+        {"momentum_buffer"} if kind == "sgd" else {"step", "exp_avg", "exp_avg_sq"})
+    # the second epoch's batches: the sampler as it stands after the first epoch's
+    batches = sampler(seed=7)
+    for _ in range(steps):
+        batches.batch()
+    same = {"momentum": 0.9} if kind == "sgd" else {"betas": [0.9, 0.999], "from_step": steps}
+    continued = strategies.build("octl", **same)
+    one_more = Recipe(**{**TINY, "epochs": 1, "lr_drop_epoch": 5, "optimizer": kind})
+    torch.manual_seed(0)  # octl's run seeds torch itself; the sampler holds the batch stream
+    train(model, continued, batches, one_more, seed=2, source_optimizer=state)
+    for (name, a), (_, b) in zip(straight.state_dict().items(), model.state_dict().items()):
+        assert torch.allclose(a, b, rtol=0, atol=1e-6), name
+    defaults = strategies.build("octl")
+    optimizer = defaults.optimizer(dict(model.named_parameters()), one_more, state)
+    group = optimizer.param_groups[0]
+    assert (group["momentum"], group["nesterov"]) == (0.99, True) if kind == "sgd" else group["betas"] == (0.99, 0.999)
+    if kind == "adam":
+        assert all(float(optimizer.state[p]["step"]) == 100 for p in model.parameters())
+
+
+def test_octl_needs_the_same_optimizers_saved_state():
+    model, state = source_run("sgd")
+    parameters = dict(model.named_parameters())
+    octl = strategies.build("octl")
+    with pytest.raises(ValueError, match="holds no optimizer state"):
+        octl.optimizer(parameters, Recipe(**TINY), None)
+    with pytest.raises(ValueError, match="the source run used sgd, this recipe adam"):
+        octl.optimizer(parameters, Recipe(**{**TINY, "optimizer": "adam"}), state)
+    with pytest.raises(ValueError, match="covers none of the 1 trainable"):
+        octl.optimizer({"other": torch.nn.Parameter(torch.zeros(1))}, Recipe(**TINY), state)
+    with pytest.raises(ValueError, match="momentum must be in"):
+        strategies.build("octl", momentum=1.0)
 
 
 def test_augmentation_moves_image_and_mask_together():

@@ -104,7 +104,8 @@ def test_scores_tables_and_figures(tiny_run):
     scores = pd.read_csv(tiny_run / "results/scores/scores.tsv", sep="\t", dtype={"budget": str})
     counts = scores.role.value_counts().to_dict()
     assert counts == {"oracle": 12, "baseline": 3 * 8, "finetune": 7 * 6 * 2,  # arm-budgets × pairs × tests
-                      "test_time": (3 * 6 + 2 * 2) * 2}  # arms × their pairs × tests
+                      "test_time": (3 * 6 + 2 * 2) * 2,  # arms × their pairs × tests
+                      "source": 3, "forgetting": 7 * 6}  # each source's held-out scan: its model, every fine-tune
     assert scores[["sdice", "dice"]].apply(lambda c: c.between(0, 1)).all().all()
     oracle = scores[scores.role == "oracle"]
     assert sorted(oracle.case) == sorted(c for d in splits.values() for c in d["cases"])  # folds cover each scan once
@@ -116,6 +117,9 @@ def test_scores_tables_and_figures(tiny_run):
     for (target, method), group in test_time.groupby(["target", "strategy"]):
         assert sorted(set(group.case)) == splits[target]["test"]  # the fine-tunes' test scans
     assert set(test_time[test_time.strategy.str.startswith("bn_kl")].source) == {"siemens_15"}
+    for role in ("source", "forgetting"):  # forgetting: scored on the source's scans no run trained on
+        rows = scores[scores.role == role]
+        assert all(splits[source]["source"]["validation"] == [case] for source, case in zip(rows.source, rows.case))
     references = tiny_run / "results/data/intensity_reference"
     ge_reference = json.loads((references / "ge_15.json").read_text())
     assert ge_reference["scans"] == splits["ge_15"]["source"]["train"] and len(ge_reference["quantiles"]) == 1001
@@ -171,7 +175,18 @@ def test_scores_tables_and_figures(tiny_run):
     assert (first[~first.block.isin(["init", "encoder0.0"])].relative_change == 0).all()
     assert (changes[changes.strategy == "bn_stats"].relative_change == 0).all()  # statistics only: no weight moves
     assert (changes[changes.strategy == "ft_all"].groupby("block").relative_change.max() > 0).all()
-    for name in ["sdice_matrix", "gap_closed", "winners", "batchnorm", "convergence", "weight_change"]:
+    forgetting = pd.read_csv(tables / "forgetting.csv", index_col=0)
+    assert list(forgetting.index) == ["source model (before)"] + ARMS
+    assert list(forgetting.columns) == ["every4", "2scans"]
+    assert forgetting.loc["ft_first_bn_eval"].isna().tolist() == [False, True]  # run on every4 only
+    by_model = scores.groupby(["role", "strategy", "source", "budget"]).sdice.mean()
+    before = scores[scores.role == "source"].set_index("source").sdice
+    for arm in ARMS:  # each arm's after: the mean over its 6 pairs' fine-tunes on their source's held-out scan
+        for budget in forgetting.columns[forgetting.loc[arm].notna()]:
+            assert forgetting.loc[arm, budget] == pytest.approx(by_model["forgetting", arm, :, budget].mean())
+    assert forgetting.loc["source model (before)", "every4"] == pytest.approx(before.mean())  # 2 pairs per source
+    assert "→" in (tables / "forgetting.md").read_text()
+    for name in ["sdice_matrix", "gap_closed", "winners", "batchnorm", "forgetting", "convergence", "weight_change"]:
         assert (tiny_run / f"results/figures/unet2d_residual/{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (tiny_run / f"results/figures/unet2d_residual/{name}.pdf").read_bytes()[:4] == b"%PDF"
 
@@ -196,7 +211,7 @@ def test_the_report_shows_every_figure_in_a_browser(tiny_run, tmp_path):
         assert snakemake(tiny_run, "--report", "results/report.html").returncode == 0
     figures = sorted(path for subcategories in report_browser.report_categories(report.read_text()).values()
                      for paths in subcategories.values() for path in paths if path.endswith(".png"))
-    assert len(figures) == 3 + 8 + 13  # data QC per domain, the study's figures, prediction QC per arm and budget
+    assert len(figures) == 3 + 9 + 13  # data QC per domain, the study's figures, prediction QC per arm and budget
     driver = report_browser.chromium(tmp_path / "chromium")
     try:
         seen = report_browser.view_every_figure(driver, report)
@@ -256,7 +271,7 @@ def changed_config(workdir, edit):
 def test_rerun_plans_only_what_a_change_touches(tiny_run):
     assert "Nothing to be done" in snakemake(tiny_run, "-n").stdout
     one_strategy = changed_config(tiny_run, lambda c: c["strategies"].update(ft_first={"lr": 0.01}))
-    study = {"collect_scores": 1, "analyse": 1, "figures": 1, "prediction_qc": 1, "all": 1}
+    study = {"collect_scores": 1, "analyse": 1, "figures": 1, "forgetting": 1, "prediction_qc": 1, "all": 1}
     retrained = {**study, "convergence": 1, "weight_change": 1, "similarity": 1}  # every run record / fine-tuned model
     assert one_strategy == {"finetune": 12, "score_finetune": 6, **retrained}  # ft_first's 6 pairs × 2 budgets only
     new_arm = changed_config(tiny_run, lambda c: c["strategies"].update(ft_last_bn_eval={"strategy": "ft_last",
@@ -286,8 +301,8 @@ def test_one_job_per_strategy_gives_identical_models(tiny_run, tmp_path):
     shutil.copytree(tiny_run, workdir, symlinks=True)
     planned = changed_config(workdir, lambda c: c["training"].update(finetune_job="strategy"))
     assert planned == {"finetune": 7, "score_finetune": 4, "adapt_score": 5, "collect_scores": 1, "analyse": 1,
-                       "figures": 1, "convergence": 1, "weight_change": 1, "similarity": 1, "prediction_qc": 1,
-                       "all": 1}  # training: one per arm and budget; scoring: per arm
+                       "figures": 1, "forgetting": 1, "convergence": 1, "weight_change": 1, "similarity": 1,
+                       "prediction_qc": 1, "all": 1}  # training: one per arm and budget; scoring: per arm
     models = sorted((tiny_run / "results/models/unet2d_residual/finetune").glob("*/*/*/seed0/model.pt"))
     assert len(models) == 42
     shutil.rmtree(workdir / "results/models/unet2d_residual/finetune")
@@ -388,7 +403,7 @@ def test_keep_going_keeps_every_other_result_and_reruns_only_the_failed_jobs(tin
     dry = snakemake(workdir, "-n", configfile="changed.yaml")
     # similarity read the bad scan too (a ge_15 test scan of an analysed pair); prediction_qc waits for the scores
     assert planned_jobs(dry.stdout) == {"score_finetune": 2, "similarity": 1, "collect_scores": 1, "analyse": 1,
-                                        "figures": 1, "prediction_qc": 1, "all": 1}
+                                        "figures": 1, "forgetting": 1, "prediction_qc": 1, "all": 1}
 
 
 def test_a_changed_mask_replans_exactly_the_jobs_that_read_it(tiny_run, tmp_path):
@@ -419,8 +434,8 @@ def test_a_changed_mask_replans_exactly_the_jobs_that_read_it(tiny_run, tmp_path
         "train_source": 1, "train_oracle": oracle_folds, "score_oracle": 1,
         "score_baseline": 3,  # to ge_15 reads it; to siemens_15 and siemens_3 test ge_15's source model
         "finetune": into_ge + out_of_ge, "score_finetune": scoring_jobs,
-        "collect_scores": 1, "analyse": 1, "figures": 1, "convergence": 1, "weight_change": 1, "similarity": 1,
-        "prediction_qc": 1, "all": 1}
+        "collect_scores": 1, "analyse": 1, "figures": 1, "forgetting": 1, "convergence": 1, "weight_change": 1,
+        "similarity": 1, "prediction_qc": 1, "all": 1}
     outputs = [line for line in dry.stdout.splitlines() if line.strip().startswith("output:")]
     for untouched in ("source/siemens_15/", "source/siemens_3/", "oracle/siemens", "siemens_15_to_siemens_3",
                       "siemens_3_to_siemens_15"):
@@ -455,17 +470,23 @@ def test_an_overlay_with_one_arm_plans_only_that_arm(tiny_run):
     assert "ft_first" not in dry.stdout and "2scans" not in dry.stdout and "bn_stats" not in dry.stdout
 
 
-def test_a_frozen_random_encoder_variant_trains_only_the_decoder_of_its_source_models(tiny_run, tmp_path):
+def planned_with_overlay(tiny_run, tmp_path, overlay: str):
+    """A copy of the tiny run with ``overlay`` (YAML text) layered over tiny.yaml: (its folder, the dry run's output,
+    its planned jobs per rule)."""
     workdir = tmp_path / "copy"
     shutil.copytree(tiny_run, workdir, symlinks=True)
-    (workdir / "config/frozen.yaml").write_text("models:\n  frozen_random_encoder: [false, true]\n")
-    dry = snakemake(workdir, "-n", configfile=["tiny.yaml", "frozen.yaml"])
+    (workdir / "config/overlay.yaml").write_text(overlay)
+    dry = snakemake(workdir, "-n", configfile=["tiny.yaml", "overlay.yaml"])
     assert dry.returncode == 0, dry.stderr[-2000:]
-    planned = planned_jobs(dry.stdout)
+    return workdir, dry.stdout, planned_jobs(dry.stdout)
+
+
+def test_a_frozen_random_encoder_variant_trains_only_the_decoder_of_its_source_models(tiny_run, tmp_path):
+    workdir, dry, planned = planned_with_overlay(tiny_run, tmp_path, "models:\n  frozen_random_encoder: [false, true]\n")
     assert planned["train_source"] == 3 and planned["train_oracle"] == 9 and planned["finetune"] == 42  # one variant
-    assert "unet2d_residual_frozen_random_encoder/source/ge_15/seed0/model.pt" in dry.stdout  # (its strategy: below)
+    assert "unet2d_residual_frozen_random_encoder/source/ge_15/seed0/model.pt" in dry  # (its strategy: below)
     model = workdir / "results/models/unet2d_residual_frozen_random_encoder/source/ge_15/seed0/model.pt"
-    result = snakemake(workdir, str(model.relative_to(workdir)), configfile=["tiny.yaml", "frozen.yaml"])
+    result = snakemake(workdir, str(model.relative_to(workdir)), configfile=["tiny.yaml", "overlay.yaml"])
     assert result.returncode == 0, result.stderr[-3000:]
     record = json.loads(model.with_name("record.json").read_text())
     torch.manual_seed(record["seed"])
@@ -474,6 +495,45 @@ def test_a_frozen_random_encoder_variant_trains_only_the_decoder_of_its_source_m
     groups = models.build("unet2d_residual", width=0.5).layer_groups()
     assert all(torch.equal(trained[n], initial[n]) for n in groups["encoder"])  # still its random initialisation
     assert not any(torch.equal(trained[n], initial[n]) for n in groups["decoder"] if n.endswith("weight"))
+
+
+def test_an_adam_variant_trains_with_adam_and_octl_continues_its_source_moments(tiny_run, tmp_path):
+    workdir, _, planned = planned_with_overlay(tiny_run, tmp_path,
+                                               "models:\n  optimizers: [sgd, adam]\nstrategies:\n  octl: {}\n")
+    assert planned["train_source"] == 3 and planned["train_oracle"] == 9  # the new variant's; the sgd one's exist
+    assert planned["finetune"] == 6 * 2 * 2  # octl in both variants (a new arm): 6 pairs × 2 budgets
+    model = workdir / "results/models/unet2d_residual_adam/finetune/octl/siemens_15_to_ge_15/every4/seed0/model.pt"
+    result = snakemake(workdir, str(model.relative_to(workdir)), configfile=["tiny.yaml", "overlay.yaml"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    source = workdir / "results/models/unet2d_residual_adam/source/siemens_15/seed0/model.pt"
+    source_record = json.loads(source.with_name("record.json").read_text())
+    assert (source_record["recipe"]["optimizer"], source_record["recipe"]["lr"]) == ("adam", 0.001)
+    saved = torch.load(source, weights_only=True)["optimizer"]
+    assert saved["kind"] == "adam" and set(saved["state"]) == set(saved["state"]) & set(
+        torch.load(source, weights_only=True)["model"])  # moments keyed by parameter name
+    assert all(float(state["step"]) == 2 * 3 for state in saved["state"].values())  # tiny: 2 epochs × 3 steps
+    record = json.loads(model.with_name("record.json").read_text())
+    assert record["recipe"]["optimizer"] == "adam" and record["identity"]["strategy"] == "octl"
+    assert "optimizer" not in torch.load(model, weights_only=True)  # only source runs keep theirs
+    sgd_source = torch.load(tiny_run / "results/models/unet2d_residual/source/siemens_15/seed0/model.pt",
+                            weights_only=True)
+    assert json.loads((tiny_run / "results/models/unet2d_residual/source/siemens_15/seed0/record.json").read_text())[
+        "recipe"]["optimizer"] == "sgd" and sgd_source["optimizer"]["kind"] == "sgd"
+
+
+def test_size_variants_train_their_own_networks_and_add_the_size_figure(tiny_run, tmp_path):
+    workdir, dry, planned = planned_with_overlay(tiny_run, tmp_path,
+                                                 "models:\n  sizes: [{}, {width: 0.25}, {levels: 3}]\n")
+    assert planned["train_source"] == 2 * 3 and planned["finetune"] == 2 * 42 and planned["size_effects"] == 1
+    assert "unet2d_residual_w0.25/source/ge_15" in dry and "unet2d_residual_l3/oracle/ge_15" in dry
+    trained = [line for line in dry.splitlines() if line.strip().startswith("output: results/models/")]
+    assert not any("results/models/unet2d_residual/" in line for line in trained)  # the study's own size: all done
+    model = workdir / "results/models/unet2d_residual_l3/source/ge_15/seed0/model.pt"
+    result = snakemake(workdir, str(model.relative_to(workdir)), configfile=["tiny.yaml", "overlay.yaml"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    saved = torch.load(model, weights_only=True)
+    assert (saved["arch"], saved["width"], saved["levels"]) == ("unet2d_residual", 0.5, 3)
+    assert "encoder.2.0.body.0.0.weight" not in saved["model"] and "encoder.1.0.body.0.0.weight" in saved["model"]
 
 
 def test_an_arm_mixing_in_source_slices_declares_its_sources_training_scans(tiny_run):
@@ -488,6 +548,8 @@ def test_an_arm_mixing_in_source_slices_declares_its_sources_training_scans(tiny
     plain = jobs["results/models/unet2d_residual/finetune/ft_all/siemens_15_to_ge_15/every4/seed0"]
     assert all(f"preprocessed/{case}_image" in mixed for case in source_scans)  # mmtl: its source's training scans
     assert not any(f"preprocessed/{case}_image" in plain for case in source_scans)  # ft_all: the budget's only
+    heldout = splits["siemens_15"]["source"]["validation"]  # forgetting's reference: no run may train on it
+    assert not any(f"preprocessed/{case}_image" in mixed for case in heldout if case not in splits["ge_15"]["cases"])
 
 
 def test_intensity_references_are_computed_only_for_the_arms_that_read_them(tiny_run):

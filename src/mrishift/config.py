@@ -115,13 +115,21 @@ def _check_semantics(config: dict) -> None:
                           f"(splits.finetune_pairs: {finetuned})")
     from mrishift import models
 
+    sizes = config["models"]["sizes"]
     for architecture in config["models"]["architectures"]:
-        stride = models.stride(architecture)
-        for recipe in ("source", "finetune"):
-            patch = config["training"][recipe]["patch_size"]
-            if patch % stride:
-                raise ConfigError(f"config key 'training.{recipe}.patch_size': {patch} is not a multiple of "
-                                  f"{architecture}'s stride {stride} (its down-sampling levels)")
+        resolved = [(size.get("width", config["models"]["width"]), size.get("levels") or models.default_levels(
+            architecture)) for size in sizes]
+        if len(set(resolved)) < len(resolved):
+            raise ConfigError(f"config key 'models.sizes': {sizes} names one size of {architecture} twice (models.width "
+                              f"{config['models']['width']:g}, {models.default_levels(architecture)} levels: {{}})")
+        for size in sizes:
+            stride = models.stride(architecture, size.get("levels"))
+            for recipe in ("source", "finetune"):
+                patch = config["training"][recipe]["patch_size"]
+                if patch % stride:
+                    raise ConfigError(f"config key 'training.{recipe}.patch_size': {patch} is not a multiple of "
+                                      f"{architecture}{models.size_suffix(size)}'s stride {stride} (its down-sampling "
+                                      "levels)")
     splits = config["splits"]
     budgets = [parse_budget(b) for b in splits["budgets"]]  # raises ValueError naming the bad budget
     n_subjects = data["synthetic"]["subjects_per_domain"] if data["source"] == "synthetic" else 59

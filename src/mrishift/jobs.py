@@ -27,7 +27,7 @@ import torch
 from mrishift import models, strategies
 from mrishift.evaluate import ScanCache, validation_scores
 from mrishift.logs import progress
-from mrishift.runs import ScanFiles, load_cases, load_model, save_model, write_record
+from mrishift.runs import ScanFiles, load_cases, load_model, load_saved, save_model, write_record
 from mrishift.sampling import SliceSampler
 from mrishift.seeding import seed_hash
 from mrishift.train import Recipe, train
@@ -53,6 +53,7 @@ class Job:
     tolerance_mm: float = 1.0
     eval_batch_size: int = 32
     scans: ScanFiles = field(default_factory=dict)  # case -> (image, mask) files: the job's declared inputs
+    levels: int | None = None  # the network's resolution levels; None: the architecture's own
 
 
 @dataclass(frozen=True)
@@ -80,12 +81,15 @@ def train_run(job: Job, run: Run) -> None:
     slices = run.slices or [range(v[0].shape[2]) for v in volumes]
     sampler = SliceSampler(volumes, slices, job.recipe.batch_size, job.recipe.patch_size, job.recipe.augment_p,
                            np.random.default_rng(run.seed))
+    strategy = strategies.build_arm(job.arm, job.hparams)
+    source_optimizer = None
     if run.start_from:
         model = load_model(run.start_from)
+        if strategy.uses_source_optimizer:
+            source_optimizer = load_saved(run.start_from).get("optimizer")
     else:
         torch.manual_seed(run.seed)
-        model = models.build(job.arch, width=job.width)
-    strategy = strategies.build_arm(job.arm, job.hparams)
+        model = models.build(job.arch, width=job.width, **({"levels": job.levels} if job.levels else {}))
     source = None
     if run.source_cases:
         source_volumes = load_cases(run.source_cases, job.scans)
@@ -105,8 +109,9 @@ def train_run(job: Job, run: Run) -> None:
                                      job.recipe.device, job.recipe.bf16)
     record = train(model, strategy, sampler, job.recipe, run.seed, checkpoint=run.checkpoint, source=source,
                    identity=json.dumps(run.identity, sort_keys=True), validate=validate,
-                   validate_every=job.validate_every)
-    save_model(run.model_path, model, job.arch, job.width)
+                   validate_every=job.validate_every, source_optimizer=source_optimizer,
+                   keep_optimizer=job.role == "source")  # what a fine-tune continuing its optimizer starts from
+    save_model(run.model_path, model, job.arch, job.width, optimizer=record.pop("optimizer_state", None))
     write_record(run.record_path, identity=run.identity, arch=job.arch, seed=run.seed, cases=run.cases,
                  validation_cases=list(run.validation), n_slices=len(sampler.pool), **record)
 

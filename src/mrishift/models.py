@@ -42,11 +42,30 @@ def names() -> list[str]:
     return sorted(_MODELS)
 
 
-def stride(name: str) -> int:
-    """What every input side of a registered model must be a multiple of."""
+def default_levels(name: str) -> int:
+    """A registered model's resolution levels when the config does not change them."""
     if name not in _MODELS:
         raise ValueError(f"unknown model {name!r}; known: {sorted(_MODELS)}")
-    return _MODELS[name].stride
+    return _MODELS[name].levels
+
+
+def stride(name: str, levels: int | None = None) -> int:
+    """What every input side of a registered model with this many resolution levels (None: its own default) must be
+    a multiple of: 2 per downsampling."""
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {sorted(_MODELS)}")
+    return 2 ** ((levels or default_levels(name)) - 1)
+
+
+def size_suffix(size: dict) -> str:
+    """A network-size variant's name suffix (``models.sizes`` entry): ``_w2`` for width 2, ``_l5`` for 5 levels."""
+    return (f"_w{size['width']:g}" if "width" in size else "") + (f"_l{size['levels']}" if "levels" in size else "")
+
+
+def _check_levels(levels: int) -> int:
+    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
+        raise ValueError(f"a U-Net needs at least 2 resolution levels (one downsampling), got {levels!r}")
+    return levels
 
 
 def _parameter_names(model: nn.Module, modules: list[nn.Module]) -> list[str]:
@@ -83,21 +102,24 @@ class ResidualUNet2D(nn.Module):
 
     init: bias-free 3×3 conv + 3 residual blocks; down: pre-activated bias-free 2×2 stride-2 conv + 3 blocks;
     up: bias-free 2×2 transposed conv, summed with a 1×1 (biased) projection of the skip, then 3 blocks;
-    output: pre-activated 1×1 conv (biased) + BatchNorm(1), giving logits."""
+    output: pre-activated 1×1 conv (biased) + BatchNorm(1), giving logits. ``levels`` (4) resolution levels, the
+    channels doubling at each (a depth axis of the study: 3 = 16/32/64, 5 = 16…256)."""
 
-    stride = 8  # input sides must be multiples of this
+    levels = 4  # the default; input sides must be multiples of 2 ** (levels - 1)
 
-    def __init__(self, in_channels: int = 1, width: float = 1.0, blocks_per_stage: int = 3):
+    def __init__(self, in_channels: int = 1, width: float = 1.0, blocks_per_stage: int = 3, levels: int = 4):
         super().__init__()
-        ch = [max(1, round(c * width)) for c in (16, 32, 64, 128)]
+        self.levels = n = _check_levels(levels)
+        ch = [max(1, round(16 * 2 ** i * width)) for i in range(n)]
         self.init = nn.Conv2d(in_channels, ch[0], 3, padding=1, bias=False)
-        self.encoder = nn.ModuleList(_stage(c, blocks_per_stage) for c in ch[:3])
-        self.down = nn.ModuleList(_pre_activation(ch[i], ch[i + 1], 2, stride=2) for i in range(3))
-        self.bottleneck = _stage(ch[3], blocks_per_stage)
+        self.encoder = nn.ModuleList(_stage(c, blocks_per_stage) for c in ch[:-1])
+        self.down = nn.ModuleList(_pre_activation(ch[i], ch[i + 1], 2, stride=2) for i in range(n - 1))
+        self.bottleneck = _stage(ch[-1], blocks_per_stage)
         self.up = nn.ModuleList(nn.ConvTranspose2d(ch[i + 1], ch[i], 2, stride=2, bias=False)
-                                for i in reversed(range(3)))
-        self.skip = nn.ModuleList(nn.Conv2d(c, c, 1) for c in reversed(ch[:3]))
-        self.decoder = nn.ModuleList(_stage(c, blocks_per_stage) for c in reversed(ch[:3]))
+                                for i in reversed(range(n - 1)))
+        self.skip = nn.ModuleList(nn.Conv2d(c, c, 1) for c in reversed(ch[:-1]))
+        self.decoder = nn.ModuleList(_stage(c, blocks_per_stage) for c in reversed(ch[:-1]))
+        self.stride = 2 ** (n - 1)  # what every input side must be a multiple of
         self.head = _pre_activation(ch[0], 1, 1, bias=True)
         self.output_norm = nn.BatchNorm2d(1)
 
@@ -153,18 +175,20 @@ def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
 @_register("unet_vanilla")
 class VanillaUNet(nn.Module):
     """Ronneberger's U-Net as in the DART20 code: 5 levels (64…1024 × width), max-pooling, concatenated skips, a
-    bias-free 1×1 output conv + BatchNorm(1)."""
+    bias-free 1×1 output conv + BatchNorm(1). ``levels`` changes the depth, the channels doubling at each."""
 
-    stride = 16
+    levels = 5  # the default; input sides must be multiples of 2 ** (levels - 1)
 
-    def __init__(self, in_channels: int = 1, width: float = 1.0):
+    def __init__(self, in_channels: int = 1, width: float = 1.0, levels: int = 5):
         super().__init__()
-        ch = [max(1, round(c * width)) for c in (64, 128, 256, 512, 1024)]
+        self.levels = n = _check_levels(levels)
+        ch = [max(1, round(64 * 2 ** i * width)) for i in range(n)]
         self.input_block = _conv_bn_relu(in_channels, ch[0])
-        self.encoder = nn.ModuleList(_conv_bn_relu(ch[i], ch[i + 1]) for i in range(4))
+        self.encoder = nn.ModuleList(_conv_bn_relu(ch[i], ch[i + 1]) for i in range(n - 1))
         self.pool = nn.MaxPool2d(2)
-        self.up = nn.ModuleList(nn.ConvTranspose2d(ch[i + 1], ch[i], 2, stride=2) for i in reversed(range(4)))
-        self.decoder = nn.ModuleList(_conv_bn_relu(2 * ch[i], ch[i]) for i in reversed(range(1, 4)))
+        self.up = nn.ModuleList(nn.ConvTranspose2d(ch[i + 1], ch[i], 2, stride=2) for i in reversed(range(n - 1)))
+        self.decoder = nn.ModuleList(_conv_bn_relu(2 * ch[i], ch[i]) for i in reversed(range(1, n - 1)))
+        self.stride = 2 ** (n - 1)
         self.output_block = nn.Sequential(_conv_bn_relu(2 * ch[0], ch[0]), nn.Conv2d(ch[0], 1, 1, bias=False),
                                           nn.BatchNorm2d(1))
 
@@ -225,12 +249,13 @@ def _with_normalizer(base: type[nn.Module]) -> type[nn.Module]:
     ``encoder`` and on its own as ``normalizer``."""
 
     class WithNormalizer(nn.Module):
-        stride = base.stride
+        levels = base.levels
 
         def __init__(self, in_channels: int = 1, **options):
             super().__init__()
             self.normalizer = Normalizer(in_channels)
             self.network = base(in_channels=in_channels, **options)
+            self.stride, self.levels = self.network.stride, self.network.levels
 
         def forward(self, x):
             return self.network(self.normalizer(x))

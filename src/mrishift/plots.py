@@ -104,6 +104,58 @@ def gap_closed_figure(per_pair: pd.DataFrame, strategies: list[str], title: str,
     return figure
 
 
+def forgetting_figure(per_pair: pd.DataFrame, strategies: list[str], metric_label: str, title: str):
+    """Per budget: each fine-tuned model's change of ``metric_label`` on its source domain's held-out scans (after −
+    before fine-tuning; points = pairs and seeds) and each arm's mean (a bar)."""
+    data = per_pair.assign(strategy=per_pair.strategy.map(label))
+    order = budget_order(per_pair.budget)
+    hue_order = [label(s) for s in strategies if s in set(per_pair.strategy)]
+    colours = palette(max(1, len(hue_order)))
+    figure, ax = plt.subplots(figsize=(max(6.0, 1.8 * len(order)), 4.5))
+    ax.axhline(0, color="grey", linewidth=0.8)
+    sns.barplot(data=data, x="budget", y="change", hue="strategy", order=order, hue_order=hue_order, errorbar=None,
+                alpha=0.35, palette=colours, ax=ax, legend=False)
+    sns.stripplot(data=data, x="budget", y="change", hue="strategy", order=order, hue_order=hue_order, dodge=True,
+                  size=3, palette=colours, ax=ax)
+    ax.set_xticks(range(len(order)), budget_labels(order))
+    ax.set_xlabel("target-data budget (least → most)")
+    ax.set_ylabel(f"change of {metric_label}\non the source's held-out scans (after − before)")
+    ax.set_title(title)
+    ax.legend(title="arm (bar: mean; points: pairs)", loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    return figure
+
+
+def size_effects_figure(table: pd.DataFrame, strategies: list[str], title: str):
+    """Rows: budgets; columns: gap closed against width (variants at their architecture's own levels) and against
+    resolution levels (variants at the study's width); a colour per arm, a line style per family
+    (``stats.gap_closed_by_size``'s table)."""
+    budgets = budget_order(table.budget)
+    arms = [s for s in strategies if s in set(table.strategy)]
+    colours = dict(zip(arms, palette(max(1, len(arms)))))
+    families = list(dict.fromkeys(table.family))
+    styles = dict(zip(families, ["-", "--", ":", "-."] * len(families)))
+    figure, axes = plt.subplots(len(budgets), 2, figsize=(10, 3.2 * len(budgets)), squeeze=False, sharey="row")
+    for row, budget in zip(axes, budgets):
+        for ax, axis in zip(row, ("width", "levels")):
+            shown = table[(table.budget == budget) & table[f"on_{axis}_axis"]]
+            for (family, arm), line in shown.groupby(["family", "strategy"], sort=False):
+                line = line.sort_values(axis)
+                ax.plot(line[axis], line.gap_closed, styles[family], marker="o", color=colours[arm],
+                        label=f"{label(arm)} ({family})" if len(families) > 1 else label(arm))
+            ax.axhline(0, color="grey", linewidth=0.8)
+            ax.set_xlabel("channel-width multiplier" if axis == "width" else "resolution levels (depth)")
+            ax.set_title(f"budget {budget}", fontsize=9)
+            if axis == "width":
+                ax.set_xscale("log", base=2)
+        row[0].set_ylabel("gap closed (mean over pairs)")
+    handles = {}
+    for ax in axes.flat:
+        handles.update(zip(*reversed(ax.get_legend_handles_labels())))
+    axes[0][-1].legend(handles.values(), handles.keys(), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    figure.suptitle(title)
+    return figure
+
+
 def winners_figure(winners: pd.DataFrame, strategies: list[str], significance: float, title: str):
     """Per budget, pairs won by each strategy; significant wins solid, others hatched and pale."""
     order = budget_order(winners.budget)

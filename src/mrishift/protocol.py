@@ -7,6 +7,8 @@ frozen splits (``mrishift.data.splits``). The workflow's scripts only adapt thes
 * the baseline (a source model, unadapted) is tested on every scan of every other domain;
 * a fine-tune trains on its budget's slices of its target's first fine-tuning scans and is tested on the target's
   test scans — the same scans for every budget and arm, none of which any budget trains on;
+* a source model is also tested on its own domain's held-out scans (its validation scans, which no run trains on),
+  and every fine-tune on its source's: how much of the source domain fine-tuning forgets;
 * a test-time method (budget 0: no label) adapts to and is tested on those same test scans, one at a time; its
   source side is the quantile function of the source's training scans' intensities (``intensity_reference``).
 
@@ -63,6 +65,12 @@ def baseline_test(splits: dict, source: str) -> dict[str, list[str]]:
 
 def finetune_test(splits: dict, target: str, budget: str) -> list[str]:
     return _budget(splits, target, budget)["test"]
+
+
+def source_heldout(splits: dict, source: str) -> list[str]:
+    """The source domain's scans no run trains on — its source models' validation scans (mixed-batch strategies draw
+    only the source training scans) — on which a source model and each fine-tune from it are scored for forgetting."""
+    return _domain(splits, source)["source"]["validation"]
 
 
 def test_time_test(splits: dict, target: str) -> list[str]:

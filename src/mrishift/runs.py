@@ -18,7 +18,8 @@ from mrishift.io import atomic_path, error_summary, write_json
 
 
 # The rule that saved the model a score row's role was scored with (load_model's made_by).
-MADE_BY = {"oracle": "train_oracle", "baseline": "train_source", "finetune": "finetune"}
+MADE_BY = {"oracle": "train_oracle", "baseline": "train_source", "source": "train_source", "finetune": "finetune",
+           "forgetting": "finetune"}
 ScanFiles = dict[str, tuple[str, str]]  # case id -> (scaled image, reference mask): the files a job was given
 
 
@@ -50,10 +51,15 @@ def load_cases(cases: list[str], files: ScanFiles) -> list[tuple[np.ndarray, np.
     return [tuple(volume.array for volume in load_case(case, files)) for case in cases]
 
 
-def save_model(path: str | Path, model: torch.nn.Module, arch: str, width: float) -> None:
-    """Plain (uncompiled) state_dict plus what rebuilds the network; loadable with weights_only=True."""
+def save_model(path: str | Path, model: torch.nn.Module, arch: str, width: float,
+               optimizer: dict | None = None) -> None:
+    """Plain (uncompiled) state_dict plus what rebuilds the network; loadable with weights_only=True. ``optimizer``
+    (a source run's final ``mrishift.train.optimizer_state``) is kept under that key when given."""
+    saved = {"arch": arch, "width": width, "levels": model.levels, "model": model.state_dict()}
+    if optimizer is not None:
+        saved["optimizer"] = optimizer
     with atomic_path(path) as tmp:
-        torch.save({"arch": arch, "width": width, "model": model.state_dict()}, tmp)
+        torch.save(saved, tmp)
 
 
 class ModelFileError(ValueError):
@@ -71,10 +77,20 @@ def load_saved(path: str | Path, map_location="cpu", made_by: str = "") -> dict:
         raise ModelFileError(f"{path}: unreadable model file ({error_summary(error)}){remedy}") from error
 
 
+def saved_network(saved: dict) -> torch.nn.Module:
+    """A freshly initialised network of the architecture, width and resolution levels a ``load_saved`` dict names."""
+    return models.build(saved["arch"], width=saved["width"], **{k: saved[k] for k in ("levels",) if k in saved})
+
+
+def same_network(a: dict, b: dict) -> bool:
+    """Whether two saved models are the same network (architecture, width, levels), their weights aside."""
+    return all(a.get(key) == b.get(key) for key in ("arch", "width", "levels"))
+
+
 def load_model(path: str | Path, map_location="cpu", made_by: str = "") -> torch.nn.Module:
     """The network saved by ``save_model`` (errors as ``load_saved``)."""
     state = load_saved(path, map_location, made_by)
-    model = models.build(state["arch"], width=state["width"])
+    model = saved_network(state)
     model.load_state_dict(state["model"])
     return model
 

@@ -75,6 +75,33 @@ def per_pair_gap_closed(per_scan: pd.DataFrame, metric: str = "sdice", min_gap: 
     return means.reset_index()
 
 
+def gap_closed_by_size(per_pair: pd.DataFrame, sizes: dict[str, dict]) -> pd.DataFrame:
+    """Mean gap closed over pairs (and seeds) per (variant, arm, budget) of the per-pair tables of several variants,
+    with each variant's size (``sizes``: variant -> family, width, levels, on_width_axis, on_levels_axis)."""
+    means = per_pair.groupby(["variant", "strategy", "budget"], sort=False).gap_closed.agg(
+        gap_closed="mean", n_pairs="count").reset_index()
+    return means.merge(pd.DataFrame.from_dict(sizes, orient="index").rename_axis("variant").reset_index(),
+                       on="variant", how="left", validate="many_to_one")
+
+
+def forgetting_per_pair(scores: pd.DataFrame, metric: str = "sdice") -> pd.DataFrame:
+    """Per fine-tuned model (``PAIR_KEYS`` and seed): ``before``, its source model's mean ``metric`` over the source
+    domain's held-out scans (role ``source``), ``after``, the fine-tuned model's over the same scans (role
+    ``forgetting``), and ``change`` = after − before. Raises when a model lacks its source's row or scans."""
+    keys = ["variant", "source", "seed"]
+    source = scores[scores.role == "source"]
+    before = source.groupby(keys).agg(before=(metric, "mean"), before_cases=("case", lambda c: tuple(sorted(c))))
+    after = scores[scores.role == "forgetting"].groupby(PAIR_KEYS + ["seed"], sort=False).agg(
+        after=(metric, "mean"), after_cases=("case", lambda c: tuple(sorted(c))), n_scans=("case", "nunique"))
+    merged = after.reset_index().merge(before.reset_index(), on=keys, how="left", validate="many_to_one")
+    unmatched = merged[merged.before.isna() | (merged.before_cases != merged.after_cases)]
+    if len(unmatched):
+        raise ValueError(f"{len(unmatched)} fine-tuned models were scored on their source's held-out scans without "
+                         f"their source model on the same scans, e.g. {unmatched.iloc[0][PAIR_KEYS + ['seed']].to_dict()}")
+    merged["change"] = merged.after - merged.before
+    return merged.drop(columns=["before_cases", "after_cases"])
+
+
 def winners(per_scan: pd.DataFrame, strategy_order: list[str], significance: float, metric: str = "sdice",
             min_gap: float = GAP_EPS) -> pd.DataFrame:
     """Per (variant, pair, budget) where at least two arms ran (budget 0: the test-time arms): the arm with the largest

@@ -12,7 +12,9 @@ The trainer only talks to this contract:
   code: the whole model is in train mode, so their running statistics follow the target data) or ``"eval"``
   (they keep the source's statistics);
 * ``recipe(recipe) -> Recipe``: the recipe it trains with (default: the configured one, ``lr`` overridable);
-* ``optimizer(parameters, recipe) -> torch.optim.Optimizer``;
+* ``optimizer(parameters, recipe, source_state) -> torch.optim.Optimizer``: ``parameters`` the trainable ones by
+  name; ``source_state`` the optimizer state the source run ended with (``mrishift.train.optimizer_state``: SGD
+  momentum buffers or Adam moments by parameter name) for a strategy with ``uses_source_optimizer``, else None;
 * ``batch(epoch, target, source)``: draws one training batch;
 * ``loss(model, images, masks) -> Tensor``;
 * ``adapt(model, target, device)``: for strategies that do not train (``trains = False``), what they do to the
@@ -74,6 +76,7 @@ class Strategy:
     HPARAMS: ClassVar[dict] = {"frozen_bn": "train", "lr": None}
     trains: ClassVar[bool] = True  # False: the source model is used as it is
     uses_source_data: ClassVar[bool] = False  # True: batch() also gets a sampler of the source training scans
+    uses_source_optimizer: ClassVar[bool] = False  # True: optimizer() gets the source run's final optimizer state
 
     def __init__(self, **hparams):
         self.hparams = resolve_hparams(f"strategy {self.name!r}", self.HPARAMS, hparams)
@@ -94,10 +97,12 @@ class Strategy:
         """The recipe this strategy trains with (the run record stores it)."""
         return recipe if self.hparams["lr"] is None else replace(recipe, lr=float(self.hparams["lr"]))
 
-    def optimizer(self, parameters, recipe) -> torch.optim.Optimizer:
+    def optimizer(self, parameters: dict[str, nn.Parameter], recipe, source_state: dict | None = None
+                  ) -> torch.optim.Optimizer:
         if recipe.optimizer == "adam":
-            return torch.optim.Adam(parameters, lr=recipe.lr)
-        return torch.optim.SGD(parameters, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.momentum > 0)
+            return torch.optim.Adam(parameters.values(), lr=recipe.lr)
+        return torch.optim.SGD(parameters.values(), lr=recipe.lr, momentum=recipe.momentum,
+                               nesterov=recipe.momentum > 0)
 
     def begin(self, model: nn.Module, recipe) -> None:
         """The model as the run starts (on its device, trainable set chosen, no checkpoint restored yet) and the
@@ -218,6 +223,52 @@ class MixedMiniBatch(Strategy):
         parts = [sampler.batch(n) for sampler, n in ((target, n_target), (source, self._batch_size - n_target))
                  if n > 0]
         return tuple(torch.cat(tensors) for tensors in zip(*parts))
+
+
+@register("octl")
+class OptimizerContinuation(Strategy):
+    """Every layer fine-tuned by an optimizer that continues the source run's (optimizer-continuation transfer, the
+    gradient-transfer study): SGD starts from the source's momentum buffers with μ = ``momentum`` (0.99); Adam from
+    its first and second moments with β = ``betas`` (0.99, 0.999) and bias correction as if at step ``from_step``
+    (100), the study's compromise between forgetting the source's history at once and letting it dominate. The
+    optimizer kind is the recipe's, and the source run must have used the same one."""
+
+    HPARAMS = {**Strategy.HPARAMS, "momentum": 0.99, "betas": [0.99, 0.999], "from_step": 100}
+    uses_source_optimizer = True
+
+    def __init__(self, **hparams):
+        super().__init__(**hparams)
+        momentum, betas, step = self.hparams["momentum"], self.hparams["betas"], self.hparams["from_step"]
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
+            raise ValueError(f"strategy {self.name!r}: momentum must be in [0, 1), got {momentum!r}")
+        if (not isinstance(betas, list) or len(betas) != 2
+                or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
+            raise ValueError(f"strategy {self.name!r}: betas must be two numbers in [0, 1), got {betas!r}")
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"strategy {self.name!r}: from_step must be an integer >= 0, got {step!r}")
+
+    def optimizer(self, parameters, recipe, source_state=None):
+        if source_state is None:
+            raise ValueError(f"strategy {self.name!r} continues the source run's optimizer, but the source model file "
+                             "holds no optimizer state (saved before source runs kept it: retrain the source models)")
+        if source_state["kind"] != recipe.optimizer:
+            raise ValueError(f"strategy {self.name!r}: the source run used {source_state['kind']}, this recipe "
+                             f"{recipe.optimizer}; the continued state must be the same optimizer's")
+        if recipe.optimizer == "adam":
+            optimizer = torch.optim.Adam(parameters.values(), lr=recipe.lr, betas=tuple(self.hparams["betas"]))
+        else:
+            optimizer = torch.optim.SGD(parameters.values(), lr=recipe.lr, momentum=self.hparams["momentum"],
+                                        nesterov=self.hparams["momentum"] > 0)
+        continued = {name: state for name, state in source_state["state"].items() if name in parameters}
+        if not continued:
+            raise ValueError(f"strategy {self.name!r}: the source optimizer state covers none of the "
+                             f"{len(parameters)} trainable parameters")
+        for name, state in continued.items():  # parameters the source run froze start afresh
+            p = parameters[name]
+            optimizer.state[p] = {key: value.to(p.device).clone() for key, value in state.items()}
+            if recipe.optimizer == "adam":
+                optimizer.state[p]["step"] = torch.tensor(float(self.hparams["from_step"]))
+        return optimizer
 
 
 @register("ft_last2")

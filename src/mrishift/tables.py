@@ -63,6 +63,34 @@ def gap_closed_table(per_pair: pd.DataFrame, strategies: list[str],
     return mean, mean_std(mean, std, grid(ends["low"]), grid(ends["high"]))
 
 
+SOURCE_MODEL_ROW = "source model (before)"
+
+
+def forgetting_table(per_pair: pd.DataFrame, strategies: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows: the source models (before), then each arm × budget columns (numbers: the mean of ``after``; formatted:
+    'before → after (std of the change)', means and std over the arm's fine-tuned models — pairs and seeds)."""
+    columns = budget_order(per_pair.budget)
+    stats = per_pair.groupby(["strategy", "budget"]).agg(before=("before", "mean"), after=("after", "mean"),
+                                                         change_std=("change", "std"))
+    models = per_pair.drop_duplicates(["variant", "source", "target", "budget", "seed"])
+    source_stats = models.groupby("budget").before.agg(["mean", "std"])
+
+    def grid(values: pd.Series) -> pd.DataFrame:
+        return values.unstack("budget").reindex(index=strategies, columns=columns)
+
+    before, after, spread = grid(stats.before), grid(stats.after), grid(stats.change_std)
+
+    def cell(b, a, s):
+        if pd.isna(a):
+            return ""
+        return f"{b:.2f} → {a:.2f}" + ("" if pd.isna(s) else f" ({s:.2f})")
+
+    text = pd.DataFrame([[cell(*v) for v in zip(*rows)] for rows in zip(before.values, after.values, spread.values)],
+                        index=strategies, columns=columns)
+    source_mean, source_std = (source_stats[k].reindex(columns).to_frame(SOURCE_MODEL_ROW).T for k in ("mean", "std"))
+    return pd.concat([source_mean, after]), pd.concat([mean_std(source_mean, source_std), text])
+
+
 def write_table(table: pd.DataFrame, stem: str | Path, caption: str, numbers: pd.DataFrame | None = None) -> None:
     """stem.csv (``numbers`` when given, else the table), stem.md and stem.tex; all written atomically."""
     stem = Path(stem)

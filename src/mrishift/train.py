@@ -121,11 +121,22 @@ def _load_checkpoint(path: Path | None, device: torch.device) -> dict | None:
         return None
 
 
+def optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer, kind: str) -> dict:
+    """The optimizer's per-parameter state (SGD momentum buffers, Adam moments and step) keyed by parameter name —
+    positions in a param group mean nothing to a run that trains another set — with ``kind`` ("sgd"/"adam")."""
+    return {"kind": kind, "state": {name: {key: value.detach().clone() for key, value in optimizer.state[p].items()}
+                                    for name, p in model.named_parameters() if optimizer.state.get(p)}}
+
+
 def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed: int,
           checkpoint: str | Path | None = None, source: SliceSampler | None = None, identity: str = "",
-          validate: Callable[[nn.Module], dict] | None = None, validate_every: int = 0) -> dict:
+          validate: Callable[[nn.Module], dict] | None = None, validate_every: int = 0,
+          source_optimizer: dict | None = None, keep_optimizer: bool = False) -> dict:
     """Train ``model`` in place with ``strategy``; resume from ``checkpoint`` when it exists and was written by the
-    same run (``identity``: anything that defines the run, e.g. its config as JSON). Returns a run record.
+    same run (``identity``: anything that defines the run, e.g. its config as JSON). Returns a run record; with
+    ``keep_optimizer`` its ``optimizer_state`` holds the final ``optimizer_state`` (not JSON: the caller saves it with
+    the model, for strategies that continue it). ``source_optimizer``: the run it fine-tunes' saved optimizer state,
+    for a strategy that builds its optimizer from it (``uses_source_optimizer``).
 
     ``validate(model) -> {metric: value}`` (model in eval mode) is called after every ``validate_every``-th epoch
     and after the last; its results are logged in the record's ``validation`` list. It only watches: the final model
@@ -164,7 +175,8 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
     step_model = torch.compile(model) if recipe.compile and on_gpu else model
     start_epoch = 0
     strategy.begin(model, recipe)
-    optimizer = strategy.optimizer(trainable, recipe)
+    named = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    optimizer = strategy.optimizer(named, recipe, source_optimizer)
     checkpoint = Path(checkpoint) if checkpoint else None
     state = _load_checkpoint(checkpoint, device)
     if state is not None and state.get("identity") != identity:
@@ -213,4 +225,7 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
             _save_checkpoint(checkpoint, model, optimizer, epoch + 1, losses, validation, target.rng, identity,
                              source.rng if source is not None else None)
     model.to(memory_format=torch.contiguous_format)
-    return record(epochs=recipe.epochs)
+    finished = record(epochs=recipe.epochs)
+    if keep_optimizer:
+        finished["optimizer_state"] = optimizer_state(model, optimizer, recipe.optimizer)
+    return finished

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from mrishift import metrics, plots, qc, test_time
+from mrishift import metrics, plots, qc, stats, test_time
 from mrishift.evaluate import ScanCache, predict_volume, read_scores
 from mrishift.io import write_table
 from mrishift.logs import log_to, progress
@@ -31,9 +31,10 @@ references = {json.loads(Path(path).read_text())["domain"]: test_time.SourceRefe
 declared = set(inputs.models)
 scans = ScanCache(scan_files(inputs.images, inputs.masks))
 
-scores = read_scores(inputs.scores)
-scores = scores[scores["variant"] == variant]
 ROLES_AS_ARMS = ["baseline", "oracle"]  # drawn (and excluded) under their role's name; every other arm by its own
+scores = read_scores(inputs.scores)
+# the study's rows: forgetting's (a model on its source's held-out scans) are not a target-domain prediction
+scores = scores[(scores["variant"] == variant) & scores["role"].isin(ROLES_AS_ARMS + list(stats.ADAPTED_ROLES))]
 drawn_as = scores["strategy"].where(~scores["role"].isin(ROLES_AS_ARMS), scores["role"])
 chosen = qc.examples(scores[~drawn_as.isin(params.exclude)])
 if params.exclude:  # a name that is not an arm (an overlay replaced the arms) excludes nothing

@@ -1,5 +1,6 @@
 """Score models on their test scans (rules score_oracle, score_baseline, score_finetune): one tidy table per job, one
-row per model and test scan."""
+row per model and test scan. Roles: oracle, baseline, finetune; and for forgetting, "source" (a source model on its
+domain's held-out scans) and "forgetting" (a fine-tune on its source's held-out scans)."""
 
 import json
 from pathlib import Path
@@ -26,21 +27,26 @@ if params.role == "oracle":  # each fold's model on its own test fold; together 
     domain = wildcards["domain"]
     jobs = [({**identity, "target": domain, "fold": str(k)}, model, protocol.oracle_test(splits, domain, k))
             for k, model in enumerate(snakemake.input.models)]
+    # the domain's source model on the scans it never trained on: what fine-tuning from it may forget
+    jobs.append(({**identity, "role": "source", "target": domain}, snakemake.input.source_model,
+                 protocol.source_heldout(splits, domain)))
 elif params.role == "baseline":  # every other domain's unadapted source model on every scan of this target
     target = wildcards["target"]
     jobs = [({**identity, "source": source, "target": target}, model, protocol.baseline_test(splits, source)[target])
             for source, model in zip(params.sources, snakemake.input.models, strict=True)]
 else:  # each fine-tuned model on its pair's test scans (the same scans for every budget and strategy)
+    runs = list(zip(json.loads(params.runs), snakemake.input.models, strict=True))
     jobs = [({**identity, "source": source, "target": target, "budget": budget, "seed": seed}, model,
-             protocol.finetune_test(splits, target, budget))
-            for (source, target, budget, seed), model in zip(json.loads(params.runs), snakemake.input.models,
-                                                             strict=True)]
+             protocol.finetune_test(splits, target, budget)) for (source, target, budget, seed), model in runs]
+    # ... and on its source's held-out scans (role "forgetting": the same model, the other domain)
+    jobs += [({**identity, "role": "forgetting", "source": source, "target": target, "budget": budget, "seed": seed},
+              model, protocol.source_heldout(splits, source)) for (source, target, budget, seed), model in runs]
 
 scans = ScanCache(scan_files(snakemake.input.images, snakemake.input.masks))
 tables = []
 for row_identity, model_path, cases in progress(jobs, params.role):
     log.info("%s on %d scans", model_path, len(cases))
-    model = load_model(model_path, made_by=MADE_BY[params.role])
+    model = load_model(model_path, made_by=MADE_BY[row_identity["role"]])
     table = score_scans(model, cases, scans, params.tolerance_mm, runtime["evaluation"]["batch_size"],
                         runtime["training"]["device"], runtime["training"]["bf16"])
     tables.append(table.assign(**row_identity)[IDENTITY_COLUMNS + SCORE_COLUMNS])

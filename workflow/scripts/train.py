@@ -16,10 +16,11 @@ runtime = config["training"]
 recipe = Recipe(**json.loads(params.recipe), device=runtime["device"], bf16=runtime["bf16"],
                 channels_last=runtime["channels_last"], compile=runtime["compile"],
                 data_on_device=runtime["data_on_device"], deterministic=runtime["deterministic"])
-job = Job(role=params.role, arch=params.arch, width=params.width, arm=params.strategy,
+network = json.loads(params.network)  # width, and resolution levels when the variant changes them
+job = Job(role=params.role, arch=params.arch, width=network["width"], arm=params.strategy,
           hparams=json.loads(params.hparams), recipe=recipe, validate_every=runtime["validate_every"],
           tolerance_mm=config["evaluation"]["tolerance_mm"], eval_batch_size=config["evaluation"]["batch_size"],
-          scans=scan_files(snakemake.input.images, snakemake.input.masks))
+          scans=scan_files(snakemake.input.images, snakemake.input.masks), levels=network.get("levels"))
 splits = json.loads(Path(snakemake.input.splits).read_text())["domains"]
 wildcards = dict(snakemake.wildcards.items())
 common = {"role": params.role, **wildcards, "recipe": json.loads(params.recipe), "strategy": params.strategy,

@@ -6,10 +6,10 @@ from itertools import product
 
 import pandas as pd
 
-from mrishift import models, plots
+from mrishift import plots
 from mrishift.io import write_table
 from mrishift.logs import log_to, progress
-from mrishift.runs import load_saved
+from mrishift.runs import load_saved, same_network, saved_network
 from mrishift.weight_change import block_parameters, relative_change
 
 log = log_to(snakemake.log[0])
@@ -17,14 +17,15 @@ params, variant = snakemake.params, snakemake.wildcards.variant
 sources = {key: load_saved(path, made_by="train_source")
            for key, path in zip(product(params.domains, params.seeds), snakemake.input.sources, strict=True)}
 architecture = next(iter(sources.values()))
-blocks = block_parameters(models.build(architecture["arch"], width=architecture["width"]))
+blocks = block_parameters(saved_network(architecture))
 tables = []
 for (strategy, source, target, budget, seed), path in progress(
         list(zip(json.loads(params.runs), snakemake.input.models, strict=True)), "weight_change"):
     saved = load_saved(path, made_by="finetune")
-    if (saved["arch"], saved["width"]) != (architecture["arch"], architecture["width"]):
-        raise ValueError(f"{path}: a {saved['arch']} of width {saved['width']}, its source models are "
-                         f"{architecture['arch']} of width {architecture['width']}")
+    if not same_network(saved, architecture):
+        raise ValueError(f"{path}: a {saved['arch']} of width {saved['width']} ({saved.get('levels')} levels), its "
+                         f"source models are {architecture['arch']} of width {architecture['width']} "
+                         f"({architecture.get('levels')} levels)")
     table = relative_change(saved["model"], sources[(source, seed)]["model"], blocks)
     tables.append(table.assign(variant=variant, strategy=strategy, source=source, target=target, budget=budget,
                                seed=seed))
