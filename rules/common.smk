@@ -92,9 +92,10 @@ def baseline_test_scans(w):
 
 def finetune_score_scans(w):
     """The runs' test scans, then their sources' held-out scans (forgetting)."""
-    sources = dict.fromkeys(source for source, _, _, _ in scored_runs(w))
+    runs = scored_runs(w)
+    sources = dict.fromkeys(source for source, _, _, _ in runs)
     heldout = [case for source in sources for case in protocol.source_heldout(SCAN_ROLES, source)]
-    return _scans_per_budget(scored_runs(w), protocol.finetune_test) + heldout
+    return _scans_per_budget(runs, protocol.finetune_test) + heldout
 
 
 def intensity_reference_scans(w):

@@ -43,10 +43,13 @@ else:  # each fine-tuned model on its pair's test scans (the same scans for ever
               model, protocol.source_heldout(splits, source)) for (source, target, budget, seed), model in runs]
 
 scans = ScanCache(scan_files(snakemake.input.images, snakemake.input.masks))
+models = {}  # a fine-tune is scored twice (its target's test scans, its source's held-out ones): read it once
 tables = []
 for row_identity, model_path, cases in progress(jobs, params.role):
     log.info("%s on %d scans", model_path, len(cases))
-    model = load_model(model_path, made_by=MADE_BY[row_identity["role"]])
+    if model_path not in models:
+        models[model_path] = load_model(model_path, made_by=MADE_BY[row_identity["role"]])
+    model = models[model_path]
     table = score_scans(model, cases, scans, params.tolerance_mm, runtime["evaluation"]["batch_size"],
                         runtime["training"]["device"], runtime["training"]["bf16"])
     tables.append(table.assign(**row_identity)[IDENTITY_COLUMNS + SCORE_COLUMNS])
