@@ -355,8 +355,13 @@ def test_killed_twice_the_workflow_resumes_to_the_same_scores(tiny_run, tmp_path
         return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                                 env={**os.environ, "PYTHONHASHSEED": "0"})
 
-    in_training = lambda: any((workdir / "results/checkpoints").glob("**/*.pt"))  # a run between two epochs
-    _kill_when(start(), in_training)
+    # A run between two epochs: a saved checkpoint, not the hidden temporary file one is being written to (a kill
+    # there leaves no checkpoint, and the run rightly starts over).
+    saved_checkpoints = lambda: [p for p in (workdir / "results/checkpoints").glob("**/*.pt")
+                                 if not p.name.startswith(".")]
+    _kill_when(start(), lambda: bool(saved_checkpoints()))
+    interrupted = [str(p.relative_to(workdir)) for p in saved_checkpoints()]  # a finished job deletes its own
+    assert interrupted
     unlock = subprocess.run(command + ["--unlock"], capture_output=True, text=True)
     assert unlock.returncode == 0, unlock.stderr[-2000:]
     scored = lambda: any((workdir / "results/scores").glob("*/finetune/**/*.tsv"))
@@ -370,8 +375,10 @@ def test_killed_twice_the_workflow_resumes_to_the_same_scores(tiny_run, tmp_path
         return table.sort_values(list(table.columns[:9])).reset_index(drop=True)
 
     pd.testing.assert_frame_equal(scores(workdir), scores(tiny_run))  # every column compared as text: exactly
-    resumed = [log for log in (workdir / "logs").glob("train_*/**/*.log") if "resumed from" in log.read_text()]
-    assert resumed  # the killed training runs went on from their epoch checkpoints, not from scratch
+    resumed = [line for log in (workdir / "logs").glob("**/*.log") for line in log.read_text().splitlines()
+               if "resumed from" in line]
+    for checkpoint in interrupted:  # every killed run went on from its epoch checkpoint, not from scratch
+        assert any(checkpoint in line for line in resumed), (checkpoint, resumed)
 
 
 def test_keep_going_keeps_every_other_result_and_reruns_only_the_failed_jobs(tiny_run, tmp_path):
