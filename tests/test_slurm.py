@@ -17,9 +17,15 @@ import pandas as pd
 import pytest
 import yaml
 
+import one_pair
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 SLURM_PORTS = (6917, 6918)  # not the defaults, so a site SLURM on this machine is left alone
+# The node offers each CPU twice, and as many fake GPUs (config_overrides: slurmd takes the configured counts): a
+# job's start-up (Snakemake and torch imports) and the status polling's lag (the plugin adds 10 s to its interval
+# after every round in which nothing finished) leave a CPU idle, which a second job in flight uses.
+SLOTS_PER_CPU = 2
 
 CONF_DIR = Path("/etc/slurm")
 MARKER = "# written by mrishift tests/test_slurm.py"
@@ -51,10 +57,11 @@ SlurmctldLogFile={run}/slurmctld.log
 SlurmdLogFile={run}/slurmd.log
 SlurmctldPort={ctld_port}
 SlurmdPort={slurmd_port}
-NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=8000 Gres=gpu:2 State=UNKNOWN
+SlurmdParameters=config_overrides
+NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=8000 Gres=gpu:{cpus} State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 """
-GRES_CONF = MARKER + "\nAutoDetect=off\nName=gpu File=/dev/tty[0-1]\n"
+GRES_CONF = MARKER + "\nAutoDetect=off\nName=gpu File=/dev/tty[0-{last}]\n"  # fake GPUs, one per slot
 
 
 def _run(*command, env=None, check=True, timeout=120):
@@ -107,8 +114,8 @@ def slurm_cluster(tmp_path_factory):
         (run / sub).mkdir()
     CONF_DIR.mkdir(parents=True, exist_ok=True)
     conf.write_text(SLURM_CONF.format(run=run, ctld_port=SLURM_PORTS[0], slurmd_port=SLURM_PORTS[1],
-                                      cpus=os.cpu_count()))
-    gres.write_text(GRES_CONF)
+                                      cpus=SLOTS_PER_CPU * os.cpu_count()))
+    gres.write_text(GRES_CONF.format(last=SLOTS_PER_CPU * os.cpu_count() - 1))
     env = dict(os.environ)
     started: list[Path] = []  # pid files of the daemons this fixture started
     try:
@@ -176,23 +183,24 @@ def test_profile_requests_gpus_only_for_gpu_rules():
 def test_tiny_config_through_slurm(slurm_cluster, tmp_path):
     """The tiny study through sbatch with the shipped profile; only the site values are overridden."""
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
-    profile.update({"jobs": 4, "latency-wait": 5, "slurm-status-command": "squeue",  # no accounting → no sacct
+    profile.update({"jobs": SLOTS_PER_CPU * os.cpu_count() + 2, "latency-wait": 5,
+                    "slurm-status-command": "squeue",  # no accounting → no sacct
                     "slurm-init-seconds-before-status-checks": 1, "slurm-logdir": str(tmp_path / "logs/slurm"),
                     "slurm-keep-successful-logs": True})
     profile["default-resources"].update(slurm_account="test", slurm_partition="debug", mem_mb=400, cpus_per_task=1)
+    # A group job runs its jobs one at a time (the plugin starts it with --jobs 1), each restarting Snakemake: the
+    # tiny study's 12 scans in one preprocessing job took 3.6 of its 11 min. Here 4 scans a job, 3 jobs at once.
+    profile["group-components"] = [c if not c.startswith("preprocess=") else "preprocess=4"
+                                   for c in profile["group-components"]]
     for resources in profile["set-resources"].values():
         resources.update(slurm_partition="debug", mem_mb=400, cpus_per_gpu=1)
     profile["set-threads"] = {rule: 1 for rule in profile["set-threads"]}
     (tmp_path / "profile").mkdir()
     (tmp_path / "profile/config.yaml").write_text(yaml.safe_dump(profile))
     shutil.copytree(ROOT / "config", tmp_path / "config")
-    # Every rule on one pair: fine-tuning arms and two test-time arms, one reading an intensity reference and one a
-    # normalized source model (every rule's path through SLURM; the tiny workflow tests run every pair and arm). Each
-    # SLURM job restarts Snakemake and torch (~10 s on 2 cores), so the tiny study's 6 pairs took 16 min here, 1 pair 6.
-    (tmp_path / "config/one_pair.yaml").write_text(
-        "splits:\n  finetune_pairs: {sources: [siemens_15], targets: [siemens_3]}\n"
-        "test_time:\n  bn_kl_normalizer: {sources: [siemens_15], targets: [siemens_3], iterations: 2}\n"
-        "  hist_match: {sources: [siemens_15], targets: [siemens_3]}\n")
+    # Every rule on one pair (tests/one_pair.py; the tiny workflow tests run every pair and arm). Each SLURM job
+    # restarts Snakemake and torch (~10 s on 2 cores), so the tiny study's 6 pairs took 16 min here, 1 pair 11.
+    (tmp_path / "config/one_pair.yaml").write_text(one_pair.OVERLAY)
 
     started = time.monotonic()
     result = subprocess.run(
@@ -206,12 +214,7 @@ def test_tiny_config_through_slurm(slurm_cluster, tmp_path):
     print(f"tiny config through SLURM: {wall:.0f} s")
 
     scores = pd.read_csv(tmp_path / "results/scores/scores.tsv", sep="\t")
-    # per role: oracle (3 domains × 4 scans), baseline (3 sources × every scan of the 2 other domains), the 3
-    # source models on their held-out scan, siemens_15 → siemens_3's 7 fine-tunes (ft_all,
-    # ft_first, bn_stats at 2 budgets, ft_first_bn_eval at 1) on its 2 test scans and on the source's held-out scan,
-    # 2 test-time arms on the 2 test scans
-    assert scores.role.value_counts().to_dict() == {"oracle": 12, "baseline": 24, "source": 3, "finetune": 14,
-                                                    "forgetting": 7, "test_time": 4}
+    assert scores.role.value_counts().to_dict() == one_pair.ROWS_PER_ROLE
     assert scores.sdice.between(0, 1).all()
     assert (tmp_path / "results/figures/unet2d_residual/winners.png").exists()
     submitted = result.stderr.count("has been submitted with SLURM jobid")
