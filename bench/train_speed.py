@@ -34,6 +34,7 @@ def measure(patch: int, batch: int, threads: int, strategy: str, steps: int, dev
     source = SliceSampler(volumes, [range(8)], batch, patch, 0.0, np.random.default_rng(1))
     source_run = train(model, strategies.build("ft_all"), sampler, warmup, seed=0, keep_optimizer=True)
     extra = {"source": source, "source_optimizer": source_run["optimizer_state"]}  # what mmtl / octl read
+    model, _ = strategies.build(strategy).network(model, "unet2d_residual", width)  # spottune: its gated network
     train(model, strategies.build(strategy), sampler, warmup, seed=0, **extra)
     start = time.perf_counter()
     train(model, strategies.build(strategy), sampler, recipe, seed=0, **extra)

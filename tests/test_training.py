@@ -95,9 +95,11 @@ def source_run(optimizer="sgd", epochs=1):
 @pytest.mark.parametrize("name", strategies.names())
 def test_each_strategy_changes_exactly_its_parameters(name):
     torch.manual_seed(0)
-    model = models.build("unet2d_residual", width=0.25)
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
     strategy = strategies.build(name)
+    model, _ = strategy.network(models.build("unet2d_residual", width=0.25), "unet2d_residual", 0.25)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    base = {n for n, _ in models.build("unet2d_residual", width=0.25).named_parameters()}
+    policy = {f"policy.{n}" for n, _ in models.PolicyNetwork(33).named_parameters()}  # 33 blocks at 4 levels
     intended = set(strategy.trainable(model))
     train(model, strategy, sampler(), Recipe(**TINY), seed=1, source=sampler(seed=9),  # mmtl mixes source slices in
           source_optimizer=source_run()[1])  # octl continues a source run's optimizer
@@ -108,10 +110,10 @@ def test_each_strategy_changes_exactly_its_parameters(name):
             *(f"decoder.2.2.body.{i}.{j}.{k}" for i in (0, 1) for j, k in [(0, "weight"), (0, "bias"), (2, "weight")])}
     last2 = {"head.0.weight", "head.0.bias", "head.2.weight", "head.2.bias",
              *(f"decoder.2.2.body.1.{j}.{k}" for j, k in [(0, "weight"), (0, "bias"), (2, "weight")])}
-    encoder = {n for n in before if n.split(".")[0] in ("init", "encoder", "down", "bottleneck")}
-    expected = {"none": set(), "bn_stats": set(), "ft_all": set(before), "ft_first": first, "ft_last": last,
-                "ft_last2": last2, "ft_encoder": encoder, "ft_decoder": set(before) - encoder, "l2sp": set(before),
-                "mmtl": set(before), "octl": set(before)}[name]
+    encoder = {n for n in base if n.split(".")[0] in ("init", "encoder", "down", "bottleneck")}
+    expected = {"none": set(), "bn_stats": set(), "ft_all": base, "ft_first": first, "ft_last": last,
+                "ft_last2": last2, "ft_encoder": encoder, "ft_decoder": base - encoder, "l2sp": base,
+                "mmtl": base, "octl": base, "spottune": base | policy}[name]  # spottune: never its frozen.* copy
     assert intended == expected
     assert changed <= expected  # every frozen parameter is bit-identical
     # Every intended weight moved. (Conv biases right before a train-mode BatchNorm get only float-noise
@@ -229,11 +231,12 @@ def test_l2sp_penalty_gradient_pulls_each_weight_back_to_its_start():
         strategies.build("l2sp", alpha=-1)
 
 
-@pytest.mark.parametrize("strategy", ["ft_all", "l2sp", "mmtl", "octl"])  # mmtl: the source sampler resumes too
-def test_resume_after_interruption_gives_the_same_weights(tmp_path, strategy):
+@pytest.mark.parametrize("strategy", ["ft_all", "l2sp", "mmtl", "octl", "spottune"])  # mmtl: the source sampler
+def test_resume_after_interruption_gives_the_same_weights(tmp_path, strategy):  # resumes too; spottune: its policy
     def fresh():
         torch.manual_seed(0)
-        return models.build("unet2d_residual", width=0.25)
+        return strategies.build(strategy).network(models.build("unet2d_residual", width=0.25), "unet2d_residual",
+                                                  0.25)[0]
 
     straight = fresh()
     continued = source_run()[1]  # octl's start: the checkpoint's optimizer state replaces it on resume
@@ -261,6 +264,12 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path, strategy):
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), name
     assert record_resumed["losses"] == record["losses"]
+    assert record_resumed.get("loss_terms") == record.get("loss_terms")  # named terms resume too
+    named = {"l2sp": {"bce", "l2sp"}, "spottune": {"bce", "policy"}}.get(strategy)  # a single term is not repeated
+    assert set(record.get("loss_terms", {})) == (named or set())
+    if named:
+        assert [sum(epoch) for epoch in zip(*record["loss_terms"].values())] == pytest.approx(record["losses"])
+        assert all(value > 0 for values in record["loss_terms"].values() for value in values)
     assert record["final_model"] == "last epoch"
     assert torch.load(checkpoint, weights_only=True)["epoch"] == 3
     # A checkpoint of another configuration is never resumed: this run starts from scratch and matches none.
@@ -402,3 +411,82 @@ def test_mmtl_mixes_the_scheduled_share_of_target_slices_into_each_batch():
         linear.batch(0, target)
     with pytest.raises(ValueError, match="schedule must be"):
         strategies.build("mmtl", schedule="cosine")
+
+
+def spottune_pair(seed=0):
+    """A source model of the tests' network and its SpotTune network, the fine-tuned copy then moved off the source."""
+    torch.manual_seed(seed)
+    source = models.build("unet2d_residual", width=0.25).eval()
+    model, arch = strategies.build("spottune").network(source, "unet2d_residual", 0.25)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if not name.startswith(("frozen.", "policy.")):
+                p.add_(torch.randn_like(p) * 0.1)
+    return source, model.eval(), arch
+
+
+def force_policy(model, choice):
+    """Make the policy pick ``choice`` (0 frozen, 1 fine-tuned) for every block of every slice."""
+    with torch.no_grad():
+        model.policy.logits.weight.zero_()
+        model.policy.logits.bias.copy_(torch.tensor([10.0, -10.0] if choice == 0 else [-10.0, 10.0]).repeat(33))
+
+
+def test_spottune_through_frozen_blocks_is_the_source_model_and_through_tuned_ones_its_own_network():
+    source, model, arch = spottune_pair()
+    assert arch == "unet2d_residual_spottune"
+    slices = torch.rand(3, 1, 16, 16)
+    force_policy(model, 0)
+    assert torch.equal(model(slices), source(slices))  # bit-identical: every block is the frozen copy
+    force_policy(model, 1)
+    alone = models.build("unet2d_residual", width=0.25).eval()
+    alone.load_state_dict({n: v for n, v in model.state_dict().items() if not n.startswith(("frozen.", "policy."))})
+    assert torch.equal(model(slices), alone(slices))
+    assert not torch.allclose(alone(slices), source(slices))
+
+
+def test_spottune_policy_is_hard_per_slice_and_block_and_trains_through_the_straight_through_estimator():
+    _, model, _ = spottune_pair()
+    slices = torch.rand(4, 1, 16, 16)
+    model(slices)
+    assert model.gates.shape == (4, 33) and set(model.gates.unique().tolist()) <= {0.0, 1.0}
+    again = model.gates.clone()
+    model(slices)
+    assert torch.equal(model.gates, again)  # no noise at inference
+    model.train()
+    torch.manual_seed(1)
+    strategy = strategies.build("spottune", k_reg=0.5)
+    loss = strategy.loss(model, slices, (slices > 0.5).float())
+    assert set(model.gates.unique().tolist()) <= {0.0, 1.0}
+    loss.backward()
+    assert model.policy.logits.weight.grad.abs().sum() > 0  # the hard choice passes gradient to the policy
+    assert all(p.grad is None for n, p in model.named_parameters() if n.startswith("frozen."))
+
+
+def test_spottune_loss_adds_k_reg_times_the_share_of_fine_tuned_blocks():
+    _, model, _ = spottune_pair()
+    slices, masks = torch.rand(2, 1, 16, 16), (torch.rand(2, 1, 16, 16) > 0.5).float()
+    force_policy(model, 1)  # every block fine-tuned: the penalty is k_reg × 1
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(model(slices), masks)
+    assert float(strategies.build("spottune", k_reg=0.25).loss(model, slices, masks)) == pytest.approx(float(bce) + 0.25)
+    force_policy(model, 0)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(model(slices), masks)
+    assert float(strategies.build("spottune", k_reg=0.25).loss(model, slices, masks)) == pytest.approx(float(bce))
+
+
+def test_spottune_policy_trains_at_its_own_rate_on_the_recipe_schedule(tmp_path):
+    _, model, _ = spottune_pair()
+    recipe = Recipe(**{**TINY, "epochs": 4})  # lr 1e-2 up to epoch 2, then 1e-3
+    train(model, strategies.build("spottune", policy_lr=0.05), sampler(), recipe, seed=1, checkpoint=tmp_path / "c.pt")
+    network, policy = torch.load(tmp_path / "c.pt", weights_only=True)["optimizer"]["param_groups"]
+    assert len(policy["params"]) == len(list(model.policy.parameters()))
+    assert (network["lr"], network["weight_decay"]) == (pytest.approx(1e-3), 0)
+    assert (policy["lr"], policy["weight_decay"]) == (pytest.approx(5e-3), 1e-3)  # 0.05, ×0.1 like the network
+
+
+def test_spottune_model_file_rebuilds_the_same_network(tmp_path):
+    from mrishift.runs import load_model, save_model
+    _, model, arch = spottune_pair()
+    save_model(tmp_path / "model.pt", model, arch, 0.25)
+    slices = torch.rand(3, 1, 16, 16)
+    assert torch.equal(load_model(tmp_path / "model.pt").eval()(slices), model(slices))

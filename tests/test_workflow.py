@@ -532,6 +532,32 @@ def test_an_adam_variant_trains_with_adam_and_octl_continues_its_source_moments(
         "recipe"]["optimizer"] == "sgd" and sgd_source["optimizer"]["kind"] == "sgd"
 
 
+def test_a_spottune_arm_saves_its_gated_network_and_scores_it_through_the_same_paths(tiny_run, tmp_path):
+    workdir, _, planned = planned_with_overlay(
+        tiny_run, tmp_path, "strategies:\n  spottune: {budgets: [every4]}\n"
+                            "splits:\n  finetune_pairs: {sources: [siemens_15], targets: [siemens_3]}\n")
+    assert planned["finetune"] == 1 and planned["score_finetune"] == 1
+    scores = workdir / "results/scores/unet2d_residual/finetune/spottune/siemens_15_to_siemens_3.tsv"
+    changes = workdir / "results/stats/unet2d_residual/weight_change.tsv"
+    result = snakemake(workdir, *(str(p.relative_to(workdir)) for p in (scores, changes)),
+                       configfile=["tiny.yaml", "overlay.yaml"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    model = workdir / "results/models/unet2d_residual/finetune/spottune/siemens_15_to_siemens_3/every4/seed0/model.pt"
+    saved = torch.load(model, weights_only=True)
+    assert saved["arch"] == "unet2d_residual_spottune"
+    source = torch.load(workdir / "results/models/unet2d_residual/source/siemens_15/seed0/model.pt", weights_only=True)
+    frozen = {n.removeprefix("frozen."): v for n, v in saved["model"].items() if n.startswith("frozen.")}
+    assert frozen.keys() == source["model"].keys()
+    assert all(torch.equal(v, source["model"][n]) for n, v in frozen.items() if "running" not in n
+               and "num_batches" not in n)  # the frozen copy's weights never move (its BN statistics follow the data)
+    table = pd.read_csv(scores, sep="\t")
+    assert table.role.value_counts().to_dict() == {"finetune": 2, "forgetting": 1}
+    assert table.sdice.between(0, 1).all()
+    moved = pd.read_csv(changes, sep="\t").query("strategy == 'spottune'")
+    assert len(moved) == len(models.build("unet2d_residual", width=0.5).blocks())  # its fine-tuned copy, block by block
+    assert (moved.relative_change > 0).any()
+
+
 def test_size_variants_train_their_own_networks_and_add_the_size_figure(tiny_run, tmp_path):
     workdir, dry, planned = planned_with_overlay(tiny_run, tmp_path,
                                                  "models:\n  sizes: [{}, {width: 0.25}, {levels: 3}]\n")

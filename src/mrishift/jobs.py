@@ -83,10 +83,13 @@ def train_run(job: Job, run: Run) -> None:
                            np.random.default_rng(run.seed))
     strategy = strategies.build_arm(job.arm, job.hparams)
     source_optimizer = None
+    arch = job.arch
     if run.start_from:
         model = load_model(run.start_from)
         if strategy.uses_source_optimizer:
             source_optimizer = load_saved(run.start_from).get("optimizer")
+        torch.manual_seed(run.seed)  # what a strategy adds to the network (SpotTune's policy) starts from the run's seed
+        model, arch = strategy.network(model, job.arch, job.width)
     else:
         torch.manual_seed(run.seed)
         model = models.build(job.arch, width=job.width, **({"levels": job.levels} if job.levels else {}))
@@ -111,8 +114,8 @@ def train_run(job: Job, run: Run) -> None:
                    identity=json.dumps(run.identity, sort_keys=True), validate=validate,
                    validate_every=job.validate_every, source_optimizer=source_optimizer,
                    keep_optimizer=job.role == "source")  # what a fine-tune continuing its optimizer starts from
-    save_model(run.model_path, model, job.arch, job.width, optimizer=record.pop("optimizer_state", None))
-    write_record(run.record_path, identity=run.identity, arch=job.arch, seed=run.seed, cases=run.cases,
+    save_model(run.model_path, model, arch, job.width, optimizer=record.pop("optimizer_state", None))
+    write_record(run.record_path, identity=run.identity, arch=arch, seed=run.seed, cases=run.cases,
                  validation_cases=list(run.validation), n_slices=len(sampler.pool), **record)
 
 

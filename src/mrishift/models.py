@@ -276,6 +276,95 @@ for _name, _base in list(_MODELS.items()):
     _MODELS[_name + NORMALIZED] = _with_normalizer(_base)
 
 
+SPOTTUNE = "_spottune"  # suffix of every plain model's SpotTune variant (what the spottune strategy trains)
+
+
+def base_name(arch: str) -> str:
+    """The network a variant is built on: ``unet2d_residual`` for ``unet2d_residual_spottune``."""
+    return arch.removesuffix(SPOTTUNE)
+
+
+class _BasicBlock(nn.Module):
+    """ResNet's basic block (two 3×3 conv + BN, a 1×1 projection when the shape changes)."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
+                                  nn.ReLU(inplace=True), nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+                                  nn.BatchNorm2d(cout))
+        self.shortcut = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                         if stride != 1 or cin != cout else nn.Identity())
+
+    def forward(self, x):
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+class PolicyNetwork(nn.Module):
+    """SpotTune's agent as in the SpotTUnet code: a 3×3 conv (32) and three stride-2 basic blocks (64, 128, 256),
+    average-pooled, a linear layer to two logits per gated block (index 0: the frozen block, 1: the fine-tuned one)."""
+
+    def __init__(self, n_blocks: int, in_channels: int = 1):
+        super().__init__()
+        self.n_blocks = n_blocks
+        self.body = nn.Sequential(nn.Conv2d(in_channels, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32),
+                                  nn.ReLU(inplace=True), _BasicBlock(32, 64, 2), _BasicBlock(64, 128, 2),
+                                  _BasicBlock(128, 256, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.logits = nn.Linear(256, 2 * n_blocks)
+
+    def forward(self, x):
+        return self.logits(self.body(x)).view(-1, self.n_blocks, 2)
+
+
+class _Gate:
+    """Forward hook of one block of a SpotTune network: the sample-wise mix of the block's output (fine-tuned copy)
+    and its frozen counterpart's on the same input, by the gates of the network's current forward pass."""
+
+    def __init__(self, network: nn.Module, index: int, frozen_block: nn.Module):
+        self.network, self.index, self.frozen_block = network, index, frozen_block
+
+    def __call__(self, module, args, output):
+        gates = self.network.gates
+        if gates is None:
+            return None
+        g = gates[:, self.index].view(-1, *[1] * (output.dim() - 1)).to(output.dtype)
+        return g * output + (1 - g) * self.frozen_block(*args)
+
+
+def _with_spottune(base: type[nn.Module]) -> type[nn.Module]:
+    """``base`` as SpotTune trains it (Guo et al. 2019; the SpotTUnet code): every block of ``blocks()`` runs, per
+    slice, either as fine-tuned (the network's own parameters, under the base's names, so its weights compare with
+    the source model's) or as its frozen copy (``frozen.*``), as a policy network (``policy.*``) decides from the
+    input slice: hard Gumbel-softmax choices (straight-through) at ``temperature`` in training, the argmax without
+    noise in eval mode. ``gates`` holds the last pass's choices (B, blocks): 1 = fine-tuned."""
+
+    class SpotTune(base):
+        def __init__(self, in_channels: int = 1, **options):
+            super().__init__(in_channels=in_channels, **options)
+            self.frozen = base(in_channels=in_channels, **options).requires_grad_(False)
+            blocks = super().blocks()
+            self.policy = PolicyNetwork(len(blocks), in_channels)
+            self.temperature = 0.1
+            self.gates: torch.Tensor | None = None
+            for index, ((_, block), (_, frozen_block)) in enumerate(zip(blocks, self.frozen.blocks(), strict=True)):
+                block.register_forward_hook(_Gate(self, index, frozen_block))
+
+        def forward(self, x):
+            logits = self.policy(x)
+            if self.training:
+                choice = nn.functional.gumbel_softmax(logits, tau=self.temperature, hard=True)
+            else:
+                choice = nn.functional.one_hot(logits.argmax(-1), 2).to(logits.dtype)
+            self.gates = choice[..., 1]
+            return super().forward(x)
+
+    SpotTune.__name__ = SpotTune.__qualname__ = f"{base.__name__}SpotTune"
+    return SpotTune
+
+
+for _name, _base in [(n, b) for n, b in _MODELS.items() if not n.endswith(NORMALIZED)]:
+    _MODELS[_name + SPOTTUNE] = _with_spottune(_base)
+
+
 def count(model: nn.Module, parameter_names: list[str]) -> int:
     params = dict(model.named_parameters())
     return sum(params[n].numel() for n in parameter_names)

@@ -112,7 +112,8 @@ def write_record(path: str | Path, **fields) -> None:
 
 def learning_curves(record_paths) -> pd.DataFrame:
     """One row per (training run, epoch) from run records: identity, optimizer step at the epoch's end, mean
-    training loss, and the validation scores where the run validated at that epoch (NaN elsewhere)."""
+    training loss, its named terms where the strategy has several (``loss_terms``: "bce=0.4123 l2sp=0.0011"), and
+    the validation scores where the run validated at that epoch (NaN elsewhere)."""
     rows = []
     for path in record_paths:
         record = json.loads(Path(path).read_text())
@@ -125,10 +126,12 @@ def learning_curves(record_paths) -> pd.DataFrame:
                          "source": identity.get("source", identity.get("domain")), "target": identity.get("target"),
                          "budget": identity.get("budget"), "seed": str(identity.get("seed")), "epoch": epoch,
                          "step": epoch * steps, "loss": loss,
+                         "loss_terms": " ".join(f"{name}={values[epoch - 1]:.6g}"
+                                                for name, values in record.get("loss_terms", {}).items()),
                          "val_sdice": validation.get(epoch, {}).get("sdice", np.nan),
                          "val_dice": validation.get(epoch, {}).get("dice", np.nan)})
     return pd.DataFrame(rows, columns=["run", "role", "strategy", "source", "target", "budget", "seed", "epoch", "step",
-                                       "loss", "val_sdice", "val_dice"])
+                                       "loss", "loss_terms", "val_sdice", "val_dice"])
 
 
 def convergence_summary(curves: pd.DataFrame) -> pd.DataFrame:

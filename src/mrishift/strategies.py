@@ -3,6 +3,10 @@
 The trainer only talks to this contract:
 
 * ``trainable(model) -> list[str]``: names of the parameters that train (all others are frozen);
+* ``network(source, arch, width) -> (model, arch)``: the network a fine-tuning run trains, built from its source
+  model, and the architecture name it is saved under (so scoring rebuilds it); by default the source model itself.
+  A strategy that owns extra modules (SpotTune's frozen copy and policy network) returns a network holding them:
+  they are then saved with the model and in every epoch checkpoint. The run's seed is set just before;
 * ``begin(model, recipe)``: called once a run's model is on its device, before its optimizer is built and before a
   checkpoint is restored — so it sees the weights the run starts from (a fine-tune: its source model), e.g. to keep
   them for a penalty, and the recipe it trains with; by default nothing;
@@ -14,9 +18,13 @@ The trainer only talks to this contract:
 * ``recipe(recipe) -> Recipe``: the recipe it trains with (default: the configured one, ``lr`` overridable);
 * ``optimizer(parameters, recipe, source_state) -> torch.optim.Optimizer``: ``parameters`` the trainable ones by
   name; ``source_state`` the optimizer state the source run ended with (``mrishift.train.optimizer_state``: SGD
-  momentum buffers or Adam moments by parameter name) for a strategy with ``uses_source_optimizer``, else None;
+  momentum buffers or Adam moments by parameter name) for a strategy with ``uses_source_optimizer``, else None. The
+  trainer sets each parameter group's learning rate every epoch from the recipe's schedule, times the group's
+  ``lr_scale`` (default 1) — how a group with its own rate (SpotTune's policy) follows the schedule;
 * ``batch(epoch, target, source)``: draws one training batch;
-* ``loss(model, images, masks) -> Tensor``;
+* ``loss_terms(model, images, masks) -> {name: Tensor}``: the loss as named terms (default: ``bce``), summed for the
+  gradient; the run record keeps each term's mean per epoch (``loss_terms``) when there are several, beside the
+  total (``losses``); ``loss`` is their sum;
 * ``adapt(model, target, device)``: for strategies that do not train (``trains = False``), what they do to the
   source model instead (e.g. re-estimate BatchNorm statistics); by default nothing.
 
@@ -104,6 +112,10 @@ class Strategy:
         return torch.optim.SGD(parameters.values(), lr=recipe.lr, momentum=recipe.momentum,
                                nesterov=recipe.momentum > 0)
 
+    def network(self, source: nn.Module, arch: str, width: float) -> tuple[nn.Module, str]:
+        """The network a fine-tuning run trains, from its source model, and the architecture it is saved as."""
+        return source, arch
+
     def begin(self, model: nn.Module, recipe) -> None:
         """The model as the run starts (on its device, trainable set chosen, no checkpoint restored yet) and the
         recipe it trains with."""
@@ -114,8 +126,11 @@ class Strategy:
     def adapt(self, model: nn.Module, target, device) -> None:
         """What a strategy that does not train does to the source model (``trains = False``)."""
 
+    def loss_terms(self, model: nn.Module, images: torch.Tensor, masks: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"bce": nn.functional.binary_cross_entropy_with_logits(model(images), masks)}
+
     def loss(self, model: nn.Module, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        return nn.functional.binary_cross_entropy_with_logits(model(images), masks)
+        return sum(self.loss_terms(model, images, masks).values())
 
 
 @register("none")
@@ -187,8 +202,8 @@ class L2SP(Strategy):
         distance = sum(((p - start) ** 2).sum() for p, start in self._anchors)
         return self.hparams["alpha"] / 2 * distance
 
-    def loss(self, model, images, masks):
-        return super().loss(model, images, masks) + self.penalty()
+    def loss_terms(self, model, images, masks):
+        return {**super().loss_terms(model, images, masks), "l2sp": self.penalty()}
 
 
 @register("mmtl")
@@ -308,3 +323,59 @@ class BatchNormStatistics(Strategy):
     def adapt(self, model, target, device):
         model.to(device)
         batchnorm.reestimate_statistics(model, target.all_slices().to(device))
+
+
+@register("spottune")
+class SpotTune(Strategy):
+    """Per slice and per block, the frozen source block or a fine-tuned copy of it, as a policy network chooses
+    (SpotTune, Guo et al. 2019; SpotTUnet, the MICCAI 2021 study; ``models.SPOTTUNE``). Both copies start from the
+    source weights, the policy from the run's seed; the fine-tuned copy and the policy train, the frozen copy never.
+    Choices are hard Gumbel-softmax samples (straight-through) at ``temperature`` (0.1) in training, the argmax
+    without noise at inference. Loss: BCE + ``k_reg`` · mean(1 − policy), policy = 1 for the frozen block: the share
+    of fine-tuned blocks is penalised (``k_reg`` 0.005, the gradient-transfer study's fixed value; the MICCAI study
+    tuned it per budget in 0–0.012 — sweep it as arms). The policy trains at ``policy_lr`` (0.01) with weight decay
+    ``policy_weight_decay`` (1e-3), in the recipe's optimizer (SGD: Nesterov momentum 0.9 as the MICCAI code; Adam as
+    the gradient-transfer code), and follows the recipe's step schedule like the network."""
+
+    HPARAMS = {**Strategy.HPARAMS, "k_reg": 0.005, "temperature": 0.1, "policy_lr": 0.01,
+               "policy_weight_decay": 1e-3}
+
+    def __init__(self, **hparams):
+        super().__init__(**hparams)
+        for key, positive in (("k_reg", False), ("temperature", True), ("policy_lr", True),
+                              ("policy_weight_decay", False)):
+            value = self.hparams[key]
+            if (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+                    or (positive and value == 0)):
+                raise ValueError(f"strategy {self.name!r}: {key} must be a number {'>' if positive else '>='} 0, "
+                                 f"got {value!r}")
+
+    def network(self, source, arch, width):
+        spottune = arch + models.SPOTTUNE
+        model = models.build(spottune, width=width, levels=source.levels)
+        weights = source.state_dict()
+        model.load_state_dict(weights, strict=False)  # the fine-tuned copy, under the source's names
+        model.frozen.load_state_dict(weights)
+        return model.to(next(source.parameters()).device), spottune
+
+    def trainable(self, model):
+        return [name for name, _ in model.named_parameters() if not name.startswith("frozen.")]
+
+    def begin(self, model, recipe):
+        model.temperature = float(self.hparams["temperature"])
+
+    def optimizer(self, parameters, recipe, source_state=None):
+        policy = [p for name, p in parameters.items() if name.startswith("policy.")]
+        network = [p for name, p in parameters.items() if not name.startswith("policy.")]
+        groups = [{"params": network},
+                  {"params": policy, "lr": self.hparams["policy_lr"], "lr_scale": self.hparams["policy_lr"] / recipe.lr,
+                   "weight_decay": self.hparams["policy_weight_decay"]}]
+        if recipe.optimizer == "adam":
+            return torch.optim.Adam(groups, lr=recipe.lr)
+        groups[1]["momentum"] = 0.9
+        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.momentum > 0)
+
+    def loss_terms(self, model, images, masks):
+        terms = super().loss_terms(model, images, masks)
+        fine_tuned = model.gates  # (B, blocks) of that forward pass: 1 − policy
+        return {**terms, "policy": self.hparams["k_reg"] * fine_tuned.mean()}

@@ -88,14 +88,16 @@ def set_train_mode(model: nn.Module, frozen_bn: str) -> None:
                     module.eval()
 
 
-def _save_checkpoint(path: Path, model, optimizer, epoch: int, losses: list[float], validation: list[dict],
-                     rng: np.random.Generator, identity: str, source_rng: np.random.Generator | None = None):
+def _save_checkpoint(path: Path, model, optimizer, epoch: int, losses: list[float], loss_terms: dict,
+                     validation: list[dict], rng: np.random.Generator, identity: str,
+                     source_rng: np.random.Generator | None = None):
     state = {
         "identity": identity,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "epoch": epoch,
         "losses": losses,
+        "loss_terms": json.dumps(loss_terms),
         "validation": json.dumps(validation),
         "torch_rng": torch.get_rng_state(),
         "sampler_rng": json.dumps(rng.bit_generator.state),
@@ -149,11 +151,13 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
     log.info("strategy %s: %d of %d parameter tensors train (%d parameters); frozen BatchNorm: %s",
              strategy.name, len(trainable), len(list(model.parameters())), n_trainable, strategy.frozen_bn)
     losses: list[float] = []
+    loss_terms: dict[str, list[float]] = {}  # per named term of a strategy's loss, when it has several
     validation: list[dict] = []
     started = time.perf_counter()
 
     def record(epochs: int) -> dict:
         return {"device": str(device), "epochs": epochs, "trainable_parameters": n_trainable, "losses": losses,
+                **({"loss_terms": loss_terms} if loss_terms else {}),
                 "validation": validation, "final_model": "last epoch", "seconds": time.perf_counter() - started,
                 "recipe": asdict(recipe)}
 
@@ -186,6 +190,7 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, losses = state["epoch"], list(state["losses"])
+        loss_terms = json.loads(state.get("loss_terms", "{}"))
         validation = json.loads(state["validation"])
         torch.set_rng_state(state["torch_rng"])
         target.rng.bit_generator.state = json.loads(state["sampler_rng"])
@@ -195,9 +200,10 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=recipe.bf16 and on_gpu)
     for epoch in range(start_epoch, recipe.epochs):
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(recipe, epoch)
+            group["lr"] = learning_rate(recipe, epoch) * group.get("lr_scale", 1.0)
         set_train_mode(model, strategy.frozen_bn)
         running = torch.zeros((), device=device)
+        running_terms: dict[str, torch.Tensor] = {}
         for _ in range(recipe.iters_per_epoch):
             images, masks = strategy.batch(epoch, target, source)
             images = images.to(device, non_blocking=True)
@@ -205,15 +211,22 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
             if recipe.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             with autocast:
-                loss = strategy.loss(step_model, images, masks)
+                terms = strategy.loss_terms(step_model, images, masks)
+                loss = sum(terms.values())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             running += loss.detach().float()
+            if len(terms) > 1:
+                for name, value in terms.items():
+                    running_terms[name] = running_terms.get(name, 0) + value.detach().float()
         losses.append(float(running) / recipe.iters_per_epoch)  # one host sync per epoch
+        for name, total in running_terms.items():
+            loss_terms.setdefault(name, []).append(float(total) / recipe.iters_per_epoch)
         elapsed = time.perf_counter() - started
         done = epoch + 1 - start_epoch
-        log.info("epoch %d/%d loss %.4f lr %.1e (ETA %.0f s)", epoch + 1, recipe.epochs, losses[-1],
+        parts = "".join(f" {name} {values[-1]:.4f}" for name, values in loss_terms.items())
+        log.info("epoch %d/%d loss %.4f%s lr %.1e (ETA %.0f s)", epoch + 1, recipe.epochs, losses[-1], parts,
                  learning_rate(recipe, epoch), elapsed / done * (recipe.epochs - epoch - 1))
         if validate and ((epoch + 1) % max(validate_every, 1) == 0 or epoch + 1 == recipe.epochs):
             model.eval()
@@ -222,8 +235,8 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
                 model.to(memory_format=torch.channels_last)
             log.info("epoch %d validation %s", epoch + 1, {k: round(v, 4) for k, v in validation[-1].items()})
         if checkpoint:
-            _save_checkpoint(checkpoint, model, optimizer, epoch + 1, losses, validation, target.rng, identity,
-                             source.rng if source is not None else None)
+            _save_checkpoint(checkpoint, model, optimizer, epoch + 1, losses, loss_terms, validation, target.rng,
+                             identity, source.rng if source is not None else None)
     model.to(memory_format=torch.contiguous_format)
     finished = record(epochs=recipe.epochs)
     if keep_optimizer:
