@@ -12,7 +12,8 @@ measured (``--throughput``, its ``--json`` output) under one switch setting (``-
 defaults, i.e. fp32 + channels_last + device-held batches, unless told otherwise). Assumptions, printed with the
 table: CC359 at 1 mm has 60 scans per domain of about 270 axial slices (../shared/PROTOCOL.md); a fine-tuning arm
 costs what its trainable layers cost (all layers → the source-training rate, first / last layers → their measured
-rates; a class the benchmark did not measure → the all-layer rate, an upper bound; arms that do not train → one
+rates; a class the benchmark did not measure → the all-layer rate, an upper bound, or for a class that runs more
+than the network (spottune) the all-layer rate divided by its CPU-measured slowdown; arms that do not train → one
 forward pass over the budget); the vanilla U-Net is costed at the residual U-Net's rate (not measured). GPU time
 only: surface-distance metrics run on the CPU beside it.
 """
@@ -37,6 +38,10 @@ from mrishift.data.splits import parse_budget
 ROOT = Path(__file__).resolve().parents[1]
 SCANS_PER_DOMAIN, SLICES_PER_SCAN = 60, 270  # CC359 at 1 mm (../shared/PROTOCOL.md)
 RATE_OF_CLASS = {"ft_all": "source", "ft_first": "ft_first", "ft_last": "ft_last"}
+# A class slower per step than all layers, by its CPU-measured factor (bench/train_speed.py, not measured on a GPU):
+# spottune runs a frozen copy and a policy network beside the network (0.38× ft_all at the demo's size, 0.40× at the
+# paper's width with 80-pixel patches).
+SLOWER_THAN_ALL = {"spottune": 2.5}
 ORIGINAL_COST = "DART20: 'about 4 hours' per 100-epoch training on a V100, the study on the order of 750 V100-hours"
 
 
@@ -84,7 +89,8 @@ def gpu_hours(config: dict, throughput: dict, switches: str) -> list[tuple[str, 
         arm_budgets = [parse_budget(b) for b in strategies.arm_budgets(spec, splits["budgets"])]
         runs = variants * seeds * pairs * len(arm_budgets)
         if description["trains"]:
-            rate = rates[RATE_OF_CLASS.get(description["class"], "source")]
+            rate = rates[RATE_OF_CLASS.get(description["class"], "source")] / SLOWER_THAN_ALL.get(
+                description["class"], 1.0)
             work = slices_of(training["finetune"])
         else:  # one forward pass over the budget's slices (bn_stats), at the inference rate
             rate = inference
