@@ -45,6 +45,11 @@ class Registry:
         return built
 
 
+def is_number(value, integer: bool = False) -> bool:
+    """Whether a hyper-parameter is a real number (an int when ``integer``) — YAML's true/false are not."""
+    return isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
+
+
 def resolve_hparams(owner: str, defaults: dict, given: dict) -> dict:
     """``defaults`` updated by ``given``; an undeclared key raises naming ``owner`` and the declared keys."""
     unknown = set(given) - set(defaults)

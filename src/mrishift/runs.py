@@ -83,8 +83,11 @@ def saved_network(saved: dict) -> torch.nn.Module:
 
 
 def same_network(a: dict, b: dict) -> bool:
-    """Whether two saved models are the same network (architecture, width, levels), their weights aside."""
-    return all(a.get(key) == b.get(key) for key in ("arch", "width", "levels"))
+    """Whether two saved models are the same network (architecture, width, levels), their weights aside. A SpotTune
+    network counts as its base: its own parameters are the base's, under the same names, beside a frozen copy and a
+    policy (``models.SPOTTUNE``)."""
+    return (models.base_name(a["arch"]) == models.base_name(b["arch"])
+            and all(a.get(key) == b.get(key) for key in ("width", "levels")))
 
 
 def load_model(path: str | Path, map_location="cpu", made_by: str = "") -> torch.nn.Module:

@@ -47,7 +47,7 @@ import torch
 from torch import nn
 
 from mrishift import batchnorm, models
-from mrishift.registry import Registry, chosen_subset, resolve_hparams
+from mrishift.registry import Registry, chosen_subset, is_number, resolve_hparams
 
 _REGISTRY = Registry("strategy")
 register, names, build = _REGISTRY.register, _REGISTRY.names, _REGISTRY.build
@@ -91,7 +91,7 @@ class Strategy:
         if self.hparams["frozen_bn"] not in ("eval", "train"):
             raise ValueError(f"strategy {self.name!r}: frozen_bn must be 'eval' or 'train', got {self.hparams['frozen_bn']!r}")
         lr = self.hparams["lr"]
-        if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0):
+        if lr is not None and (not is_number(lr) or lr <= 0):
             raise ValueError(f"strategy {self.name!r}: lr must be a positive number or null, got {lr!r}")
 
     @property
@@ -190,7 +190,7 @@ class L2SP(Strategy):
     def __init__(self, **hparams):
         super().__init__(**hparams)
         alpha = self.hparams["alpha"]
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha < 0:
+        if not is_number(alpha) or alpha < 0:
             raise ValueError(f"strategy {self.name!r}: alpha must be a number >= 0, got {alpha!r}")
         self._anchors: list[tuple[nn.Parameter, torch.Tensor]] = []
 
@@ -254,12 +254,12 @@ class OptimizerContinuation(Strategy):
     def __init__(self, **hparams):
         super().__init__(**hparams)
         momentum, betas, step = self.hparams["momentum"], self.hparams["betas"], self.hparams["from_step"]
-        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
+        if not is_number(momentum) or not 0 <= momentum < 1:
             raise ValueError(f"strategy {self.name!r}: momentum must be in [0, 1), got {momentum!r}")
         if (not isinstance(betas, list) or len(betas) != 2
-                or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
+                or not all(is_number(b) and 0 <= b < 1 for b in betas)):
             raise ValueError(f"strategy {self.name!r}: betas must be two numbers in [0, 1), got {betas!r}")
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        if not is_number(step, integer=True) or step < 0:
             raise ValueError(f"strategy {self.name!r}: from_step must be an integer >= 0, got {step!r}")
 
     def optimizer(self, parameters, recipe, source_state=None):
@@ -345,8 +345,7 @@ class SpotTune(Strategy):
         for key, positive in (("k_reg", False), ("temperature", True), ("policy_lr", True),
                               ("policy_weight_decay", False)):
             value = self.hparams[key]
-            if (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
-                    or (positive and value == 0)):
+            if not is_number(value) or value < 0 or (positive and value == 0):
                 raise ValueError(f"strategy {self.name!r}: {key} must be a number {'>' if positive else '>='} 0, "
                                  f"got {value!r}")
 
@@ -368,7 +367,7 @@ class SpotTune(Strategy):
         policy = [p for name, p in parameters.items() if name.startswith("policy.")]
         network = [p for name, p in parameters.items() if not name.startswith("policy.")]
         groups = [{"params": network},
-                  {"params": policy, "lr": self.hparams["policy_lr"], "lr_scale": self.hparams["policy_lr"] / recipe.lr,
+                  {"params": policy, "lr_scale": self.hparams["policy_lr"] / recipe.lr,
                    "weight_decay": self.hparams["policy_weight_decay"]}]
         if recipe.optimizer == "adam":
             return torch.optim.Adam(groups, lr=recipe.lr)

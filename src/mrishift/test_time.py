@@ -31,7 +31,7 @@ from mrishift import batchnorm, models
 from mrishift.data.histogram import match_histogram
 from mrishift.data.splits import ZERO_BUDGET  # noqa: F401  (the budget column of every test-time score)
 from mrishift.evaluate import volume_slices
-from mrishift.registry import Registry, chosen_pairs, resolve_hparams
+from mrishift.registry import Registry, chosen_pairs, is_number, resolve_hparams
 from mrishift.seeding import seed_hash
 
 log = logging.getLogger("mrishift")
@@ -146,9 +146,9 @@ class GradientMethod(TestTimeMethod):
         h = self.hparams
         if h["optimizer"] not in ("adam", "sgd"):
             raise ValueError(f"{self.name}: optimizer must be 'adam' or 'sgd', got {h['optimizer']!r}")
-        if isinstance(h["lr"], bool) or not isinstance(h["lr"], (int, float)) or h["lr"] <= 0:
+        if not is_number(h["lr"]) or h["lr"] <= 0:
             raise ValueError(f"{self.name}: lr must be a positive number, got {h['lr']!r}")
-        if isinstance(h["iterations"], bool) or not isinstance(h["iterations"], int) or h["iterations"] < 1:
+        if not is_number(h["iterations"], integer=True) or h["iterations"] < 1:
             raise ValueError(f"{self.name}: iterations must be a positive integer, got {h['iterations']!r}")
         if not isinstance(h["keep_best"], bool):
             raise ValueError(f"{self.name}: keep_best must be true or false, got {h['keep_best']!r}")

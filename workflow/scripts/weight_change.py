@@ -6,7 +6,7 @@ from itertools import product
 
 import pandas as pd
 
-from mrishift import models, plots
+from mrishift import plots
 from mrishift.io import write_table
 from mrishift.logs import log_to, progress
 from mrishift.runs import load_saved, same_network, saved_network
@@ -22,8 +22,7 @@ tables = []
 for (strategy, source, target, budget, seed), path in progress(
         list(zip(json.loads(params.runs), snakemake.input.models, strict=True)), "weight_change"):
     saved = load_saved(path, made_by="finetune")
-    # a SpotTune model is its base network (the fine-tuned copy, under the source's names) + a frozen copy + a policy
-    if not same_network({**saved, "arch": models.base_name(saved["arch"])}, architecture):
+    if not same_network(saved, architecture):
         raise ValueError(f"{path}: a {saved['arch']} of width {saved['width']} ({saved.get('levels')} levels), its "
                          f"source models are {architecture['arch']} of width {architecture['width']} "
                          f"({architecture.get('levels')} levels)")
