@@ -32,6 +32,23 @@ def test_real_network_predicts_every_slice_in_eval_mode():
     assert np.array_equal(first, predict_volume(model, image, batch_size=6, device="cpu"))  # batching changes nothing
 
 
+def test_prediction_leaves_the_network_trainable_in_its_memory_format():
+    """A run validating between epochs trains on afterwards: predicting must neither turn the parameters into
+    inference tensors (autograd refuses to save those for backward) nor change their memory format."""
+    image = np.random.default_rng(2).random((16, 16, 4)).astype(np.float32)
+    for channels_last in (False, True):
+        model = models.build("unet2d_residual", width=0.25)
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        before = [p.stride() for p in model.parameters()]
+        predict_volume(model, image, batch_size=4, device="cpu", channels_last=True)
+        assert not any(p.is_inference() for p in model.parameters())
+        assert [p.stride() for p in model.parameters()] == before
+        model.train()
+        model(torch.rand(2, 1, 16, 16)).sum().backward()  # what failed before: "Inference tensors cannot be saved"
+        assert all(p.grad is not None for p in model.parameters())
+
+
 def test_a_truncated_preprocessed_volume_is_caught_with_its_name(tmp_path):
     import pytest
 

@@ -21,19 +21,39 @@ IDENTITY_COLUMNS = ["variant", "role", "strategy", "source", "target", "budget",
 SCORE_COLUMNS = ["case", "sdice", "dice", "hd95_mm", "assd_mm"]
 
 
-@torch.inference_mode()
 def predict_volume(model: torch.nn.Module, image: np.ndarray, batch_size: int = 32, device: str = "auto",
                    bf16: bool = False, channels_last: bool = True) -> np.ndarray:
     """Brain mask of a scaled (x, y, z) volume: every axial slice through the network, sigmoid >= 0.5.
 
     Slices are zero-padded to a multiple of the network's stride (zero is background after intensity scaling) and
-    cropped back, so the mask has exactly the image's shape."""
+    cropped back, so the mask has exactly the image's shape. The model is left in eval mode on ``device`` in the
+    memory format it came in: converting its parameters inside inference mode would turn them into inference
+    tensors that a training run validating between epochs could no longer train."""
     if image.ndim != 3:
         raise ValueError(f"expected an (x, y, z) volume, got shape {image.shape}")
     device = resolve_device(device)
     model.eval().to(device)
+    came_as = _memory_format(model)
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    try:
+        with torch.inference_mode():
+            return _predict_slices(model, image, batch_size, device, bf16, channels_last)
+    finally:
+        model.to(memory_format=came_as)
+
+
+def _memory_format(model: torch.nn.Module) -> torch.memory_format:
+    """channels_last when the model's 4-d weights are (as ``model.to(memory_format=...)`` leaves them), else
+    contiguous. A weight laid out the same either way (a 1×1 convolution's) says nothing."""
+    telling = [p for p in model.parameters()
+               if p.dim() == 4 and p.is_contiguous() != p.is_contiguous(memory_format=torch.channels_last)]
+    if telling and all(p.is_contiguous(memory_format=torch.channels_last) for p in telling):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def _predict_slices(model, image, batch_size, device, bf16, channels_last) -> np.ndarray:
     nx, ny, nz = image.shape
     slices = volume_slices(image, model.stride, device)
     out = torch.empty((nz, nx, ny), dtype=torch.bool, device=device)
@@ -45,7 +65,6 @@ def predict_volume(model: torch.nn.Module, image: np.ndarray, batch_size: int = 
         with autocast:
             logits = model(batch)
         out[start:start + batch_size] = logits[:, 0, :nx, :ny] >= 0  # sigmoid(l) >= 0.5 ⇔ l >= 0
-    model.to(memory_format=torch.contiguous_format)
     return out.cpu().numpy().transpose(1, 2, 0)
 
 
