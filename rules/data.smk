@@ -13,6 +13,7 @@ rule synthesize_cc359:
         shift_strength=config["data"]["synthetic"]["shift_strength"],
         deformation_mm=config["data"]["synthetic"]["deformation_mm"],
         seed=config["data"]["synthetic"]["seed"],
+    threads: 8  # subjects written in parallel (scaled down to the cores there are); the files do not depend on it
     log:
         "logs/synthesize_cc359.log",
     conda:

@@ -19,7 +19,8 @@ records = generate(
     native_spacing_mm=params.native_spacing_mm,
     shift_strength=params.shift_strength,
     deformation_mm=params.deformation_mm,
-    progress=lambda jobs: progress(jobs, "synthesizing subjects"),
+    progress=lambda finished, total: progress(finished, "synthesizing subjects", total=total),
+    workers=snakemake.threads,  # subjects in parallel: the same files whatever the number
 )
 staging.rename(out)
 log.info("wrote %d synthetic subjects to %s", len(records), out)

