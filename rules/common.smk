@@ -145,8 +145,14 @@ ARMS_USING_SOURCE_DATA = {arm: strategies.build_arm(arm, spec).uses_source_data 
 BUDGETS = list(config["splits"]["budgets"])
 ARM_BUDGETS = {arm: strategies.arm_budgets(spec, BUDGETS) for arm, spec in ARMS.items()}
 SEEDS = list(config["training"]["seeds"])
-# The source→target pairs every fine-tuning arm runs on (splits.finetune_pairs; default: every ordered pair).
+# The source→target pairs of the fine-tuning study (splits.finetune_pairs; default: every ordered pair), and those each
+# arm runs on (its sources/targets among them; default: all). With one job per arm and budget (training.finetune_job
+# 'strategy') a job's outputs are fixed when the workflow is parsed: the arms on fewer pairs share one set, trained by
+# rule finetune_subset (config.py checks it).
 PAIRS = registry.chosen_pairs(config["splits"]["finetune_pairs"], DOMAIN_NAMES)
+ARM_PAIRS = {arm: strategies.arm_pairs(spec, PAIRS) for arm, spec in ARMS.items()}
+SUBSET_ARMS = [arm for arm in STRATEGIES if ARM_PAIRS[arm] != PAIRS]
+SUBSET_PAIRS = ARM_PAIRS[SUBSET_ARMS[0]] if SUBSET_ARMS else []
 FOLDS = list(range(config["splits"]["n_folds"]))
 # Test-time arms (budget 0): name -> {method: registered class (default: the name), sources and targets (the pairs
 # it adapts; default: all), **hyper-parameters}.
@@ -192,7 +198,7 @@ INTENSITY_REFERENCE = result("data/intensity_reference/{domain}.json")
 def _runs(wildcards, budgets):
     """(source, target, budget, seed) of a job's runs at these budgets — for its pair, or every pair (by
     training.finetune_job) — in the order of the job's outputs: pair, then budget, then seed."""
-    pairs = [(wildcards.source, wildcards.target)] if FINETUNE_JOB == "pair" else PAIRS
+    pairs = [(wildcards.source, wildcards.target)] if FINETUNE_JOB == "pair" else ARM_PAIRS[wildcards.strategy]
     return [(source, target, budget, str(seed)) for source, target in pairs for budget in budgets for seed in SEEDS]
 
 
@@ -229,12 +235,17 @@ def test_time_references(wildcards):
     return [INTENSITY_REFERENCE.format(domain=source) for source in sources]
 
 
-def finetune_outputs(pattern):
-    """One path per run of a fine-tuning job (same order as finetune_runs); the job's own wildcards stay."""
+def finetune_outputs(pattern, arms=None, pairs=None):
+    """One path per run of a fine-tuning job (same order as finetune_runs); the job's own wildcards stay. With one job
+    per arm and budget, the job's ``pairs`` (default: the study's) are expanded and its {strategy} is one of ``arms``
+    (default: any)."""
     if FINETUNE_JOB == "pair":
         return expand(pattern, seed=SEEDS, allow_missing=True)
-    sources, targets = zip(*[(source, target) for source, target in PAIRS for _ in SEEDS])
-    return expand(pattern, zip, source=sources, target=targets, seed=SEEDS * len(PAIRS), allow_missing=True)
+    if arms is not None:  # (?!) matches nothing: every arm runs on fewer pairs
+        pattern = pattern.replace("{strategy}", "{strategy," + ("|".join(map(re.escape, arms)) or "(?!)") + "}", 1)
+    pairs = PAIRS if pairs is None else pairs
+    sources, targets = zip(*[(source, target) for source, target in pairs for _ in SEEDS])
+    return expand(pattern, zip, source=sources, target=targets, seed=SEEDS * len(pairs), allow_missing=True)
 
 
 def finetuned_models(runs):
@@ -322,8 +333,8 @@ def trained_models(variants=VARIANTS):
 
 def finetuned_study_runs():
     """(arm, source, target, budget, seed) of every fine-tuning run of the study (each model variant has them all)."""
-    return [(strategy, source, target, budget, str(seed)) for strategy in STRATEGIES for source, target in PAIRS
-            for budget in ARM_BUDGETS[strategy] for seed in SEEDS]
+    return [(strategy, source, target, budget, str(seed)) for strategy in STRATEGIES
+            for source, target in ARM_PAIRS[strategy] for budget in ARM_BUDGETS[strategy] for seed in SEEDS]
 
 
 def finetuned_study_models(variant):
@@ -339,7 +350,7 @@ def score_tables():
     tables += expand(BASELINE_SCORES, variant=VARIANTS, target=DOMAIN_NAMES, seed=SEEDS)
     if FINETUNE_JOB == "pair":
         tables += [FINETUNE_SCORES.format(variant=variant, strategy=strategy, source=source, target=target)
-                   for variant in VARIANTS for strategy in STRATEGIES for source, target in PAIRS]
+                   for variant in VARIANTS for strategy in STRATEGIES for source, target in ARM_PAIRS[strategy]]
         tables += [TEST_TIME_SCORES.format(variant=variant, method=method, source=source, target=target)
                    for variant in VARIANTS for method in METHODS for source, target in METHOD_PAIRS[method]]
     else:

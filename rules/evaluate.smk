@@ -130,6 +130,7 @@ rule analyse:
     params:
         strategies=STRATEGIES + METHODS,  # the tables' and figures' row order
         arms=as_json(ARM_DESCRIPTIONS),
+        arm_pairs=as_json(ARM_PAIRS),  # the pairs each fine-tuning arm ran on: paired tests compare where both did
         significance=EVALUATION["significance_level"],
         tolerance_mm=EVALUATION["tolerance_mm"],
         min_gap=EVALUATION["min_gap"],

@@ -74,8 +74,8 @@ rule finetune:
         unpack(scans_read(finetune_training_scans)),
         source_models=finetune_source_models,
     output:
-        model=finetune_outputs(FINETUNED_MODEL),
-        record=finetune_outputs(FINETUNED_RECORD),
+        model=finetune_outputs(FINETUNED_MODEL, [arm for arm in STRATEGIES if arm not in SUBSET_ARMS]),
+        record=finetune_outputs(FINETUNED_RECORD, [arm for arm in STRATEGIES if arm not in SUBSET_ARMS]),
     params:
         role="finetune",
         arch=variant_arch,
@@ -95,3 +95,14 @@ rule finetune:
         ENV
     script:
         "../workflow/scripts/train.py"
+
+
+# One job per arm and budget (training.finetune_job 'strategy') lists its runs' models as outputs, fixed at parse
+# time: the arms run on fewer pairs than the study (strategies.<arm>.sources/targets) are trained by this copy of the
+# rule, whose jobs cover their shared set of pairs.
+if FINETUNE_JOB == "strategy" and SUBSET_ARMS:
+
+    use rule finetune as finetune_subset with:
+        output:
+            model=finetune_outputs(FINETUNED_MODEL, SUBSET_ARMS, SUBSET_PAIRS),
+            record=finetune_outputs(FINETUNED_RECORD, SUBSET_ARMS, SUBSET_PAIRS),

@@ -175,8 +175,8 @@ def test_bare_profile_name_loads_the_slurm_profile(tmp_path):
 def test_profile_requests_gpus_only_for_gpu_rules():
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
     assert "gpu" not in profile["default-resources"] and "gres" not in profile["default-resources"]
-    gpu_rules = {"train_source", "train_oracle", "finetune", "score_oracle", "score_baseline", "score_finetune",
-                 "train_source_normalized", "adapt_score", "prediction_qc", "similarity"}
+    gpu_rules = {"train_source", "train_oracle", "finetune", "finetune_subset", "score_oracle", "score_baseline",
+                 "score_finetune", "train_source_normalized", "adapt_score", "prediction_qc", "similarity"}
     assert set(profile["set-resources"]) == gpu_rules  # GPU partition; the rules themselves declare gpu=1
 
 

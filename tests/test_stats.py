@@ -164,6 +164,18 @@ def test_compare_arms_only_at_budgets_both_arms_ran():
                            "ft_first", "ft_first_bn_eval", 0.1)
 
 
+def test_compare_arms_on_the_pairs_both_arms_ran():
+    """An arm run on some pairs only (strategies.<arm>.sources/targets) is compared on the pairs both ran; a pair
+    both were run on that misses one of them still raises."""
+    both = scores_table({"ft_first": [0.8] * 5, "ft_first_bn_eval": [0.7] * 5}, budget="every12")
+    other_pair = scores_table({"ft_first": [0.6] * 5}, budget="every12", source="u")
+    per_scan = stats.per_scan_gap_closed(pd.concat([both, other_pair[other_pair.role != "oracle"]], ignore_index=True))
+    rows = stats.compare_arms(per_scan, "ft_first", "ft_first_bn_eval", 0.1, pairs={("s", "t")})
+    assert list(zip(rows.source, rows.target)) == [("s", "t")] and rows.gap_closed_a.tolist() == pytest.approx([0.75])
+    with pytest.raises(ValueError, match="u→t every12: arms ft_first and ft_first_bn_eval are not both scored"):
+        stats.compare_arms(per_scan, "ft_first", "ft_first_bn_eval", 0.1, pairs={("s", "t"), ("u", "t")})
+
+
 def test_test_time_rows_get_a_gap_closed_and_a_winner_only_among_arms_that_ran():
     """Budget 0 (test-time) rows are adapted rows like fine-tuned ones; a (pair, budget) where one arm ran has no
     winner, instead of an error."""

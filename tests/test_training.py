@@ -183,6 +183,23 @@ def test_arm_budgets_are_a_subset_in_the_study_order():
             strategies.arm_budgets({"budgets": bad}, study)
 
 
+def test_arm_pairs_are_a_subset_of_the_studys_in_its_order():
+    study = [("a", "b"), ("a", "c"), ("b", "a"), ("b", "c")]
+    assert strategies.arm_pairs({}, study) == study
+    assert strategies.arm_pairs({"sources": None, "targets": None}, study) == study
+    assert strategies.arm_pairs({"sources": ["b"]}, study) == [("b", "a"), ("b", "c")]
+    assert strategies.arm_pairs({"targets": ["c", "b"]}, study) == [("a", "b"), ("a", "c"), ("b", "c")]
+    assert strategies.arm_pairs({"sources": ["b"], "targets": ["c"]}, study) == [("b", "c")]
+    arm = strategies.build_arm("l2sp_few", {"strategy": "l2sp", "sources": ["b"], "targets": ["c"]})
+    assert "sources" not in arm.hparams and "targets" not in arm.hparams  # the arm's settings, not its class's
+    assert strategies.run_settings({"strategy": "l2sp", "sources": ["b"], "targets": ["c"], "alpha": 0.1}) == {
+        "strategy": "l2sp", "alpha": 0.1}
+    with pytest.raises(ValueError, match="must be a non-empty list of the study's fine-tuning sources"):
+        strategies.arm_pairs({"sources": ["c"]}, study)  # c is only ever a target here
+    with pytest.raises(ValueError, match="leave none of splits.finetune_pairs"):
+        strategies.arm_pairs({"sources": ["a"], "targets": ["a"]}, study)
+
+
 def test_crop_follows_the_public_code():
     """A slice that holds the patch is cropped at a random position; one that does not is centred, zero-padded."""
     image = np.arange(12 * 20, dtype=np.float32).reshape(12, 20, 1)

@@ -558,6 +558,49 @@ def test_a_spottune_arm_saves_its_gated_network_and_scores_it_through_the_same_p
     assert (moved.relative_change > 0).any()
 
 
+SUBSET_ARMS = """\
+strategies:  # tiny.yaml's arms; its BN-eval twin and a new arm on the pairs from siemens_15 only
+  ft_all: {}
+  ft_first: {}
+  ft_first_bn_eval: {strategy: ft_first, frozen_bn: eval, budgets: [every4], sources: [siemens_15]}
+  bn_stats: {}
+  l2sp: {budgets: [every4], sources: [siemens_15]}
+"""
+
+
+def test_arms_on_fewer_pairs_run_score_and_compare_only_there(tiny_run, tmp_path):
+    """strategies.<arm>.sources/targets: an arm runs, is scored and is tested against its twin on its own pairs; with
+    one job per arm and budget, rule finetune_subset trains those pairs (the study's other arms stay with finetune)."""
+    workdir, _, planned = planned_with_overlay(tiny_run, tmp_path, SUBSET_ARMS)
+    assert planned["finetune"] == 2 and planned["score_finetune"] == 2  # l2sp: one job per pair, siemens_15 → 2 others
+    result = snakemake(workdir, configfile=["tiny.yaml", "overlay.yaml"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    scores = pd.read_csv(workdir / "results/scores/scores.tsv", sep="\t", dtype={"budget": str})
+    finetuned = scores[scores.role == "finetune"]
+
+    def pairs(arm):
+        return set(zip(finetuned[finetuned.strategy == arm].source, finetuned[finetuned.strategy == arm].target))
+
+    ours = {("siemens_15", "siemens_3"), ("siemens_15", "ge_15")}
+    assert pairs("l2sp") == ours and pairs("ft_first_bn_eval") == ours and len(pairs("ft_all")) == 6
+    tests = pd.read_csv(workdir / "results/tables/unet2d_residual/batchnorm_tests.tsv", sep="\t")
+    assert set(zip(tests.source, tests.target)) == ours  # ft_first vs its eval twin where both ran
+    gap = (workdir / "results/tables/unet2d_residual/gap_closed.md").read_text()
+    assert "l2sp (2 pairs)" in gap and "ft_first_bn_eval (2 pairs)" in gap
+
+    (workdir / "config/per_arm.yaml").write_text("training:\n  finetune_job: strategy\n")
+    dry = snakemake(workdir, "-n", "--forceall", configfile=["tiny.yaml", "overlay.yaml", "per_arm.yaml"])
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    planned = planned_jobs(dry.stdout)
+    # (ft_all, ft_first, bn_stats) × 2 budgets over every pair; the two subset arms at every4, each on its 2 pairs
+    assert planned["finetune"] == 6 and planned["finetune_subset"] == 2
+    subset_jobs = [block for block in dry.stdout.split("\nrule ")[1:] if block.startswith("finetune_subset:")]
+    assert len(subset_jobs) == 2
+    for block in subset_jobs:
+        outputs = block.split("output: ")[1].split("\n")[0].split(", ")
+        assert len(outputs) == 4 and all("/siemens_15_to_" in path for path in outputs), outputs
+
+
 def test_size_variants_train_their_own_networks_and_add_the_size_figure(tiny_run, tmp_path):
     workdir, dry, planned = planned_with_overlay(tiny_run, tmp_path,
                                                  "models:\n  sizes: [{}, {width: 0.25}, {levels: 3}]\n")

@@ -176,16 +176,21 @@ def batchnorm_arm_pairs(arms: dict[str, dict]) -> list[tuple[str, str]]:
 
 
 def compare_arms(per_scan: pd.DataFrame, a: str, b: str, significance: float, metric: str = "sdice",
-                 min_gap: float = GAP_EPS) -> pd.DataFrame:
+                 min_gap: float = GAP_EPS, pairs: set[tuple[str, str]] | None = None) -> pd.DataFrame:
     """Arm ``a`` against arm ``b`` per (variant, pair, budget) at the budgets both arms ran: their gap closed
     (seed-averaged pair means), the difference, and the two-sided sign test of the per-scan score differences
-    (seed-averaged)."""
+    (seed-averaged). ``pairs``: the (source, target) pairs both arms were run on (default: every pair scored), for arms
+    run on some pairs only (strategies.<arm>.sources/targets); one of them missing an arm at a shared budget raises —
+    never a silently smaller comparison."""
     shared = set(per_scan.budget[per_scan.strategy == a]) & set(per_scan.budget[per_scan.strategy == b])
     both = per_scan[per_scan.strategy.isin([a, b]) & per_scan.budget.isin(shared)]
-    pairs = per_pair_gap_closed(both, metric, min_gap, by_seed=False)
+    per_pair = per_pair_gap_closed(both, metric, min_gap, by_seed=False)
     by_scan = _per_scan_means(per_scan, metric)
     rows = []
-    for (variant, source, target, budget), group in pairs.groupby(["variant", "source", "target", "budget"], sort=False):
+    for (variant, source, target, budget), group in per_pair.groupby(["variant", "source", "target", "budget"],
+                                                                     sort=False):
+        if pairs is not None and (source, target) not in pairs:
+            continue
         arms = group.set_index("strategy")
         if not {a, b} <= set(arms.index):
             raise ValueError(f"{variant} {source}→{target} {budget}: arms {a} and {b} are not both scored")

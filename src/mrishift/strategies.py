@@ -53,17 +53,30 @@ _REGISTRY = Registry("strategy")
 register, names, build = _REGISTRY.register, _REGISTRY.names, _REGISTRY.build
 
 
-ARM_KEYS = ("strategy", "budgets")  # an arm's own settings; every other key of its entry is a hyper-parameter
+ARM_KEYS = ("strategy", "budgets", "sources", "targets")  # an arm's own settings; every other key is a hyper-parameter
 
 
 def run_settings(spec: dict) -> dict:
-    """What each run of an arm computes with: its entry without the budgets it runs on (so adding one reruns nothing)."""
-    return {k: v for k, v in spec.items() if k != "budgets"}
+    """What each run of an arm computes with: its entry without the budgets and pairs it runs on (so adding one reruns
+    nothing)."""
+    return {k: v for k, v in spec.items() if k not in ("budgets", "sources", "targets")}
 
 
 def arm_budgets(spec: dict, budgets: list[str]) -> list[str]:
     """The budgets an arm runs, in the study's order: its ``budgets:`` entry, else all of ``budgets``."""
     return chosen_subset(spec, "budgets", budgets, "budgets")
+
+
+def arm_pairs(spec: dict, study_pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The source→target pairs an arm fine-tunes, in the study's order: those of ``study_pairs``
+    (``splits.finetune_pairs``) from its ``sources:`` to its ``targets:`` (each absent or null: all of them)."""
+    given = {key: spec[key] for key in ("sources", "targets") if spec.get(key) is not None}
+    sources = chosen_subset(given, "sources", list(dict.fromkeys(s for s, _ in study_pairs)), "fine-tuning sources")
+    targets = chosen_subset(given, "targets", list(dict.fromkeys(t for _, t in study_pairs)), "fine-tuning targets")
+    pairs = [(s, t) for s, t in study_pairs if s in sources and t in targets]
+    if not pairs:
+        raise ValueError(f"'sources: {sources}' and 'targets: {targets}' leave none of splits.finetune_pairs")
+    return pairs
 
 
 def describe_arm(arm: str, spec: dict) -> dict:

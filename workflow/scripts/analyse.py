@@ -54,7 +54,9 @@ bn_rows = [arm for pair in bn_pairs for arm in pair] + statistics_arms
 bn_mean, bn_table = tables.gap_closed_table(per_pair[per_pair.strategy.isin(bn_rows)], bn_rows, intervals)
 bn_table.index = [f"{arm} ({'statistics only' if arm in statistics_arms else 'frozen BN: ' + arms[arm]['hparams']['frozen_bn']})"
                   for arm in bn_table.index]
-bn_tests = pd.concat([stats.compare_arms(per_scan, a, b, params.significance, metric, params.min_gap)
+arm_pairs = {arm: set(map(tuple, pairs)) for arm, pairs in json.loads(params.arm_pairs).items()}
+bn_tests = pd.concat([stats.compare_arms(per_scan, a, b, params.significance, metric, params.min_gap,
+                                         pairs=arm_pairs[a] & arm_pairs[b])
                       for a, b in bn_pairs] or [pd.DataFrame()], ignore_index=True)
 counts = []
 for (a, b, budget), group in (bn_tests.groupby(["arm_a", "arm_b", "budget"], sort=False) if len(bn_tests) else []):
