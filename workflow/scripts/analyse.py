@@ -36,8 +36,9 @@ intervals = bootstrap.gap_closed_intervals(per_scan, per_pair, resampling["sampl
 gap_mean, gap_table = tables.gap_closed_table(per_pair, params.strategies, intervals)
 n_pairs = per_pair.groupby(["source", "target"]).ngroups
 arm_pairs = per_pair.groupby("strategy")[["source", "target"]].apply(lambda d: len(d.drop_duplicates()))
-gap_table.index = [f"{arm} ({arm_pairs[arm]} pairs)" if arm_pairs.get(arm, n_pairs) < n_pairs else arm
-                   for arm in gap_table.index]  # an arm run from fewer sources (test_time: sources) says so
+# an arm run on fewer pairs (strategies/test_time: sources, targets) says so
+gap_table.index = [arm if arm_pairs.get(arm, n_pairs) == n_pairs
+                   else f"{arm} ({arm_pairs[arm]} pair{'s' if arm_pairs[arm] > 1 else ''})" for arm in gap_table.index]
 n_defined = per_pair.dropna(subset=["gap_closed"]).groupby(["source", "target"]).ngroups
 tables.write_table(gap_table, out.gap_closed.removesuffix(".csv"),
                    f"Gap closed (0 = no adaptation, 1 = oracle), mean (std) {interval_words}, pairs then their "
@@ -54,9 +55,9 @@ bn_rows = [arm for pair in bn_pairs for arm in pair] + statistics_arms
 bn_mean, bn_table = tables.gap_closed_table(per_pair[per_pair.strategy.isin(bn_rows)], bn_rows, intervals)
 bn_table.index = [f"{arm} ({'statistics only' if arm in statistics_arms else 'frozen BN: ' + arms[arm]['hparams']['frozen_bn']})"
                   for arm in bn_table.index]
-arm_pairs = {arm: set(map(tuple, pairs)) for arm, pairs in json.loads(params.arm_pairs).items()}
+declared_pairs = {arm: set(map(tuple, pairs)) for arm, pairs in json.loads(params.arm_pairs).items()}
 bn_tests = pd.concat([stats.compare_arms(per_scan, a, b, params.significance, metric, params.min_gap,
-                                         pairs=arm_pairs[a] & arm_pairs[b])
+                                         pairs=declared_pairs[a] & declared_pairs[b])
                       for a, b in bn_pairs] or [pd.DataFrame()], ignore_index=True)
 counts = []
 for (a, b, budget), group in (bn_tests.groupby(["arm_a", "arm_b", "budget"], sort=False) if len(bn_tests) else []):
