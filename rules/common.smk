@@ -196,7 +196,7 @@ INTENSITY_REFERENCE = result("data/intensity_reference/{domain}.json")
 
 
 def _runs(wildcards, budgets):
-    """(source, target, budget, seed) of a job's runs at these budgets — for its pair, or every pair (by
+    """(source, target, budget, seed) of a job's runs at these budgets — for its pair, or every pair of its arm (by
     training.finetune_job) — in the order of the job's outputs: pair, then budget, then seed."""
     pairs = [(wildcards.source, wildcards.target)] if FINETUNE_JOB == "pair" else ARM_PAIRS[wildcards.strategy]
     return [(source, target, budget, str(seed)) for source, target in pairs for budget in budgets for seed in SEEDS]
