@@ -152,6 +152,7 @@ SEEDS = list(config["training"]["seeds"])
 PAIRS = registry.chosen_pairs(config["splits"]["finetune_pairs"], DOMAIN_NAMES)
 ARM_PAIRS = {arm: strategies.arm_pairs(spec, PAIRS) for arm, spec in ARMS.items()}
 SUBSET_ARMS = [arm for arm in STRATEGIES if ARM_PAIRS[arm] != PAIRS]
+STUDY_PAIR_ARMS = [arm for arm in STRATEGIES if arm not in SUBSET_ARMS]
 SUBSET_PAIRS = ARM_PAIRS[SUBSET_ARMS[0]] if SUBSET_ARMS else []
 FOLDS = list(range(config["splits"]["n_folds"]))
 # Test-time arms (budget 0): name -> {method: registered class (default: the name), sources and targets (the pairs

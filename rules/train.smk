@@ -74,8 +74,8 @@ rule finetune:
         unpack(scans_read(finetune_training_scans)),
         source_models=finetune_source_models,
     output:
-        model=finetune_outputs(FINETUNED_MODEL, [arm for arm in STRATEGIES if arm not in SUBSET_ARMS]),
-        record=finetune_outputs(FINETUNED_RECORD, [arm for arm in STRATEGIES if arm not in SUBSET_ARMS]),
+        model=finetune_outputs(FINETUNED_MODEL, STUDY_PAIR_ARMS),
+        record=finetune_outputs(FINETUNED_RECORD, STUDY_PAIR_ARMS),
     params:
         role="finetune",
         arch=variant_arch,

@@ -18,6 +18,7 @@ the others). Everything is deterministic given the seed: each subject draws from
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
 import importlib.resources
 import json
@@ -232,12 +233,10 @@ def generate(out_dir: str | Path, domains: list[str], n_subjects: int, seed: int
     out_dir = Path(out_dir)
     jobs = [(out_dir, domain, case, seed, native_spacing_mm, shift_strength, deformation_mm)
             for domain in domains for case in subject_ids(domain, n_subjects)]
-    if workers > 1:
-        with concurrent.futures.ProcessPoolExecutor(min(workers, len(jobs))) as pool:
-            finished = pool.map(_write_subject, jobs)
-            records = list(progress(finished, len(jobs)) if progress else finished)
-    else:
-        finished = map(_write_subject, jobs)
+    parallel = workers > 1
+    pool = concurrent.futures.ProcessPoolExecutor(min(workers, len(jobs))) if parallel else contextlib.nullcontext()
+    with pool:
+        finished = (pool.map if parallel else map)(_write_subject, jobs)
         records = list(progress(finished, len(jobs)) if progress else finished)
     description = {
         "generator": "mrishift.data.synthetic",
