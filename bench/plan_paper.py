@@ -14,8 +14,10 @@ table: CC359 at 1 mm has 60 scans per domain of about 270 axial slices (../share
 costs what its trainable layers cost (all layers → the source-training rate, first / last layers → their measured
 rates; a class the benchmark did not measure → the all-layer rate, an upper bound, or for a class that runs more
 than the network (spottune) the all-layer rate divided by its CPU-measured slowdown; arms that do not train → one
-forward pass over the budget); the vanilla U-Net is costed at the residual U-Net's rate (not measured). GPU time
-only: surface-distance metrics run on the CPU beside it.
+forward pass over the budget); the vanilla and the 3D U-Net are costed at the residual U-Net's rate, as if they
+trained on the same slices (not measured: a 3D step of 7 patches of 64³ holds 0.87× the voxels of 32 slices of 256²
+at 3× the multiply-adds per voxel, so the 3D rows are a lower bound). GPU time only: surface-distance metrics run on
+the CPU beside it.
 """
 
 from __future__ import annotations

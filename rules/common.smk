@@ -125,7 +125,8 @@ def _variant(arch, size, augment_p, frozen, optimizer):
     name = family.replace(arch, arch + models.size_suffix(size), 1)
     return name, {"arch": arch, "width": size.get("width", config["models"]["width"]), "levels": size.get("levels"),
                   "augment_p": augment_p, "source_strategy": "ft_decoder" if frozen else "ft_all",
-                  "optimizer": optimizer, "family": family}  # family: the variant whatever its size
+                  "optimizer": optimizer, "family": family,  # family: the variant whatever its size
+                  "dims": models.dims(arch)}
 
 
 VARIANTS = dict(
@@ -285,13 +286,16 @@ def source_strategy(wildcards):
 
 def recipe(kind):
     """Param: the sorted-JSON recipe of source/oracle ("source") or fine-tuning ("finetune") runs of a variant: the
-    configured one with the variant's augmentation and optimizer (Adam: training.adam's changes)."""
+    configured one with the variant's augmentation and optimizer (Adam: training.adam's changes; a 3D network:
+    training.volumetric's)."""
 
     def of_variant(w):
         variant = VARIANTS[w.variant]
         settings = {**config["training"][kind], "augment_p": variant["augment_p"], "optimizer": variant["optimizer"]}
         if variant["optimizer"] == "adam":
             settings.update({k: v for k, v in config["training"]["adam"][kind].items() if v is not None})
+        if variant["dims"] == 3:
+            settings.update(config["training"]["volumetric"][kind])
         return as_json(settings)
 
     return of_variant

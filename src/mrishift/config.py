@@ -133,9 +133,12 @@ def _check_semantics(config: dict) -> None:
         for size in sizes:
             stride = models.stride(architecture, size.get("levels"))
             for recipe in ("source", "finetune"):
-                patch = config["training"][recipe]["patch_size"]
-                if patch % stride:
-                    raise ConfigError(f"config key 'training.{recipe}.patch_size': {patch} is not a multiple of "
+                key, patch = f"training.{recipe}.patch_size", config["training"][recipe]["patch_size"]
+                if models.dims(architecture) == 3:
+                    key, patch = f"training.volumetric.{recipe}.patch_size", config["training"]["volumetric"][recipe][
+                        "patch_size"]
+                if any(side % stride for side in (patch if isinstance(patch, list) else [patch])):
+                    raise ConfigError(f"config key '{key}': {patch} is not a multiple of "
                                       f"{architecture}{models.size_suffix(size)}'s stride {stride} (its down-sampling "
                                       "levels)")
     splits = config["splits"]

@@ -24,11 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mrishift import models, strategies
+from mrishift import models, sampling, strategies
 from mrishift.evaluate import ScanCache, validation_scores
 from mrishift.logs import progress
 from mrishift.runs import ScanFiles, load_cases, load_model, load_saved, save_model, write_record
-from mrishift.sampling import SliceSampler
 from mrishift.seeding import seed_hash
 from mrishift.train import Recipe, train
 
@@ -79,8 +78,9 @@ def train_run(job: Job, run: Run) -> None:
     """Train one run to its model file and run record (resuming from its checkpoint when there is one)."""
     volumes = load_cases(run.cases, job.scans)
     slices = run.slices or [range(v[0].shape[2]) for v in volumes]
-    sampler = SliceSampler(volumes, slices, job.recipe.batch_size, job.recipe.patch_size, job.recipe.augment_p,
-                           np.random.default_rng(run.seed))
+    dims = models.dims(job.arch)
+    sampler = sampling.sampler(dims, volumes, slices, job.recipe.batch_size, job.recipe.patch_size,
+                               job.recipe.augment_p, np.random.default_rng(run.seed))
     strategy = strategies.build_arm(job.arm, job.hparams)
     source_optimizer = None
     arch = job.arch
@@ -93,12 +93,14 @@ def train_run(job: Job, run: Run) -> None:
     else:
         torch.manual_seed(run.seed)
         model = models.build(job.arch, width=job.width, **({"levels": job.levels} if job.levels else {}))
+    if dims == 3:  # it validates and predicts with windows of the patch it trains on (nnU-Net's choice)
+        model.window = tuple(job.recipe.patch_size)
     source = None
     if run.source_cases:
         source_volumes = load_cases(run.source_cases, job.scans)
-        source = SliceSampler(source_volumes, [range(v[0].shape[2]) for v in source_volumes], job.recipe.batch_size,
-                              job.recipe.patch_size, job.recipe.augment_p,
-                              np.random.default_rng(seed_hash(run.seed, "source slices")))
+        source = sampling.sampler(dims, source_volumes, [range(v[0].shape[2]) for v in source_volumes],
+                                  job.recipe.batch_size, job.recipe.patch_size, job.recipe.augment_p,
+                                  np.random.default_rng(seed_hash(run.seed, "source slices")))
         log.info("source slices mixed in: %d scans (%d slices)", len(run.source_cases), len(source.pool))
     log.info("%s: %s on %d scans (%d slices), seed %d", job.role,
              {k: v for k, v in run.identity.items() if k not in ("recipe", "hparams")}, len(run.cases),

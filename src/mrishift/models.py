@@ -1,10 +1,12 @@
-"""The study's 2D U-Nets, built by name, each naming its own layer groups.
+"""The study's U-Nets (2D, and a residual 3D one), built by name, each naming its own layer groups.
 
 ``unet2d_residual`` is the paper's network as in its public code (PROTOCOL.md, PUBLIC-CODE.md): 16/32/64/128
 channels, 3 pre-activation residual blocks per stage, pre-activated stride-2 2×2 convolutions down, 2×2 transposed
 convolutions up, skips through a 1×1 conv **summed** into the decoder, a pre-activated 1×1 conv + BatchNorm output
 (logits), bias-free convolutions except the 1×1s. ``unet_vanilla`` is the classic U-Net (5 levels, Conv→BN→ReLU
-pairs, max-pooling, concatenated skips).
+pairs, max-pooling, concatenated skips). ``unet3d_residual`` is the residual U-Net with 3D convolutions (3×3×3,
+2×2×2 down/up), trained on patches of the volume and predicting by sliding windows (the 3D-CNN study's question:
+does the answer hold for a 3D network?). Every model says how many spatial dimensions it convolves (``dims``).
 
 Layer groups are a property of the model (``model.layer_groups()``), so strategies never match parameter
 names by string: ``first`` = the first 3×3 conv + first residual block, ``last`` = the last residual block +
@@ -73,30 +75,46 @@ def _parameter_names(model: nn.Module, modules: list[nn.Module]) -> list[str]:
     return [name for name, p in model.named_parameters() if id(p) in wanted]
 
 
-def _pre_activation(cin: int, cout: int, kernel: int, stride: int = 1, bias: bool = False) -> nn.Sequential:
-    """BN → ReLU → Conv, the public code's ``PreActivation2d``."""
-    return nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(inplace=True),
-                         nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2 if stride == 1 else 0,
-                                   bias=bias))
+def dims(name: str) -> int:
+    """How many spatial dimensions a registered model convolves: 2 (slices) or 3 (patches of the volume)."""
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {sorted(_MODELS)}")
+    return _MODELS[name].dims
+
+
+def memory_format(model: nn.Module) -> torch.memory_format:
+    """The channels-last layout of a model's dimensionality (``torch.channels_last`` is for 4-d tensors only)."""
+    return torch.channels_last_3d if getattr(model, "dims", 2) == 3 else torch.channels_last
+
+
+_LAYERS = {2: (nn.Conv2d, nn.BatchNorm2d, nn.ConvTranspose2d), 3: (nn.Conv3d, nn.BatchNorm3d, nn.ConvTranspose3d)}
+
+
+def _pre_activation(cin: int, cout: int, kernel: int, stride: int = 1, bias: bool = False,
+                    dims: int = 2) -> nn.Sequential:
+    """BN → ReLU → Conv, the public code's ``PreActivation2d`` (``3d`` with ``dims=3``)."""
+    conv, norm, _ = _LAYERS[dims]
+    return nn.Sequential(norm(cin), nn.ReLU(inplace=True),
+                         conv(cin, cout, kernel, stride=stride, padding=kernel // 2 if stride == 1 else 0, bias=bias))
 
 
 class PreActResBlock(nn.Module):
-    """x + PreAct(PreAct(x)), bias-free 3×3 convolutions (dpipe's ``ResBlock2d``)."""
+    """x + PreAct(PreAct(x)), bias-free 3×3 (3×3×3) convolutions (dpipe's ``ResBlock2d``/``3d``)."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, dims: int = 2):
         super().__init__()
-        self.body = nn.Sequential(_pre_activation(channels, channels, 3), _pre_activation(channels, channels, 3))
+        self.body = nn.Sequential(_pre_activation(channels, channels, 3, dims=dims),
+                                  _pre_activation(channels, channels, 3, dims=dims))
 
     def forward(self, x):
         return x + self.body(x)
 
 
-def _stage(channels: int, blocks: int) -> nn.Sequential:
-    return nn.Sequential(*(PreActResBlock(channels) for _ in range(blocks)))
+def _stage(channels: int, blocks: int, dims: int = 2) -> nn.Sequential:
+    return nn.Sequential(*(PreActResBlock(channels, dims) for _ in range(blocks)))
 
 
-@_register("unet2d_residual")
-class ResidualUNet2D(nn.Module):
+class ResidualUNet(nn.Module):
     """The paper's residual U-Net as in its public code (neuro-ml/domain_shift_anatomy, yishayahu/MMTL ``UNet2D``);
     ``width`` multiplies every channel count (1.0 = 16/32/64/128, 1,561,491 parameters).
 
@@ -106,22 +124,25 @@ class ResidualUNet2D(nn.Module):
     channels doubling at each (a depth axis of the study: 3 = 16/32/64, 5 = 16…256)."""
 
     levels = 4  # the default; input sides must be multiples of 2 ** (levels - 1)
+    dims = 2
 
     def __init__(self, in_channels: int = 1, width: float = 1.0, blocks_per_stage: int = 3, levels: int = 4):
         super().__init__()
         self.levels = n = _check_levels(levels)
+        d = self.dims
+        conv, norm, transposed = _LAYERS[d]
         ch = [max(1, round(16 * 2 ** i * width)) for i in range(n)]
-        self.init = nn.Conv2d(in_channels, ch[0], 3, padding=1, bias=False)
-        self.encoder = nn.ModuleList(_stage(c, blocks_per_stage) for c in ch[:-1])
-        self.down = nn.ModuleList(_pre_activation(ch[i], ch[i + 1], 2, stride=2) for i in range(n - 1))
-        self.bottleneck = _stage(ch[-1], blocks_per_stage)
-        self.up = nn.ModuleList(nn.ConvTranspose2d(ch[i + 1], ch[i], 2, stride=2, bias=False)
-                                for i in reversed(range(n - 1)))
-        self.skip = nn.ModuleList(nn.Conv2d(c, c, 1) for c in reversed(ch[:-1]))
-        self.decoder = nn.ModuleList(_stage(c, blocks_per_stage) for c in reversed(ch[:-1]))
+        self.init = conv(in_channels, ch[0], 3, padding=1, bias=False)
+        self.encoder = nn.ModuleList(_stage(c, blocks_per_stage, d) for c in ch[:-1])
+        self.down = nn.ModuleList(_pre_activation(ch[i], ch[i + 1], 2, stride=2, dims=d) for i in range(n - 1))
+        self.bottleneck = _stage(ch[-1], blocks_per_stage, d)
+        self.up = nn.ModuleList(transposed(ch[i + 1], ch[i], 2, stride=2, bias=False) for i in reversed(range(n - 1)))
+        self.skip = nn.ModuleList(conv(c, c, 1) for c in reversed(ch[:-1]))
+        self.decoder = nn.ModuleList(_stage(c, blocks_per_stage, d) for c in reversed(ch[:-1]))
         self.stride = 2 ** (n - 1)  # what every input side must be a multiple of
-        self.head = _pre_activation(ch[0], 1, 1, bias=True)
-        self.output_norm = nn.BatchNorm2d(1)
+        self.head = _pre_activation(ch[0], 1, 1, bias=True, dims=d)
+        self.output_norm = norm(1)
+        self.window: tuple[int, ...] | None = None  # 3D: the sliding window it predicts with (its training patch)
 
     def forward(self, x):
         x = self.init(x)
@@ -166,6 +187,21 @@ class ResidualUNet2D(nn.Module):
         }
 
 
+@_register("unet2d_residual")
+class ResidualUNet2D(ResidualUNet):
+    __doc__ = ResidualUNet.__doc__
+
+
+@_register("unet3d_residual")
+class ResidualUNet3D(ResidualUNet):
+    """The residual U-Net in 3D: the same stages, blocks and channels with 3×3×3 convolutions and 2×2×2 down/up
+    sampling (width 1.0: 4,578,483 parameters), on (B, 1, x, y, z) patches; ``first``/``last`` as the 2D network's
+    (14,320 vs 13,937 parameters at width 1.0). It predicts a volume by sliding windows of ``window`` voxels (set
+    from its training patch when a run saves it; None: the whole volume at once)."""
+
+    dims = 3
+
+
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
     """Two bias-free Conv→BN→ReLU (the public code's ``PostActivation2d`` pairs)."""
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
@@ -178,6 +214,7 @@ class VanillaUNet(nn.Module):
     bias-free 1×1 output conv + BatchNorm(1). ``levels`` changes the depth, the channels doubling at each."""
 
     levels = 5  # the default; input sides must be multiples of 2 ** (levels - 1)
+    dims = 2
 
     def __init__(self, in_channels: int = 1, width: float = 1.0, levels: int = 5):
         super().__init__()
@@ -231,11 +268,12 @@ class Normalizer(nn.Module):
     field of 7×7 that can only remap intensities locally, not move structures (the test-time BN-statistics paper,
     after Karani et al.). The last convolution starts at zero, so a new normalizer is the identity."""
 
-    def __init__(self, channels: int = 1, filters: int = 16):
+    def __init__(self, channels: int = 1, filters: int = 16, dims: int = 2):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(channels, filters, 3, padding=1), nn.ReLU(inplace=True),
-                                  nn.Conv2d(filters, filters, 3, padding=1), nn.ReLU(inplace=True),
-                                  nn.Conv2d(filters, channels, 3, padding=1))
+        conv = _LAYERS[dims][0]
+        self.body = nn.Sequential(conv(channels, filters, 3, padding=1), nn.ReLU(inplace=True),
+                                  conv(filters, filters, 3, padding=1), nn.ReLU(inplace=True),
+                                  conv(filters, channels, 3, padding=1))
         nn.init.zeros_(self.body[-1].weight)
         nn.init.zeros_(self.body[-1].bias)
 
@@ -249,13 +287,21 @@ def _with_normalizer(base: type[nn.Module]) -> type[nn.Module]:
     ``encoder`` and on its own as ``normalizer``."""
 
     class WithNormalizer(nn.Module):
-        levels = base.levels
+        levels, dims = base.levels, base.dims
 
         def __init__(self, in_channels: int = 1, **options):
             super().__init__()
-            self.normalizer = Normalizer(in_channels)
+            self.normalizer = Normalizer(in_channels, dims=base.dims)
             self.network = base(in_channels=in_channels, **options)
             self.stride, self.levels = self.network.stride, self.network.levels
+
+        @property
+        def window(self):
+            return getattr(self.network, "window", None)
+
+        @window.setter
+        def window(self, value):
+            self.network.window = value
 
         def forward(self, x):
             return self.network(self.normalizer(x))
@@ -287,12 +333,12 @@ def base_name(arch: str) -> str:
 class _BasicBlock(nn.Module):
     """ResNet's basic block (two 3×3 conv + BN, a 1×1 projection when the shape changes)."""
 
-    def __init__(self, cin: int, cout: int, stride: int):
+    def __init__(self, cin: int, cout: int, stride: int, dims: int = 2):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
-                                  nn.ReLU(inplace=True), nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
-                                  nn.BatchNorm2d(cout))
-        self.shortcut = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        conv, norm, _ = _LAYERS[dims]
+        self.body = nn.Sequential(conv(cin, cout, 3, stride, 1, bias=False), norm(cout), nn.ReLU(inplace=True),
+                                  conv(cout, cout, 3, 1, 1, bias=False), norm(cout))
+        self.shortcut = (nn.Sequential(conv(cin, cout, 1, stride, bias=False), norm(cout))
                          if stride != 1 or cin != cout else nn.Identity())
 
     def forward(self, x):
@@ -303,12 +349,14 @@ class PolicyNetwork(nn.Module):
     """SpotTune's agent as in the SpotTUnet code: a 3×3 conv (32) and three stride-2 basic blocks (64, 128, 256),
     average-pooled, a linear layer to two logits per gated block (index 0: the frozen block, 1: the fine-tuned one)."""
 
-    def __init__(self, n_blocks: int, in_channels: int = 1):
+    def __init__(self, n_blocks: int, in_channels: int = 1, dims: int = 2):
         super().__init__()
         self.n_blocks = n_blocks
-        self.body = nn.Sequential(nn.Conv2d(in_channels, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32),
-                                  nn.ReLU(inplace=True), _BasicBlock(32, 64, 2), _BasicBlock(64, 128, 2),
-                                  _BasicBlock(128, 256, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        conv, norm, _ = _LAYERS[dims]
+        pool = nn.AdaptiveAvgPool3d if dims == 3 else nn.AdaptiveAvgPool2d
+        self.body = nn.Sequential(conv(in_channels, 32, 3, padding=1, bias=False), norm(32), nn.ReLU(inplace=True),
+                                  _BasicBlock(32, 64, 2, dims), _BasicBlock(64, 128, 2, dims),
+                                  _BasicBlock(128, 256, 2, dims), pool(1), nn.Flatten())
         self.logits = nn.Linear(256, 2 * n_blocks)
 
     def forward(self, x):
@@ -342,7 +390,7 @@ def _with_spottune(base: type[nn.Module]) -> type[nn.Module]:
             super().__init__(in_channels=in_channels, **options)
             self.frozen = base(in_channels=in_channels, **options).requires_grad_(False)
             blocks = super().blocks()
-            self.policy = PolicyNetwork(len(blocks), in_channels)
+            self.policy = PolicyNetwork(len(blocks), in_channels, dims=base.dims)
             self.temperature = 0.1
             self.gates: torch.Tensor | None = None
             for index, ((_, block), (_, frozen_block)) in enumerate(zip(blocks, self.frozen.blocks(), strict=True)):

@@ -56,6 +56,8 @@ def save_model(path: str | Path, model: torch.nn.Module, arch: str, width: float
     """Plain (uncompiled) state_dict plus what rebuilds the network; loadable with weights_only=True. ``optimizer``
     (a source run's final ``mrishift.train.optimizer_state``) is kept under that key when given."""
     saved = {"arch": arch, "width": width, "levels": model.levels, "model": model.state_dict()}
+    if getattr(model, "window", None) is not None:  # a 3D network's sliding window (its training patch)
+        saved["window"] = list(model.window)
     if optimizer is not None:
         saved["optimizer"] = optimizer
     with atomic_path(path) as tmp:
@@ -78,8 +80,12 @@ def load_saved(path: str | Path, map_location="cpu", made_by: str = "") -> dict:
 
 
 def saved_network(saved: dict) -> torch.nn.Module:
-    """A freshly initialised network of the architecture, width and resolution levels a ``load_saved`` dict names."""
-    return models.build(saved["arch"], width=saved["width"], **{k: saved[k] for k in ("levels",) if k in saved})
+    """A freshly initialised network of the architecture, width and resolution levels a ``load_saved`` dict names
+    (a 3D network with the sliding window it was saved with)."""
+    model = models.build(saved["arch"], width=saved["width"], **{k: saved[k] for k in ("levels",) if k in saved})
+    if "window" in saved:
+        model.window = tuple(saved["window"])
+    return model
 
 
 def same_network(a: dict, b: dict) -> bool:

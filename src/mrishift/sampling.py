@@ -1,4 +1,5 @@
-"""Training batches: random axial slices, cropped (and optionally flipped/rotated) to the patch size.
+"""Training batches: random axial slices, cropped (and optionally flipped/rotated) to the patch size; for 3D networks,
+patches of the volume around labelled slices (``PatchSampler``).
 
 A batch is first *drawn* on the host — which slices, where each is cropped, which flips and rotation — from the
 run's numpy generator, then *assembled*: on the host with numpy (the default), or, after ``to_device``, by one
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from mrishift.losses import IGNORE
 
 
 @dataclass(frozen=True)
@@ -152,3 +155,112 @@ class SliceSampler:
             (sx, sy) = self._start(self._shape(pick), random=False)
             patches.append(self.fitted_slice(pick)[0][sx:sx + p, sy:sy + p])
         return torch.from_numpy(np.stack(patches)[:, None])
+
+
+def _crop(array: np.ndarray, starts, size, fill: float) -> np.ndarray:
+    """The window ``[start, start + size)`` per axis of ``array`` centred in its padded frame (each axis at least
+    ``size``, shorter axes centred as ``SliceSampler``'s), ``fill`` outside the array."""
+    out = np.full(size, fill, np.float32)
+    source, target = [], []
+    for n, start, p in zip(array.shape, starts, size):
+        offset = start - ((p - n) // 2 if n < p else 0)  # array index of the window's first voxel
+        lo, hi = max(0, offset), min(n, offset + p)
+        source.append(slice(lo, hi))
+        target.append(slice(lo - offset, hi - offset))
+    out[tuple(target)] = array[tuple(source)]
+    return out
+
+
+class PatchSampler:
+    """Random (x, y, z) patches of (image, mask) volumes for 3D networks, around their labelled axial slices.
+
+    The pool is the labelled slices, as ``SliceSampler``'s: each sample draws one uniformly, then a patch holding it —
+    its z-range uniformly among those that contain the slice, x and y as ``SliceSampler`` crops (random where the
+    volume holds the patch, else centred and zero-padded). Mask voxels on the patch's unlabelled slices (and on
+    z-padding) are ``IGNORE``, which the loss leaves out: a budget of a few slices trains the network on sparse
+    annotation; a scan budget labels every voxel. Augmentation as ``SliceSampler``'s, in the axial plane (rotations
+    need a square one). Batches are (B, 1, x, y, z) float32, assembled on the host (``to_device`` changes nothing)."""
+
+    def __init__(self, volumes, slices, batch_size: int, patch_size, augment_p: float, rng: np.random.Generator):
+        self.volumes = volumes
+        self.labelled = [sorted({int(k) for k in ks}) for ks in slices]
+        self.pool = [(v, k) for v, ks in enumerate(self.labelled) for k in ks]
+        if not self.pool:
+            raise ValueError("no training slices: every volume has an empty slice list")
+        self.patch = tuple(int(p) for p in patch_size)
+        if len(self.patch) != 3:
+            raise ValueError(f"a 3D patch has three sides (x, y, z), got {patch_size!r}")
+        if augment_p > 0 and self.patch[0] != self.patch[1]:
+            raise ValueError(f"rotating {self.patch} patches in the axial plane needs equal x and y sides")
+        self.batch_size, self.augment_p, self.rng = batch_size, augment_p, rng
+
+    def _frame(self, volume: int) -> list[int]:
+        return [max(n, p) for n, p in zip(self.volumes[volume][0].shape, self.patch)]
+
+    def draw(self, size: int | None = None) -> list[tuple[int, list[int], list[bool], int]]:
+        """The next batch's (volume, patch start in its padded frame, flips along x and y, 90° turns) per sample."""
+        samples = []
+        for pick in self.rng.integers(0, len(self.pool), size=self.batch_size if size is None else size):
+            volume, k = self.pool[pick]
+            frame, shape = self._frame(volume), self.volumes[volume][0].shape
+            starts = [int(self.rng.integers(0, f - p + 1)) if n >= p else 0
+                      for n, f, p in zip(shape[:2], frame[:2], self.patch[:2])]
+            nz, pz = shape[2], self.patch[2]
+            at = k + ((pz - nz) // 2 if nz < pz else 0)  # the slice's z in the padded frame
+            starts.append(int(self.rng.integers(max(0, at - pz + 1), min(frame[2] - pz, at) + 1)))
+            flips, turn = [False, False], 0
+            if self.augment_p > 0:
+                flips = [bool(self.rng.random() < self.augment_p) for _ in range(2)]
+                if self.rng.random() < self.augment_p:
+                    turn = int(self.rng.integers(1, 4))
+            samples.append((volume, starts, flips, turn))
+        return samples
+
+    def patch_at(self, volume: int, starts) -> tuple[np.ndarray, np.ndarray]:
+        """The image and label patch of ``volume`` at ``starts`` (padded frame); unlabelled slices ``IGNORE``."""
+        image, mask = self.volumes[volume]
+        label = _crop(mask, starts, self.patch, 0.0)
+        nz, pz = image.shape[2], self.patch[2]
+        first = starts[2] - ((pz - nz) // 2 if nz < pz else 0)  # the volume's slice at the patch's first z
+        labelled = set(self.labelled[volume])
+        label[:, :, [z for z in range(pz) if first + z not in labelled]] = IGNORE
+        return _crop(image, starts, self.patch, 0.0), label
+
+    def batch(self, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = [], []
+        for volume, starts, flips, turn in self.draw(size):
+            image, label = self.patch_at(volume, starts)
+            for axis in (0, 1):
+                if flips[axis]:
+                    image, label = np.flip(image, axis), np.flip(label, axis)
+            image, label = np.rot90(image, turn, axes=(0, 1)), np.rot90(label, turn, axes=(0, 1))
+            images.append(np.ascontiguousarray(image))
+            labels.append(np.ascontiguousarray(label))
+        return torch.from_numpy(np.stack(images)[:, None]), torch.from_numpy(np.stack(labels)[:, None])
+
+    def to_device(self, device) -> "PatchSampler":
+        return self
+
+    def all_slices(self) -> torch.Tensor:
+        """Patches that hold every labelled slice, centred in x and y: per volume, from its first labelled slice on,
+        a patch starting there (kept inside the frame) covers each slice not yet covered. Draws no random number."""
+        patches = []
+        for volume, labelled in enumerate(self.labelled):
+            frame, shape = self._frame(volume), self.volumes[volume][0].shape
+            xy = [(f - p) // 2 for f, p in zip(frame[:2], self.patch[:2])]
+            margin, pz = ((self.patch[2] - shape[2]) // 2 if shape[2] < self.patch[2] else 0), self.patch[2]
+            covered_to = -1
+            for k in labelled:
+                if k + margin <= covered_to:
+                    continue
+                start = min(k + margin, frame[2] - pz)
+                covered_to = start + pz - 1
+                patches.append(self.patch_at(volume, [*xy, start])[0])
+        return torch.from_numpy(np.stack(patches)[:, None])
+
+
+def sampler(dims: int, volumes, slices, batch_size: int, patch_size, augment_p: float, rng: np.random.Generator):
+    """The training sampler of a network that convolves ``dims`` dimensions: slices (2) or patches (3)."""
+    if dims == 3:
+        return PatchSampler(volumes, slices, batch_size, patch_size, augment_p, rng)
+    return SliceSampler(volumes, slices, batch_size, patch_size, augment_p, rng)

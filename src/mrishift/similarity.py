@@ -84,9 +84,10 @@ def analysed_pairs(settings: dict, domains: list[str]) -> list[tuple[str, str]]:
 
 @torch.no_grad()
 def block_activations(model: nn.Module, slices: torch.Tensor, positions: int, seed: int) -> dict[str, np.ndarray]:
-    """Each of ``model.blocks()``'s output on ``slices`` (B, 1, H, W) as an (N, C) matrix: ``positions`` data points
-    drawn without replacement from its B × H' × W' positions (all when fewer), by a generator seeded with ``seed`` and
-    the block's name — so two models of one architecture give the same positions."""
+    """Each of ``model.blocks()``'s output on ``slices`` (B, 1, H, W), or a 3D network's patches (B, 1, H, W, D), as
+    an (N, C) matrix: ``positions`` data points drawn without replacement from its B × H' × W' (× D') positions (all
+    when fewer), by a generator seeded with ``seed`` and the block's name — so two models of one architecture give
+    the same positions."""
     captured = {}
     hooks = [module.register_forward_hook(lambda _, __, output, name=name: captured.__setitem__(name, output))
              for name, module in model.blocks()]
@@ -98,7 +99,7 @@ def block_activations(model: nn.Module, slices: torch.Tensor, positions: int, se
     activations = {}
     for name, _ in model.blocks():
         output = captured[name].float()
-        points = output.permute(0, 2, 3, 1).reshape(-1, output.shape[1])  # (B·H'·W', C)
+        points = output.movedim(1, -1).reshape(-1, output.shape[1])  # (B·H'·W'[·D'], C)
         if points.shape[0] > positions:
             generator = np.random.default_rng([seed, *name.encode()])
             chosen = torch.from_numpy(np.sort(generator.choice(points.shape[0], positions, replace=False)))

@@ -47,6 +47,7 @@ import torch
 from torch import nn
 
 from mrishift import batchnorm, models
+from mrishift.losses import segmentation_loss
 from mrishift.registry import Registry, chosen_subset, is_number, resolve_hparams
 
 _REGISTRY = Registry("strategy")
@@ -140,7 +141,7 @@ class Strategy:
         """What a strategy that does not train does to the source model (``trains = False``)."""
 
     def loss_terms(self, model: nn.Module, images: torch.Tensor, masks: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"bce": nn.functional.binary_cross_entropy_with_logits(model(images), masks)}
+        return {"bce": segmentation_loss(model(images), masks)}
 
     def loss(self, model: nn.Module, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         return sum(self.loss_terms(model, images, masks).values())

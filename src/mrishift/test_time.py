@@ -30,7 +30,7 @@ from torch import nn
 from mrishift import batchnorm, models
 from mrishift.data.histogram import match_histogram
 from mrishift.data.splits import ZERO_BUDGET  # noqa: F401  (the budget column of every test-time score)
-from mrishift.evaluate import volume_slices
+from mrishift.evaluate import network_inputs
 from mrishift.registry import Registry, chosen_pairs, is_number, resolve_hparams
 from mrishift.seeding import seed_hash
 
@@ -123,7 +123,8 @@ class TestTimeMethod:
 
 
 def _slices(model: nn.Module, image: np.ndarray) -> torch.Tensor:
-    return volume_slices(image, model.stride, next(model.parameters()).device)
+    """A volume as the network sees it: its axial slices, or a 3D network's sliding windows."""
+    return network_inputs(model, image, next(model.parameters()).device)
 
 
 def _batchnorm_affine(model: nn.Module, layers: str) -> list[nn.Parameter]:

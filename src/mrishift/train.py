@@ -1,6 +1,7 @@
 """One plain training loop for every run (source, oracle, fine-tuning), resumable to the exact same weights.
 
-Batches come from a ``mrishift.sampling.SliceSampler`` (random axial slices, cropped to the patch). BCE with logits;
+Batches come from a ``mrishift.sampling`` sampler (random axial slices cropped to the patch, or a 3D network's
+patches). BCE with logits over the labelled voxels;
 SGD with Nesterov momentum (or Adam); a step learning-rate schedule. A checkpoint (model, optimizer, epoch, loss
 curve, RNG states) is written atomically after every epoch; a killed run restarts from it and ends with the weights
 an uninterrupted run gives.
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mrishift import models
 from mrishift.io import atomic_path, error_summary
 from mrishift.sampling import SliceSampler
 
@@ -34,7 +36,7 @@ class Recipe:
     epochs: int = 100
     iters_per_epoch: int = 100
     batch_size: int = 32
-    patch_size: int = 256
+    patch_size: int | tuple[int, int, int] = 256  # a slice's side; (x, y, z) for a 3D network's patches
     lr: float = 1e-2
     lr_drop_epoch: int = 80  # lr × lr_factor at the end of this (0-based) epoch, as dpipe's Schedule({80: 0.1})
     lr_factor: float = 0.1
@@ -51,7 +53,10 @@ class Recipe:
     def __post_init__(self):
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
-        if min(self.epochs, self.iters_per_epoch, self.batch_size, self.patch_size) < 1:
+        if isinstance(self.patch_size, list):  # JSON gives lists; a frozen recipe keeps a hashable tuple
+            object.__setattr__(self, "patch_size", tuple(self.patch_size))
+        sides = self.patch_size if isinstance(self.patch_size, tuple) else (self.patch_size,)
+        if min(self.epochs, self.iters_per_epoch, self.batch_size, *sides) < 1:
             raise ValueError(f"epochs, iters_per_epoch, batch_size and patch_size must be positive: {self}")
         if not 0.0 <= self.augment_p <= 1.0:
             raise ValueError(f"augment_p must be in [0, 1], got {self.augment_p}")
@@ -165,8 +170,9 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
         strategy.adapt(model, target, device)
         return record(epochs=0)
     model.to(device)
+    layout = models.memory_format(model)
     if recipe.channels_last:
-        model.to(memory_format=torch.channels_last)
+        model.to(memory_format=layout)
     on_gpu = device.type == "cuda"
     if on_gpu:
         torch.backends.cudnn.deterministic = recipe.deterministic
@@ -209,7 +215,7 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
             images = images.to(device, non_blocking=True)
             masks = masks.to(device, non_blocking=True)
             if recipe.channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
+                images = images.contiguous(memory_format=layout)
             with autocast:
                 terms = strategy.loss_terms(step_model, images, masks)
                 loss = sum(terms.values())
@@ -232,7 +238,7 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
             model.eval()
             validation.append({"epoch": epoch + 1, **validate(model)})
             if recipe.channels_last:  # inference may switch the memory format back
-                model.to(memory_format=torch.channels_last)
+                model.to(memory_format=layout)
             log.info("epoch %d validation %s", epoch + 1, {k: round(v, 4) for k, v in validation[-1].items()})
         if checkpoint:
             _save_checkpoint(checkpoint, model, optimizer, epoch + 1, losses, loss_terms, validation, target.rng,

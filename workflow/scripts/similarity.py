@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 
 from mrishift import plots, protocol
-from mrishift.evaluate import ScanCache, volume_slices
+from mrishift.evaluate import ScanCache, network_inputs
 from mrishift.io import write_table
 from mrishift.logs import log_to, progress
 from mrishift.runs import load_model, scan_files
@@ -27,9 +27,10 @@ scans = ScanCache(scan_files(snakemake.input.images, snakemake.input.masks))
 source_paths = {tuple(key): path for key, path in zip(params.sources, snakemake.input.sources, strict=True)}
 
 
-def test_slices(target: str, stride: int) -> torch.Tensor:
-    """``params.slices`` axial slices evenly spaced through the target's test scans (in order), padded to ``stride``."""
-    volumes = [volume_slices(scans[case][0], stride, device) for case in protocol.finetune_test(splits, target, budget)]
+def test_slices(target: str, model) -> torch.Tensor:
+    """``params.slices`` axial slices (padded to the model's stride), or a 3D model's sliding windows, evenly spaced
+    through the target's test scans (in order)."""
+    volumes = [network_inputs(model, scans[case][0], device) for case in protocol.finetune_test(splits, target, budget)]
     every = torch.cat(volumes)
     return every[np.linspace(0, len(every) - 1, min(params.slices, len(every))).round().astype(int)]
 
@@ -41,7 +42,7 @@ def reference(source: str, target: str, seed: str):
     """The source model's block activations on the pair's slices (computed once per pair and seed)."""
     if (source, target, seed) not in reference_cache:
         model = load_model(source_paths[(source, seed)], made_by="train_source").to(device)
-        slices = test_slices(target, model.stride)
+        slices = test_slices(target, model)
         reference_cache[(source, target, seed)] = (slices, block_activations(
             model, slices, params.positions, seed_hash(params.seed, source, target)))
     return reference_cache[(source, target, seed)]
