@@ -13,11 +13,10 @@ from mrishift.jobenv import export_library_path
 
 export_library_path(SRC)
 
-from mrishift import models, protocol, registry, similarity, strategies, test_time
+from mrishift import architectures, protocol, registry, similarity, strategies, test_time  # none imports torch
 from mrishift.config import apply_overlay, validate_config
-from mrishift.data.cc359 import DOMAINS, case_id
+from mrishift.data.cc359 import DOMAINS, case_id, subject_ids
 from mrishift.data.splits import scan_roles
-from mrishift.data.synthetic import subject_ids
 
 for overlay in workflow.config_settings.configfiles:  # each --configfile's arms and budgets replace, in order
     apply_overlay(config, yaml.safe_load(Path(overlay).read_text()) or {})
@@ -122,11 +121,11 @@ def _scans_per_budget(runs, scans_of):
 def _variant(arch, size, augment_p, frozen, optimizer):
     family = arch + ("" if augment_p == 0 else f"_aug{augment_p:g}") + ("_frozen_random_encoder" if frozen else "")
     family += "" if optimizer == "sgd" else f"_{optimizer}"
-    name = family.replace(arch, arch + models.size_suffix(size), 1)
+    name = family.replace(arch, arch + architectures.size_suffix(size), 1)
     return name, {"arch": arch, "width": size.get("width", config["models"]["width"]), "levels": size.get("levels"),
                   "augment_p": augment_p, "source_strategy": "ft_decoder" if frozen else "ft_all",
                   "optimizer": optimizer, "family": family,  # family: the variant whatever its size
-                  "dims": models.dims(arch)}
+                  "dims": architectures.dims(arch)}
 
 
 VARIANTS = dict(
@@ -424,7 +423,7 @@ QC_CASE = {domain: cases[0] for domain, cases in CASES_BY_DOMAIN.items()}  # eac
 # Network-size variants (models.sizes): the size figure compares the sizes of each family, width among the variants
 # at the architecture's own levels, levels among those at models.width.
 SIZES = {variant: {"family": spec["family"], "width": spec["width"],
-                   "levels": spec["levels"] or models.default_levels(spec["arch"]),
+                   "levels": spec["levels"] or architectures.default_levels(spec["arch"]),
                    "on_width_axis": spec["levels"] is None, "on_levels_axis": spec["width"] == config["models"]["width"]}
          for variant, spec in VARIANTS.items()}
 SIZE_FIGURE = [result("figures/size_effects.png"), result("figures/size_effects.pdf"),

@@ -55,7 +55,7 @@ use rule train_source as train_source_normalized with:
         record=NORMALIZED_SOURCE_RECORD,
     params:
         role="source",
-        arch=lambda w: variant_arch(w) + models.NORMALIZED,
+        arch=lambda w: variant_arch(w) + architectures.NORMALIZED,
         network=variant_network,
         domain="{domain}",
         recipe=recipe("source"),

@@ -121,26 +121,26 @@ def _check_semantics(config: dict) -> None:
     if not set(analysed) & set(finetuned):
         raise ConfigError("config key 'evaluation.similarity': none of its pairs is fine-tuned "
                           f"(splits.finetune_pairs: {finetuned})")
-    from mrishift import models
+    from mrishift import architectures
 
     sizes = config["models"]["sizes"]
     for architecture in config["models"]["architectures"]:
-        resolved = [(size.get("width", config["models"]["width"]), size.get("levels") or models.default_levels(
-            architecture)) for size in sizes]
+        levels = architectures.default_levels(architecture)
+        resolved = [(size.get("width", config["models"]["width"]), size.get("levels") or levels) for size in sizes]
         if len(set(resolved)) < len(resolved):
             raise ConfigError(f"config key 'models.sizes': {sizes} names one size of {architecture} twice (models.width "
-                              f"{config['models']['width']:g}, {models.default_levels(architecture)} levels: {{}})")
+                              f"{config['models']['width']:g}, {levels} levels: {{}})")
         for size in sizes:
-            stride = models.stride(architecture, size.get("levels"))
+            stride = architectures.stride(architecture, size.get("levels"))
             for recipe in ("source", "finetune"):
                 key, patch = f"training.{recipe}.patch_size", config["training"][recipe]["patch_size"]
-                if models.dims(architecture) == 3:
+                if architectures.dims(architecture) == 3:
                     key, patch = f"training.volumetric.{recipe}.patch_size", config["training"]["volumetric"][recipe][
                         "patch_size"]
                 if any(side % stride for side in (patch if isinstance(patch, list) else [patch])):
                     raise ConfigError(f"config key '{key}': {patch} is not a multiple of "
-                                      f"{architecture}{models.size_suffix(size)}'s stride {stride} (its down-sampling "
-                                      "levels)")
+                                      f"{architecture}{architectures.size_suffix(size)}'s stride {stride} (its "
+                                      "down-sampling levels)")
     splits = config["splits"]
     budgets = [parse_budget(b) for b in splits["budgets"]]  # raises ValueError naming the bad budget
     n_subjects = data["synthetic"]["subjects_per_domain"] if data["source"] == "synthetic" else 59

@@ -21,8 +21,10 @@ from typing import Callable
 import torch
 from torch import nn
 
+from mrishift import architectures
+from mrishift.architectures import LAYER_GROUPS, NORMALIZED, SPOTTUNE, default_levels, dims, size_suffix, stride  # noqa: F401
+
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
-LAYER_GROUPS = ("first", "last", "last2", "output", "encoder", "decoder")  # every model's layer_groups() has these keys
 
 
 def _register(name: str):
@@ -44,26 +46,6 @@ def names() -> list[str]:
     return sorted(_MODELS)
 
 
-def default_levels(name: str) -> int:
-    """A registered model's resolution levels when the config does not change them."""
-    if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; known: {sorted(_MODELS)}")
-    return _MODELS[name].levels
-
-
-def stride(name: str, levels: int | None = None) -> int:
-    """What every input side of a registered model with this many resolution levels (None: its own default) must be
-    a multiple of: 2 per downsampling."""
-    if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; known: {sorted(_MODELS)}")
-    return 2 ** ((levels or default_levels(name)) - 1)
-
-
-def size_suffix(size: dict) -> str:
-    """A network-size variant's name suffix (``models.sizes`` entry): ``_w2`` for width 2, ``_l5`` for 5 levels."""
-    return (f"_w{size['width']:g}" if "width" in size else "") + (f"_l{size['levels']}" if "levels" in size else "")
-
-
 def _check_levels(levels: int) -> int:
     if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
         raise ValueError(f"a U-Net needs at least 2 resolution levels (one downsampling), got {levels!r}")
@@ -73,13 +55,6 @@ def _check_levels(levels: int) -> int:
 def _parameter_names(model: nn.Module, modules: list[nn.Module]) -> list[str]:
     wanted = {id(p) for m in modules for p in m.parameters()}
     return [name for name, p in model.named_parameters() if id(p) in wanted]
-
-
-def dims(name: str) -> int:
-    """How many spatial dimensions a registered model convolves: 2 (slices) or 3 (patches of the volume)."""
-    if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; known: {sorted(_MODELS)}")
-    return _MODELS[name].dims
 
 
 def memory_format(model: nn.Module) -> torch.memory_format:
@@ -260,9 +235,6 @@ class VanillaUNet(nn.Module):
         }
 
 
-NORMALIZED = "_normalized"  # suffix of every registered model's variant with a normalizer CNN in front
-
-
 class Normalizer(nn.Module):
     """x + f(x), f = three 3×3 convolutions (16 filters, ReLU between, 1 output channel): a network with a receptive
     field of 7×7 that can only remap intensities locally, not move structures (the test-time BN-statistics paper,
@@ -320,9 +292,6 @@ def _with_normalizer(base: type[nn.Module]) -> type[nn.Module]:
 
 for _name, _base in list(_MODELS.items()):
     _MODELS[_name + NORMALIZED] = _with_normalizer(_base)
-
-
-SPOTTUNE = "_spottune"  # suffix of every plain model's SpotTune variant (what the spottune strategy trains)
 
 
 def base_name(arch: str) -> str:
@@ -411,6 +380,13 @@ def _with_spottune(base: type[nn.Module]) -> type[nn.Module]:
 
 for _name, _base in [(n, b) for n, b in _MODELS.items() if not n.endswith(NORMALIZED)]:
     _MODELS[_name + SPOTTUNE] = _with_spottune(_base)
+
+
+# The workflow plans with mrishift.architectures (no torch); every class registered here must agree with it.
+if names() != architectures.names() or any((cls.dims, cls.levels) != (dims(n), default_levels(n))
+                                           for n, cls in _MODELS.items()):
+    raise RuntimeError("mrishift.models and mrishift.architectures disagree on the registered networks, their "
+                       "dimensions or their default levels")
 
 
 def count(model: nn.Module, parameter_names: list[str]) -> int:

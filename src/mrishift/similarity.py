@@ -19,11 +19,15 @@ Both are 1 for identical representations and lie in [0, 1].
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-from torch import nn
 
 from mrishift.registry import chosen_pairs
+
+if TYPE_CHECKING:  # torch is imported where activations are taken: the workflow reads analysed_pairs when it parses
+    import torch
+    from torch import nn
 
 RANK_TOLERANCE = 1e-10  # singular values below this share of the largest span no direction (dead or copied channels)
 
@@ -82,17 +86,19 @@ def analysed_pairs(settings: dict, domains: list[str]) -> list[tuple[str, str]]:
     return chosen_pairs(settings, domains)
 
 
-@torch.no_grad()
 def block_activations(model: nn.Module, slices: torch.Tensor, positions: int, seed: int) -> dict[str, np.ndarray]:
     """Each of ``model.blocks()``'s output on ``slices`` (B, 1, H, W), or a 3D network's patches (B, 1, H, W, D), as
     an (N, C) matrix: ``positions`` data points drawn without replacement from its B × H' × W' (× D') positions (all
     when fewer), by a generator seeded with ``seed`` and the block's name — so two models of one architecture give
     the same positions."""
+    import torch
+
     captured = {}
     hooks = [module.register_forward_hook(lambda _, __, output, name=name: captured.__setitem__(name, output))
              for name, module in model.blocks()]
     try:
-        model.eval()(slices)
+        with torch.no_grad():
+            model.eval()(slices)
     finally:
         for hook in hooks:
             hook.remove()

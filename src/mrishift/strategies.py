@@ -41,14 +41,16 @@ figures show.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import torch
-from torch import nn
-
-from mrishift import batchnorm, models
-from mrishift.losses import segmentation_loss
+from mrishift.architectures import LAYER_GROUPS, SPOTTUNE
 from mrishift.registry import Registry, chosen_subset, is_number, resolve_hparams
+
+# torch is imported by the methods that run in a job, not here: the workflow builds and checks every arm each time
+# it is parsed — at every Snakemake start, twice per cluster job — where importing torch would cost ~2 s.
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 _REGISTRY = Registry("strategy")
 register, names, build = _REGISTRY.register, _REGISTRY.names, _REGISTRY.build
@@ -121,6 +123,8 @@ class Strategy:
 
     def optimizer(self, parameters: dict[str, nn.Parameter], recipe, source_state: dict | None = None
                   ) -> torch.optim.Optimizer:
+        import torch
+
         if recipe.optimizer == "adam":
             return torch.optim.Adam(parameters.values(), lr=recipe.lr)
         return torch.optim.SGD(parameters.values(), lr=recipe.lr, momentum=recipe.momentum,
@@ -141,6 +145,8 @@ class Strategy:
         """What a strategy that does not train does to the source model (``trains = False``)."""
 
     def loss_terms(self, model: nn.Module, images: torch.Tensor, masks: torch.Tensor) -> dict[str, torch.Tensor]:
+        from mrishift.losses import segmentation_loss
+
         return {"bce": segmentation_loss(model(images), masks)}
 
     def loss(self, model: nn.Module, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -171,8 +177,8 @@ class FineTuneLayers(Strategy):
     def __init__(self, **hparams):
         super().__init__(**hparams)
         self.hparams["layers"] = self.hparams["layers"] or self.DEFAULT_LAYERS
-        if self.hparams["layers"] not in models.LAYER_GROUPS:
-            raise ValueError(f"strategy {self.name!r}: layers must be one of {list(models.LAYER_GROUPS)}, "
+        if self.hparams["layers"] not in LAYER_GROUPS:
+            raise ValueError(f"strategy {self.name!r}: layers must be one of {list(LAYER_GROUPS)}, "
                              f"got {self.hparams['layers']!r}")
 
     def trainable(self, model):
@@ -248,6 +254,8 @@ class MixedMiniBatch(Strategy):
     def batch(self, epoch, target, source=None):
         if source is None:
             raise ValueError(f"strategy {self.name!r} mixes source slices into every batch: no source sampler given")
+        import torch
+
         n_target = self.target_slices(epoch)
         parts = [sampler.batch(n) for sampler, n in ((target, n_target), (source, self._batch_size - n_target))
                  if n > 0]
@@ -283,6 +291,8 @@ class OptimizerContinuation(Strategy):
         if source_state["kind"] != recipe.optimizer:
             raise ValueError(f"strategy {self.name!r}: the source run used {source_state['kind']}, this recipe "
                              f"{recipe.optimizer}; the continued state must be the same optimizer's")
+        import torch
+
         if recipe.optimizer == "adam":
             optimizer = torch.optim.Adam(parameters.values(), lr=recipe.lr, betas=tuple(self.hparams["betas"]))
         else:
@@ -335,6 +345,8 @@ class BatchNormStatistics(Strategy):
         return []
 
     def adapt(self, model, target, device):
+        from mrishift import batchnorm
+
         model.to(device)
         batchnorm.reestimate_statistics(model, target.all_slices().to(device))
 
@@ -342,7 +354,7 @@ class BatchNormStatistics(Strategy):
 @register("spottune")
 class SpotTune(Strategy):
     """Per slice and per block, the frozen source block or a fine-tuned copy of it, as a policy network chooses
-    (SpotTune, Guo et al. 2019; SpotTUnet, the MICCAI 2021 study; ``models.SPOTTUNE``). Both copies start from the
+    (SpotTune, Guo et al. 2019; SpotTUnet, the MICCAI 2021 study; ``mrishift.architectures.SPOTTUNE``). Both copies start from the
     source weights, the policy from the run's seed; the fine-tuned copy and the policy train, the frozen copy never.
     Choices are hard Gumbel-softmax samples (straight-through) at ``temperature`` (0.1) in training, the argmax
     without noise at inference. Loss: BCE + ``k_reg`` · mean(1 − policy), policy = 1 for the frozen block: the share
@@ -364,7 +376,9 @@ class SpotTune(Strategy):
                                  f"got {value!r}")
 
     def network(self, source, arch, width):
-        spottune = arch + models.SPOTTUNE
+        from mrishift import models
+
+        spottune = arch + SPOTTUNE
         model = models.build(spottune, width=width, levels=source.levels)
         weights = source.state_dict()
         model.load_state_dict(weights, strict=False)  # the fine-tuned copy, under the source's names
@@ -383,6 +397,8 @@ class SpotTune(Strategy):
         groups = [{"params": network},
                   {"params": policy, "lr_scale": self.hparams["policy_lr"] / recipe.lr,
                    "weight_decay": self.hparams["policy_weight_decay"]}]
+        import torch
+
         if recipe.optimizer == "adam":
             return torch.optim.Adam(groups, lr=recipe.lr)
         groups[1]["momentum"] = 0.9

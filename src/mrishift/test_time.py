@@ -21,18 +21,21 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
-from torch import nn
 
-from mrishift import batchnorm, models
+from mrishift.architectures import LAYER_GROUPS, NORMALIZED
 from mrishift.data.histogram import match_histogram
 from mrishift.data.splits import ZERO_BUDGET  # noqa: F401  (the budget column of every test-time score)
-from mrishift.evaluate import network_inputs
 from mrishift.registry import Registry, chosen_pairs, is_number, resolve_hparams
 from mrishift.seeding import seed_hash
+
+# torch (and the modules built on it) is imported by the methods that run in a job, not here: the workflow builds and
+# checks every arm each time it is parsed — at every Snakemake start, twice per cluster job.
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 log = logging.getLogger("mrishift")
 
@@ -107,6 +110,8 @@ class TestTimeMethod:
                    seed: int = 0):
         """``image -> (adapted model, image to predict)``, each volume starting again from ``source_model`` and from
         the torch generator seeded with ``seed``."""
+        import torch
+
         def adapt(image):
             torch.manual_seed(seed)
             model = copy.deepcopy(source_model).to(device)
@@ -124,11 +129,15 @@ class TestTimeMethod:
 
 def _slices(model: nn.Module, image: np.ndarray) -> torch.Tensor:
     """A volume as the network sees it: its axial slices, or a 3D network's sliding windows."""
+    from mrishift.evaluate import network_inputs
+
     return network_inputs(model, image, next(model.parameters()).device)
 
 
 def _batchnorm_affine(model: nn.Module, layers: str) -> list[nn.Parameter]:
     """The affine parameters (weight, bias) of the BatchNorm layers in a layer group (``all``: every one)."""
+    from mrishift import batchnorm
+
     chosen = None if layers == "all" else set(model.layer_groups()[layers])
     names_of = {id(p): n for n, p in model.named_parameters()}
     return [p for norm in batchnorm.layers(model) for p in (norm.weight, norm.bias)
@@ -153,8 +162,8 @@ class GradientMethod(TestTimeMethod):
             raise ValueError(f"{self.name}: iterations must be a positive integer, got {h['iterations']!r}")
         if not isinstance(h["keep_best"], bool):
             raise ValueError(f"{self.name}: keep_best must be true or false, got {h['keep_best']!r}")
-        if "layers" in h and h["layers"] != "all" and h["layers"] not in models.LAYER_GROUPS:
-            raise ValueError(f"{self.name}: layers must be 'all' or one of {list(models.LAYER_GROUPS)}, "
+        if "layers" in h and h["layers"] != "all" and h["layers"] not in LAYER_GROUPS:
+            raise ValueError(f"{self.name}: layers must be 'all' or one of {list(LAYER_GROUPS)}, "
                              f"got {h['layers']!r}")
 
     def passes(self):
@@ -176,6 +185,8 @@ class GradientMethod(TestTimeMethod):
         model.eval()
 
     def adapt(self, model, image, reference):
+        import torch
+
         h = self.hparams
         slices = _slices(model, image)
         trained = self.trained_parameters(model)
@@ -226,6 +237,10 @@ class BatchNormKL(GradientMethod):
         model.eval()
 
     def loss(self, model, slices):
+        import torch
+
+        from mrishift import batchnorm
+
         with batchnorm.record_inputs(model) as inputs:
             model(slices)
         return torch.stack([batchnorm.kl_to_running(norm, x) for norm, x in inputs.items()]).mean()
@@ -242,9 +257,11 @@ class NormalizerKL(BatchNormKL):
     source_model = "normalized"
 
     def trained_parameters(self, model):
+        from mrishift import models
+
         if not isinstance(getattr(model, "normalizer", None), models.Normalizer):
             raise ValueError(f"{self.name} adapts a normalizer, and this {type(model).__name__} has none: its source "
-                             f"model must be a '*{models.NORMALIZED}' architecture")
+                             f"model must be a '*{NORMALIZED}' architecture")
         return list(model.normalizer.parameters())
 
 
@@ -260,6 +277,8 @@ class Tent(GradientMethod):
     HPARAMS = {**GradientMethod.HPARAMS, "iterations": 1, "layers": "all", "keep_best": False}
 
     def prepare(self, model):
+        from mrishift import batchnorm
+
         model.train()
         for norm in batchnorm.layers(model):
             norm.momentum = 0.0  # batch statistics normalise; running ones stay the source's until finish()
@@ -268,11 +287,16 @@ class Tent(GradientMethod):
         return binary_entropy(model(slices)).mean()
 
     def finish(self, model, slices):
+        from mrishift import batchnorm
+
         batchnorm.reestimate_statistics(model, slices)
 
 
 def binary_entropy(logits: torch.Tensor) -> torch.Tensor:
     """Entropy (nats) of Bernoulli(sigmoid(logits)), elementwise, computed stably from the logits."""
+    import torch
+    from torch import nn
+
     p = torch.sigmoid(logits)
     return nn.functional.softplus(logits) - p * logits
 
@@ -283,6 +307,8 @@ class AdaBN(TestTimeMethod):
     slices (one forward pass, no gradient, no weight moves)."""
 
     def adapt(self, model, image, reference):
+        from mrishift import batchnorm
+
         batchnorm.reestimate_statistics(model, _slices(model, image))
         return model, image
 

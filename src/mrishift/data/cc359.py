@@ -124,3 +124,11 @@ def domain_of_case(case: str) -> str:
 def expected_counts() -> dict[str, int]:
     """Scans per domain in the complete dataset (359 in all; philips 1.5T has 59)."""
     return {name: len(d.ids) for name, d in DOMAINS.items()}
+
+
+def subject_ids(domain: str, n_subjects: int) -> list[str]:
+    """The first ``n_subjects`` ids of the domain's CC359 id range."""
+    ids = DOMAINS[domain].ids
+    if not 1 <= n_subjects <= len(ids):
+        raise ValueError(f"subjects per domain must be between 1 and {len(ids)} for {domain}, got {n_subjects}")
+    return [case_id(i) for i in ids[:n_subjects]]

@@ -29,7 +29,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from mrishift.data.cc359 import DOMAINS, case_id, format_name
+from mrishift.data.cc359 import format_name, subject_ids
 from mrishift.data.volumes import save_volume
 from mrishift.io import write_json
 from mrishift.seeding import seed_hash
@@ -111,14 +111,6 @@ def load_reference_head() -> Head:
     array /= np.percentile(array, 99.5)
     mask_array = (np.asarray(mask.dataobj).reshape(mask.shape[:3]) > 0).astype(np.float32)
     return Head(array, mask_array, image.affine.copy())
-
-
-def subject_ids(domain: str, n_subjects: int) -> list[str]:
-    """The first ``n_subjects`` ids of the domain's CC359 id range."""
-    ids = DOMAINS[domain].ids
-    if not 1 <= n_subjects <= len(ids):
-        raise ValueError(f"subjects per domain must be between 1 and {len(ids)} for {domain}, got {n_subjects}")
-    return [case_id(i) for i in ids[:n_subjects]]
 
 
 def _ras_axis(code: str) -> int:
