@@ -304,9 +304,11 @@ def test_one_job_per_strategy_gives_identical_models(tiny_run, tmp_path):
     assert planned == {"finetune": 7, "score_finetune": 4, "adapt_score": 5, "collect_scores": 1, "analyse": 1,
                        "figures": 1, "forgetting": 1, "convergence": 1, "weight_change": 1, "similarity": 1,
                        "prediction_qc": 1, "all": 1}  # training: one per arm and budget; scoring: per arm
-    models = sorted((tiny_run / "results/models/unet2d_residual/finetune").glob("*/*/*/seed0/model.pt"))
-    assert len(models) == 42
-    shutil.rmtree(workdir / "results/models/unet2d_residual/finetune")
+    assert len(list((tiny_run / "results/models/unet2d_residual/finetune").glob("*/*/*/seed0/model.pt"))) == 42
+    # ft_all's 12 runs (6 pairs × 2 budgets) retrained by its 2 jobs: the regrouping of every arm is the same code
+    models = sorted((tiny_run / "results/models/unet2d_residual/finetune/ft_all").glob("*/*/seed0/model.pt"))
+    assert len(models) == 12
+    shutil.rmtree(workdir / "results/models/unet2d_residual/finetune/ft_all")
     result = snakemake(workdir, *[str(m.relative_to(tiny_run)) for m in models], configfile="changed.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
     job_log = (workdir / "logs/finetune/unet2d_residual/ft_all/every4.log").read_text()  # one job ran the arm
