@@ -5,7 +5,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_ONLY = {"pytest", "surface-distance", "selenium"}
+TEST_ONLY = {"pytest", "pytest-xdist", "surface-distance", "selenium"}
 
 
 def pip_pins():

@@ -5,9 +5,7 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -16,25 +14,16 @@ import pytest
 import torch
 import yaml
 
-from mrishift import evaluate, models
+from mrishift import models
 
 import one_pair
 import report_browser
-
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+from workflow_runs import ROOT, SNAKEMAKE, planned_jobs, snakemake
 pytestmark = pytest.mark.workflow
 
 
 ARMS = ["ft_all", "ft_first", "ft_first_bn_eval", "bn_stats"]  # config/tiny.yaml, in its order
 METHODS = ["hist_match", "adabn", "tent", "bn_kl_affine", "bn_kl_normalizer"]  # test-time; bn_kl_* from siemens_15
-
-
-def snakemake(workdir, *args, configfile="tiny.yaml", snakefile=ROOT / "Snakefile"):
-    configfiles = [configfile] if isinstance(configfile, str) else configfile
-    command = SNAKEMAKE + ["--snakefile", str(snakefile), "--directory", str(workdir), "--configfile",
-                           *[str(workdir / "config" / name) for name in configfiles], "--cores", "2", *args]
-    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
 
 
 @pytest.fixture(scope="module")
@@ -618,37 +607,6 @@ def test_size_variants_train_their_own_networks_and_add_the_size_figure(tiny_run
     assert "encoder.2.0.body.0.0.weight" not in saved["model"] and "encoder.1.0.body.0.0.weight" in saved["model"]
 
 
-def test_the_3d_unet_runs_the_study_through_the_same_rules(tiny_run, tmp_path):
-    """unet3d_residual as an architecture of the tiny study on one pair (config/volumetric.yaml): trained on patches
-    (the budget's labelled slices, the rest of each patch ignored), scored by sliding windows, analysed block by block
-    like the 2D network."""
-    workdir, _, planned = planned_with_overlay(tiny_run, tmp_path, (ROOT / "config/volumetric.yaml").read_text())
-    assert planned["train_source"] == 3 and planned["train_oracle"] == 9  # the 3D variant's; the 2D ones exist
-    assert planned["finetune"] == 4 + 3  # ft_all, ft_first, bn_stats × 2 budgets + ft_first_bn_eval × 1, one pair
-    result = snakemake(workdir, configfile=["tiny.yaml", "overlay.yaml"])
-    assert result.returncode == 0, result.stderr[-3000:]
-    models_dir = workdir / "results/models/unet3d_residual"
-    saved = torch.load(models_dir / "finetune/ft_first/siemens_15_to_siemens_3/every4/seed0/model.pt", weights_only=True)
-    assert (saved["arch"], saved["window"]) == ("unet3d_residual", [32, 32, 32])
-    assert saved["model"]["init.weight"].shape == (8, 1, 3, 3, 3)
-    record = json.loads((models_dir / "source/siemens_15/seed0/record.json").read_text())
-    assert (record["recipe"]["patch_size"], record["recipe"]["batch_size"]) == ([32, 32, 32], 2)
-    assert len(record["losses"]) == 2 and 0 <= record["validation"][-1]["sdice"] <= 1
-    scores = pd.read_csv(workdir / "results/scores/scores.tsv", sep="\t", dtype={"budget": str})
-    three_d = scores[scores.variant == "unet3d_residual"]
-    # test-time: hist_match, adabn, tent on all 6 pairs and the two KL arms on siemens_15's 2, 2 test scans each
-    assert three_d.role.value_counts().to_dict() == one_pair.ROWS_PER_ROLE | {"test_time": (3 * 6 + 2 * 2) * 2}
-    assert three_d.sdice.between(0, 1).all()
-    # the same rules score the same scans for both networks: the 3D variant's rows are the 2D variant's, key for key
-    keys = [column for column in evaluate.IDENTITY_COLUMNS if column != "variant"] + ["case"]
-    two_d = scores[scores.variant == "unet2d_residual"]
-    assert sorted(map(tuple, three_d[keys].astype(str).values)) == sorted(map(tuple, two_d[keys].astype(str).values))
-    similarity = pd.read_csv(workdir / "results/stats/unet3d_residual/similarity.tsv", sep="\t")
-    assert similarity.block.nunique() == len(models.build("unet3d_residual", width=0.5).blocks())
-    assert similarity.cka.between(0, 1 + 1e-6).all()
-    assert (workdir / "results/tables/unet3d_residual/gap_closed.md").exists()
-
-
 def test_an_arm_mixing_in_source_slices_declares_its_sources_training_scans(tiny_run):
     (tiny_run / "config/mmtl.yaml").write_text("strategies:\n  mmtl: {}\n  ft_all: {}\nsplits:\n  budgets: [every4]\n")
     dry = snakemake(tiny_run, "-n", "--forceall", configfile=["tiny.yaml", "mmtl.yaml"])
@@ -672,12 +630,6 @@ def test_intensity_references_are_computed_only_for_the_arms_that_read_them(tiny
     planned = planned_jobs(dry.stdout)
     assert planned["adapt_score"] == 6 and "intensity_reference" not in planned and "train_source_normalized" \
         not in planned  # adabn on 6 pairs reads neither a reference nor a normalized source model
-
-
-def planned_jobs(dry_run_output):
-    """{rule: count} from the first 'Job stats' table of a dry run."""
-    table = dry_run_output.split("Job stats:")[1].split("total")[0].splitlines()[3:]
-    return {line.split()[0]: int(line.split()[1]) for line in table if line.strip()}
 
 
 def test_bad_config_stops_with_the_key(tmp_path):
