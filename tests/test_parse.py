@@ -33,7 +33,8 @@ def test_the_workflow_plans_with_torch_unimportable(tmp_path):
 
 @pytest.mark.parametrize("name, dims, levels, stride", [
     ("unet2d_residual", 2, 4, 8), ("unet3d_residual", 3, 4, 8), ("unet_vanilla", 2, 5, 16),
-    ("unet2d_residual_spottune", 2, 4, 8), ("unet3d_residual_normalized", 3, 4, 8), ("unet_vanilla_normalized", 2, 5, 16),
+    ("unet2d_residual_spottune", 2, 4, 8), ("unet3d_residual_normalized", 3, 4, 8),
+    ("unet_vanilla_normalized", 2, 5, 16),
 ])
 def test_the_networks_facts_known_before_torch_are_the_built_networks(name, dims, levels, stride):
     assert (architectures.dims(name), architectures.default_levels(name), architectures.stride(name)) == (

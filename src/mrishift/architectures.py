@@ -20,10 +20,9 @@ def names() -> list[str]:
 def plain_name(name: str) -> str:
     """The plain network a registered name is a variant of (``unet2d_residual`` for ``unet2d_residual_spottune``);
     an unknown name raises, listing the known ones."""
-    plain = name.removesuffix(NORMALIZED).removesuffix(SPOTTUNE)
-    if plain not in _PLAIN or name not in names():
+    if name not in names():
         raise ValueError(f"unknown model {name!r}; known: {names()}")
-    return plain
+    return name.removesuffix(NORMALIZED).removesuffix(SPOTTUNE)
 
 
 def dims(name: str) -> int:

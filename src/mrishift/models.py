@@ -22,7 +22,9 @@ import torch
 from torch import nn
 
 from mrishift import architectures
-from mrishift.architectures import LAYER_GROUPS, NORMALIZED, SPOTTUNE, default_levels, dims, size_suffix, stride  # noqa: F401
+# re-exported: the library's callers ask mrishift.models
+from mrishift.architectures import (LAYER_GROUPS, NORMALIZED, SPOTTUNE, default_levels, dims,  # noqa: F401
+                                    size_suffix, stride)
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
