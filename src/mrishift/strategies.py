@@ -356,8 +356,8 @@ class SpotTune(Strategy):
     """Per slice and per block, the frozen source block or a fine-tuned copy of it, as a policy network chooses
     (SpotTune, Guo et al. 2019; SpotTUnet, the MICCAI 2021 study; ``mrishift.architectures.SPOTTUNE``). Both copies
     start from the source weights, the policy from the run's seed; the fine-tuned copy and the policy train, the
-    frozen copy never. Choices are hard Gumbel-softmax samples (straight-through) at ``temperature`` (0.1) in training, the argmax
-    without noise at inference. Loss: BCE + ``k_reg`` · mean(1 − policy), policy = 1 for the frozen block: the share
+    frozen copy never. Choices are hard Gumbel-softmax samples (straight-through) at ``temperature`` (0.1) in
+    training, the argmax without noise at inference. Loss: BCE + ``k_reg`` · mean(1 − policy), policy = 1 for the frozen block: the share
     of fine-tuned blocks is penalised (``k_reg`` 0.005, the gradient-transfer study's fixed value; the MICCAI study
     tuned it per budget in 0–0.012 — sweep it as arms). The policy trains at ``policy_lr`` (0.01) with weight decay
     ``policy_weight_decay`` (1e-3), in the recipe's optimizer (SGD: Nesterov momentum 0.9 as the MICCAI code; Adam as
