@@ -14,6 +14,7 @@ report: "report/workflow.rst"
 # Cheap jobs run in the main Snakemake process, never queued on a cluster.
 localrules:
     make_splits,
+    scan_set,
     collect_scores,
     analyse,
     figures,

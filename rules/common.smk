@@ -1,4 +1,5 @@
 # Config validation, case lists and wildcard constraints shared by every rule file.
+import functools
 import json
 import re
 import sys
@@ -47,70 +48,75 @@ SCAN_ROLES = {d: scan_roles(d, CASES_BY_DOMAIN[d], SPLITS["seed"], SPLITS["n_val
                             SPLITS["budgets"]) for d in DOMAIN_NAMES}
 
 
-def scans_read(cases_of):
-    """Input function: the splits and the preprocessed images and reference masks of exactly the scans a job reads —
-    ``cases_of(wildcards)`` names them — so a changed scan reruns only the jobs that read it, and the DAG of the full
-    study stays small (a fine-tune declares its budget's scans, not its target's 60)."""
+SCAN_SET = result("data/scan_sets/{domain}/{set}")  # protocol.SCAN_SETS: a folder of the scans many jobs read
+
+
+def scans_read(cases_of=lambda w: [], sets_of=lambda w: []):
+    """Input function: the splits and the scans a job reads — the preprocessed images and reference masks of the
+    scans ``cases_of(wildcards)`` names, and the scan-set folders of the (domain, set) ``sets_of(wildcards)`` names,
+    each read whole — so a changed scan reruns only the jobs that read it. Sets keep the full study's DAG small: its
+    scoring jobs would otherwise declare ~120 scans each."""
 
     def inputs(wildcards):
         cases = list(dict.fromkeys(cases_of(wildcards)))
         return {"splits": result("data/splits.json"),
                 "images": [result(f"data/preprocessed/{c}_image.nii.gz") for c in cases],
-                "masks": [result(f"data/resampled/{c}_mask.nii.gz") for c in cases]}
+                "masks": [result(f"data/resampled/{c}_mask.nii.gz") for c in cases],
+                "scan_sets": [SCAN_SET.format(domain=d, set=s) for d, s in dict.fromkeys(sets_of(wildcards))]}
 
     return inputs
 
 
-# The scans each job reads (for scans_read), as mrishift.protocol decides them.
-def source_training_scans(w):
-    return protocol.source_training(SCAN_ROLES, w.domain).scans
+def scan_set_files(wildcards):
+    cases = protocol.scan_set(SCAN_ROLES, wildcards.domain, wildcards.set)
+    return {"images": [result(f"data/preprocessed/{c}_image.nii.gz") for c in cases],
+            "masks": [result(f"data/resampled/{c}_mask.nii.gz") for c in cases]}
 
 
-def oracle_training_scans(w):
-    return protocol.oracle_training(SCAN_ROLES, w.domain, int(w.fold)).scans
+# What each job reads (for scans_read), as mrishift.protocol decides it: scans, or (domain, scan set) pairs.
+def source_training_sets(w):
+    return [(w.domain, "source")]
+
+
+def oracle_training_sets(w):
+    return [(w.domain, f"fold{w.fold}")]
 
 
 def finetune_training_scans(w):
-    """The budget's target scans; for an arm whose strategy mixes in source slices, its sources' training scans too."""
-    target = _scans_per_budget(finetune_runs(w), protocol.finetune_scans)
-    if not ARMS_USING_SOURCE_DATA.get(w.strategy):
-        return target
-    sources = dict.fromkeys(source for source, _, _, _ in finetune_runs(w))
-    return target + [case for source in sources for case in protocol.source_training(SCAN_ROLES, source).cases]
-
-
-def in_domain_test_scans(w):
-    """The oracle folds' test scans, and the source model's held-out scans (forgetting's reference)."""
-    oracle = [case for fold in FOLDS for case in protocol.oracle_test(SCAN_ROLES, w.domain, fold)]
-    return oracle + protocol.source_heldout(SCAN_ROLES, w.domain)
-
-
-def baseline_test_scans(w):
-    return [case for source in baseline_sources(w) for case in protocol.baseline_test(SCAN_ROLES, source)[w.target]]
-
-
-def finetune_score_scans(w):
-    """The runs' test scans, then their sources' held-out scans (forgetting)."""
-    runs = scored_runs(w)
-    sources = dict.fromkeys(source for source, _, _, _ in runs)
-    heldout = [case for source in sources for case in protocol.source_heldout(SCAN_ROLES, source)]
-    return _scans_per_budget(runs, protocol.finetune_test) + heldout
-
-
-def intensity_reference_scans(w):
-    return protocol.intensity_reference(SCAN_ROLES, w.domain)
-
-
-def test_time_test_scans(w):
-    targets = dict.fromkeys(target for _, target, _ in test_time_runs(w))
-    return [case for target in targets for case in protocol.test_time_test(SCAN_ROLES, target)]
-
-
-def _scans_per_budget(runs, scans_of):
-    """``scans_of(SCAN_ROLES, target, budget)`` once per distinct (target, budget) of these fine-tuning runs: their
-    seeds (and, for scoring, their budgets) share the same scans."""
+    """The target scans of the job's budgets (a few per target)."""
+    runs = job_runs(w)
     targets_budgets = dict.fromkeys((target, budget) for _, target, budget, _ in runs)
-    return [case for target, budget in targets_budgets for case in scans_of(SCAN_ROLES, target, budget)]
+    return [case for target, budget in targets_budgets for case in protocol.finetune_scans(SCAN_ROLES, target, budget)]
+
+
+def finetune_training_sets(w):
+    """For an arm whose strategy mixes in source slices, its sources' training scans."""
+    if not ARMS_USING_SOURCE_DATA.get(w.strategy):
+        return []
+    return [(source, "source_train") for source, _, _, _ in job_runs(w)]
+
+
+def in_domain_test_sets(w):
+    """The oracle folds' test scans and the source model's held-out scans (forgetting's reference): every scan."""
+    return [(w.domain, "all")]
+
+
+def baseline_test_sets(w):
+    return [(w.target, "all")]
+
+
+def finetune_score_sets(w):
+    """The runs' targets' test scans, then their sources' held-out scans (forgetting)."""
+    runs = job_runs(w)
+    return [(target, "test") for _, target, _, _ in runs] + [(source, "heldout") for source, _, _, _ in runs]
+
+
+def intensity_reference_sets(w):
+    return [(w.domain, "source_train")]
+
+
+def test_time_test_sets(w):
+    return [(target, "test") for _, target, _ in test_time_runs(w)]
 
 
 # A model variant = an architecture of one size (models.sizes: width, resolution levels) trained without or with
@@ -146,14 +152,9 @@ BUDGETS = list(config["splits"]["budgets"])
 ARM_BUDGETS = {arm: strategies.arm_budgets(spec, BUDGETS) for arm, spec in ARMS.items()}
 SEEDS = list(config["training"]["seeds"])
 # The source→target pairs of the fine-tuning study (splits.finetune_pairs; default: every ordered pair), and those each
-# arm runs on (its sources/targets among them; default: all). With one job per arm and budget (training.finetune_job
-# 'strategy') a job's outputs are fixed when the workflow is parsed: the arms on fewer pairs share one set, trained by
-# rule finetune_subset (config.py checks it).
+# arm runs on (its sources/targets among them; default: all).
 PAIRS = registry.chosen_pairs(config["splits"]["finetune_pairs"], DOMAIN_NAMES)
 ARM_PAIRS = {arm: strategies.arm_pairs(spec, PAIRS) for arm, spec in ARMS.items()}
-SUBSET_ARMS = [arm for arm in STRATEGIES if ARM_PAIRS[arm] != PAIRS]
-STUDY_PAIR_ARMS = [arm for arm in STRATEGIES if arm not in SUBSET_ARMS]
-SUBSET_PAIRS = ARM_PAIRS[SUBSET_ARMS[0]] if SUBSET_ARMS else []
 FOLDS = list(range(config["splits"]["n_folds"]))
 # Test-time arms (budget 0): name -> {method: registered class (default: the name), sources and targets (the pairs
 # it adapts; default: all), **hyper-parameters}.
@@ -167,13 +168,15 @@ METHODS_READING_REFERENCE = {arm for arm, spec in TEST_TIME_ARMS.items() if test
 NORMALIZED_DOMAINS = [d for d in DOMAIN_NAMES if any(d == source for arm, kind in METHOD_MODELS.items()
                                                       if kind == "normalized" for source, _ in METHOD_PAIRS[arm])]
 FINETUNE_JOB = config["training"]["finetune_job"]
-# What one fine-tuning job covers (training.finetune_job): one arm at one budget, every seed, and one pair or all of
-# them. Outputs are fixed when the workflow is parsed, so it never spans budgets: arms may run on fewer. A scoring job
-# covers the same pairs and seeds at every budget of its arm (they share their test scans; see scored_runs).
-FINETUNE_JOB_ID = {"pair": "{strategy}/{budget}/{source}_to_{target}", "strategy": "{strategy}/{budget}"}[FINETUNE_JOB]
-SCORE_JOB_ID = {"pair": "{strategy}/{source}_to_{target}", "strategy": "{strategy}"}[FINETUNE_JOB]  # every budget
-TEST_TIME_JOB_ID = {"pair": "{method}/{source}_to_{target}", "strategy": "{method}"}[FINETUNE_JOB]  # every seed
-
+# What one fine-tuning job covers (training.finetune_job): one arm at every budget it runs, with every seed, for one
+# pair ('pair'), every source into one target ('target') or all of its pairs ('strategy'). Its runs go in one folder,
+# its single output, so the full study declares ~500 fine-tuning outputs, not one per model and record (112,320);
+# each run still has its own seed, model and record, at the same path whatever the grouping. A scoring and a
+# test-time job cover the same pairs.
+JOB_PAIRS = {"pair": "to_{target}/{source}_to_{target}", "target": "to_{target}", "strategy": ""}[FINETUNE_JOB]
+FINETUNE_JOB_ID = str(Path("{strategy}", JOB_PAIRS))
+SCORE_JOB_ID = FINETUNE_JOB_ID
+TEST_TIME_JOB_ID = str(Path("{method}", JOB_PAIRS))
 
 wildcard_constraints:
     case="|".join(CASES),
@@ -186,40 +189,39 @@ wildcard_constraints:
     budget="|".join(BUDGETS),
     seed=r"\d+",
     fold=r"\d+",
+    set=r"all|source_train|source|test|heldout|fold\d+",
 
 
-FINETUNED_MODEL = result("models/{variant}/finetune/{strategy}/{source}_to_{target}/{budget}/seed{seed}/model.pt")
-FINETUNED_RECORD = result("models/{variant}/finetune/{strategy}/{source}_to_{target}/{budget}/seed{seed}/record.json")
+FINETUNED_RUNS = result(f"models/{{variant}}/finetune/{FINETUNE_JOB_ID}")  # a fine-tuning job's folder: its runs
+FINETUNED_MODEL = result("models/{variant}/finetune/{strategy}/to_{target}/{source}_to_{target}/{budget}/seed{seed}/"
+                         "model.pt")
+FINETUNED_RECORD = FINETUNED_MODEL.replace("model.pt", "record.json")
 FINETUNE_SCORES = result(f"scores/{{variant}}/finetune/{SCORE_JOB_ID}.tsv")
 BASELINE_SCORES = result("scores/{variant}/baseline/to_{target}/seed{seed}.tsv")  # every other domain's source model
 TEST_TIME_SCORES = result(f"scores/{{variant}}/test_time/{TEST_TIME_JOB_ID}.tsv")
 INTENSITY_REFERENCE = result("data/intensity_reference/{domain}.json")
 
 
-def _runs(wildcards, budgets):
-    """(source, target, budget, seed) of a job's runs at these budgets — for its pair, or every pair of its arm (by
-    training.finetune_job) — in the order of the job's outputs: pair, then budget, then seed."""
-    pairs = [(wildcards.source, wildcards.target)] if FINETUNE_JOB == "pair" else ARM_PAIRS[wildcards.strategy]
-    return [(source, target, budget, str(seed)) for source, target in pairs for budget in budgets for seed in SEEDS]
+def job_pairs(wildcards, arm_pairs):
+    """The source→target pairs of one job (training.finetune_job), among its arm's ``arm_pairs``."""
+    if FINETUNE_JOB == "pair":
+        return [(wildcards.source, wildcards.target)]
+    return [(s, t) for s, t in arm_pairs if FINETUNE_JOB == "strategy" or t == wildcards.target]
 
 
-def finetune_runs(wildcards):
-    """The runs one fine-tuning job trains: one arm at one budget, every seed."""
-    return _runs(wildcards, [wildcards.budget])
-
-
-def scored_runs(wildcards):
-    """The runs whose models one fine-tune scoring job scores: one arm at each of its budgets, every seed. Scoring
-    covers the budgets at once because they share their test scans: a job per budget would declare the ~60 test scans
-    of a target eight times over, and that (1.3 M inputs) made planning the paper's study take two minutes."""
-    return _runs(wildcards, ARM_BUDGETS[wildcards.strategy])
+def job_runs(wildcards):
+    """(source, target, budget, seed) of the runs one fine-tuning (or scoring) job covers: one arm at each of its
+    budgets, every seed, for the job's pairs; ordered by pair, then budget, then seed."""
+    arm = wildcards.strategy
+    return [(source, target, budget, str(seed)) for source, target in job_pairs(wildcards, ARM_PAIRS[arm])
+            for budget in ARM_BUDGETS[arm] for seed in SEEDS]
 
 
 def test_time_runs(wildcards):
-    """(source, target, seed) of the source models one test-time job adapts: for its own pair, or for every pair of
-    the arm (its sources and targets) when training.finetune_job is 'strategy'; ordered by pair, then seed."""
-    pairs = [(wildcards.source, wildcards.target)] if FINETUNE_JOB == "pair" else METHOD_PAIRS[wildcards.method]
-    return [(source, target, str(seed)) for source, target in pairs for seed in SEEDS]
+    """(source, target, seed) of the source models one test-time job adapts, for the job's pairs among the arm's;
+    ordered by pair, then seed."""
+    return [(source, target, str(seed)) for source, target in job_pairs(wildcards, METHOD_PAIRS[wildcards.method])
+            for seed in SEEDS]
 
 
 def test_time_models(wildcards):
@@ -236,35 +238,42 @@ def test_time_references(wildcards):
     return [INTENSITY_REFERENCE.format(domain=source) for source in sources]
 
 
-def finetune_outputs(pattern, arms=None, pairs=None):
-    """One path per run of a fine-tuning job (same order as finetune_runs); the job's own wildcards stay. With one job
-    per arm and budget, the job's ``pairs`` (default: the study's) are expanded and its {strategy} is one of ``arms``
-    (default: any)."""
-    if FINETUNE_JOB == "pair":
-        return expand(pattern, seed=SEEDS, allow_missing=True)
-    if arms is not None:  # (?!) matches nothing: every arm runs on fewer pairs
-        pattern = pattern.replace("{strategy}", "{strategy," + ("|".join(map(re.escape, arms)) or "(?!)") + "}", 1)
-    pairs = PAIRS if pairs is None else pairs
-    sources, targets = zip(*[(source, target) for source, target in pairs for _ in SEEDS])
-    return expand(pattern, zip, source=sources, target=targets, seed=SEEDS * len(pairs), allow_missing=True)
+def finetuned_run_files(pattern, runs):
+    """Param: the path (``pattern``: FINETUNED_MODEL or FINETUNED_RECORD) of each run ``runs(wildcards)`` lists, in
+    that order, inside the fine-tuning folders the job declares."""
+    return lambda w: [pattern.format(variant=w.variant, strategy=w.strategy, source=source, target=target,
+                                     budget=budget, seed=seed) for source, target, budget, seed in runs(w)]
 
 
-def finetuned_models(runs):
-    """Input function: the model of each run ``runs(wildcards)`` lists, in that order."""
-    return lambda w: [FINETUNED_MODEL.format(variant=w.variant, strategy=w.strategy, source=source, target=target,
-                                             budget=budget, seed=seed) for source, target, budget, seed in runs(w)]
+def finetuned_folders(variant, runs):
+    """The fine-tuning job folders that hold these (arm, source, target, budget, seed) runs' models and records."""
+    return list(dict.fromkeys(FINETUNED_RUNS.format(variant=variant, strategy=strategy, source=source, target=target)
+                              for strategy, source, target, _, _ in runs))
+
+
+def job_files(pattern, variant, arm_key, arm_pairs):
+    """``pattern`` (a path with the job's wildcards) for every job of every arm: one per arm and pair, target or arm
+    (training.finetune_job)."""
+    return list(dict.fromkeys(pattern.format(variant=variant, **{arm_key: arm}, source=source, target=target)
+                              for arm, pairs in arm_pairs.items() for source, target in pairs))
 
 
 def finetune_threads(wildcards):
     """A fine-tuning job's cores: training.threads for each of the runs it trains at once (training.runs_per_device)."""
     runtime = config["training"]
-    return runtime["threads"] * min(runtime["runs_per_device"], len(finetune_runs(wildcards)))
+    return runtime["threads"] * min(runtime["runs_per_device"], len(job_runs(wildcards)))
 
 
 def finetune_source_models(wildcards):
-    """The source model each run of one fine-tuning job starts from, in the order of its runs."""
+    """The source models one fine-tuning job's runs start from (each source and seed once)."""
+    return list(dict.fromkeys(SOURCE_MODEL.format(variant=wildcards.variant, domain=source, seed=seed)
+                              for source, _, _, seed in job_runs(wildcards)))
+
+
+def finetune_starts(wildcards):
+    """Param: the source model each run of the job starts from, in the order of its runs (among its inputs)."""
     return [SOURCE_MODEL.format(variant=wildcards.variant, domain=source, seed=seed)
-            for source, _, _, seed in finetune_runs(wildcards)]
+            for source, _, _, seed in job_runs(wildcards)]
 
 
 def variant_arch(wildcards):
@@ -323,16 +332,23 @@ def baseline_models(wildcards):
             for source in baseline_sources(wildcards)]
 
 
-def run_records(wildcards):
-    """Every training run's record.json (source, normalized source, oracle, fine-tuning) of one model variant."""
-    return [str(Path(model).with_name("record.json")) for model in trained_models([wildcards.variant])]
+def trained_files(variant, name="model.pt"):
+    """(declared inputs, files) of every training run of one variant — source, normalized source, oracle and
+    fine-tuning: each run's ``name`` (model.pt or record.json); the inputs name the fine-tuning job folders instead
+    of their ~9,000 files (the full study), the files are what a job reads, in that order."""
+    inputs, files = _trained_files(variant, name)
+    return list(inputs), list(files)
 
 
-def trained_models(variants=VARIANTS):
-    sources = expand(SOURCE_MODEL, variant=variants, domain=DOMAIN_NAMES, seed=SEEDS)
-    sources += expand(NORMALIZED_SOURCE_MODEL, variant=variants, domain=NORMALIZED_DOMAINS, seed=SEEDS)
-    oracles = expand(ORACLE_MODEL, variant=variants, domain=DOMAIN_NAMES, fold=FOLDS, seed=SEEDS)
-    return sources + oracles + [model for variant in variants for model in finetuned_study_models(variant)]
+@functools.cache
+def _trained_files(variant, name):
+    """trained_files, computed once per variant and name: three rules ask, and the full study's lists are long."""
+    own = [model.removesuffix("model.pt") + name for model in
+           expand(SOURCE_MODEL, variant=variant, domain=DOMAIN_NAMES, seed=SEEDS)
+           + expand(NORMALIZED_SOURCE_MODEL, variant=variant, domain=NORMALIZED_DOMAINS, seed=SEEDS)
+           + expand(ORACLE_MODEL, variant=variant, domain=DOMAIN_NAMES, fold=FOLDS, seed=SEEDS)]
+    finetuned = [model.removesuffix("model.pt") + name for model in finetuned_study_models(variant)]
+    return own + finetuned_folders(variant, finetuned_study_runs()), own + finetuned
 
 
 def finetuned_study_runs():
@@ -341,10 +357,11 @@ def finetuned_study_runs():
             for source, target in ARM_PAIRS[strategy] for budget in ARM_BUDGETS[strategy] for seed in SEEDS]
 
 
-def finetuned_study_models(variant):
-    """The model of each of finetuned_study_runs(), in that order."""
+def finetuned_study_models(variant, runs=None):
+    """The model of each of these runs (default: finetuned_study_runs()), in that order."""
+    runs = finetuned_study_runs() if runs is None else runs
     return [FINETUNED_MODEL.format(variant=variant, strategy=strategy, source=source, target=target, budget=budget,
-                                   seed=seed) for strategy, source, target, budget, seed in finetuned_study_runs()]
+                                   seed=seed) for strategy, source, target, budget, seed in runs]
 
 
 def score_tables():
@@ -352,14 +369,9 @@ def score_tables():
     tables = expand(result("scores/{variant}/oracle/{domain}/seed{seed}.tsv"), variant=VARIANTS, domain=DOMAIN_NAMES,
                     seed=SEEDS)
     tables += expand(BASELINE_SCORES, variant=VARIANTS, target=DOMAIN_NAMES, seed=SEEDS)
-    if FINETUNE_JOB == "pair":
-        tables += [FINETUNE_SCORES.format(variant=variant, strategy=strategy, source=source, target=target)
-                   for variant in VARIANTS for strategy in STRATEGIES for source, target in ARM_PAIRS[strategy]]
-        tables += [TEST_TIME_SCORES.format(variant=variant, method=method, source=source, target=target)
-                   for variant in VARIANTS for method in METHODS for source, target in METHOD_PAIRS[method]]
-    else:
-        tables += expand(FINETUNE_SCORES, variant=VARIANTS, strategy=STRATEGIES)
-        tables += expand(TEST_TIME_SCORES, variant=VARIANTS, method=METHODS)
+    for variant in VARIANTS:
+        tables += job_files(FINETUNE_SCORES, variant, "strategy", ARM_PAIRS)
+        tables += job_files(TEST_TIME_SCORES, variant, "method", METHOD_PAIRS)
     return tables
 
 
@@ -376,8 +388,8 @@ def study_outputs():
 
 
 def weight_change_models(wildcards):
-    """Each fine-tuned model of the variant (finetuned_study_runs' order), then its source models."""
-    return {"models": finetuned_study_models(wildcards.variant),
+    """The variant's fine-tuning folders (the models: weight_change's param), then its source models."""
+    return {"models": finetuned_folders(wildcards.variant, finetuned_study_runs()),
             "sources": expand(SOURCE_MODEL, variant=wildcards.variant, domain=DOMAIN_NAMES, seed=SEEDS)}
 
 
@@ -392,14 +404,12 @@ def similarity_runs():
 
 
 def similarity_inputs(wildcards):
-    """Those runs' models (in similarity_runs' order), their source models (sources × seeds) and their targets' test
-    scans (one budget's: every budget tests on the same scans)."""
+    """The fine-tuning folders of those runs (their models: similarity's param), their source models (sources ×
+    seeds) and their targets' test scans."""
     sources = dict.fromkeys(source for source, _ in SIMILARITY_PAIRS)
     targets = dict.fromkeys(target for _, target in SIMILARITY_PAIRS)
-    test_scans = lambda w: [c for t in targets for c in protocol.finetune_test(SCAN_ROLES, t, BUDGETS[0])]
-    analysed = [model for run, model in zip(finetuned_study_runs(), finetuned_study_models(wildcards.variant))
-                if (run[1], run[2]) in SIMILARITY_PAIRS]
-    return {**scans_read(test_scans)(wildcards), "models": analysed,
+    return {**scans_read(sets_of=lambda w: [(target, "test") for target in targets])(wildcards),
+            "models": finetuned_folders(wildcards.variant, similarity_runs()),
             "sources": expand(SOURCE_MODEL, variant=wildcards.variant, domain=sources, seed=SEEDS)}
 
 
@@ -408,11 +418,12 @@ PREDICTION_QC_EXAMPLES = result("stats/{variant}/prediction_qc_examples.tsv")
 
 
 def prediction_qc_inputs(wildcards):
-    """What redraws any scored scan: the scores, every model of the variant, the references test-time arms read and
-    every scan (which are the best, median and worst is known only once the scores are)."""
+    """What redraws any scored scan: the scores, every model of the variant (the fine-tuned ones in their job
+    folders), the references test-time arms read and every scan (which are the best, median and worst is known only
+    once the scores are)."""
     sources = {source for arm in METHODS_READING_REFERENCE for source, _ in METHOD_PAIRS[arm]}
-    return {**scans_read(lambda w: CASES)(wildcards), "scores": result("scores/scores.tsv"),
-            "models": trained_models([wildcards.variant]),
+    return {**scans_read(sets_of=lambda w: [(domain, "all") for domain in DOMAIN_NAMES])(wildcards),
+            "scores": result("scores/scores.tsv"), "models": trained_files(wildcards.variant)[0],
             "references": [INTENSITY_REFERENCE.format(domain=source) for source in sorted(sources)]}
 
 

@@ -126,3 +126,18 @@ rule data_qc:
         ENV
     script:
         "../workflow/scripts/data_qc.py"
+
+
+# A scan set (mrishift.protocol.SCAN_SETS): the scans of one role of a domain in one folder, hard-linked (copied where
+# links cannot be made), for the jobs that read all of them; one declared input instead of ~120 per scoring job.
+rule scan_set:
+    input:
+        unpack(scan_set_files),
+    output:
+        directory(SCAN_SET),
+    log:
+        "logs/scan_set/{domain}/{set}.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/scan_set.py"

@@ -5,7 +5,7 @@ EVALUATION = config["evaluation"]
 
 rule score_oracle:
     input:
-        unpack(scans_read(in_domain_test_scans)),
+        unpack(scans_read(sets_of=in_domain_test_sets)),
         models=expand(ORACLE_MODEL, fold=FOLDS, allow_missing=True),
         source_model=SOURCE_MODEL,  # on its own held-out scans: the reference of forgetting
     output:
@@ -26,7 +26,7 @@ rule score_oracle:
 
 use rule score_oracle as score_baseline with:
     input:
-        unpack(scans_read(baseline_test_scans)),
+        unpack(scans_read(sets_of=baseline_test_sets)),
         models=baseline_models,
     output:
         table=BASELINE_SCORES,
@@ -40,13 +40,14 @@ use rule score_oracle as score_baseline with:
 
 use rule score_oracle as score_finetune with:
     input:
-        unpack(scans_read(finetune_score_scans)),
-        models=finetuned_models(scored_runs),
+        unpack(scans_read(sets_of=finetune_score_sets)),
+        runs=FINETUNED_RUNS,
     output:
         table=FINETUNE_SCORES,
     params:
         role="finetune",
-        runs=lambda w: as_json(scored_runs(w)),
+        runs=lambda w: as_json(job_runs(w)),
+        models=finetuned_run_files(FINETUNED_MODEL, job_runs),
         tolerance_mm=EVALUATION["tolerance_mm"],
     log:
         f"logs/score_finetune/{{variant}}/{SCORE_JOB_ID}.log",
@@ -56,7 +57,7 @@ use rule score_oracle as score_finetune with:
 # model, then scored; one job per arm and pair or per arm (training.finetune_job), every seed.
 rule adapt_score:
     input:
-        unpack(scans_read(test_time_test_scans)),
+        unpack(scans_read(sets_of=test_time_test_sets)),
         models=test_time_models,
         references=test_time_references,
     output:
@@ -79,7 +80,7 @@ rule adapt_score:
 # What histogram matching keeps of a source domain: the quantiles of its training scans' pooled intensities.
 rule intensity_reference:
     input:
-        unpack(scans_read(intensity_reference_scans)),
+        unpack(scans_read(sets_of=intensity_reference_sets)),
     output:
         reference=INTENSITY_REFERENCE,
     log:
@@ -203,7 +204,7 @@ rule forgetting:
 
 rule convergence:
     input:
-        records=run_records,
+        records=lambda w: trained_files(w.variant, "record.json")[0],
     output:
         curves=result("tables/{variant}/convergence.tsv"),
         summary=report(result("tables/{variant}/convergence.md"), caption="../report/convergence_table.rst",
@@ -211,6 +212,8 @@ rule convergence:
         figure=report(result("figures/{variant}/convergence.png"), caption="../report/convergence.rst",
                       category="Figures", subcategory="{variant}"),
         figure_pdf=result("figures/{variant}/convergence.pdf"),
+    params:
+        records=lambda w: trained_files(w.variant, "record.json")[1],  # in the folders among the inputs
     log:
         "logs/convergence/{variant}.log",
     conda:
@@ -252,6 +255,7 @@ rule weight_change:
         figure_pdf=result("figures/{variant}/weight_change.pdf"),
     params:
         runs=as_json(finetuned_study_runs()),
+        models=lambda w: finetuned_study_models(w.variant),  # in the folders among the inputs, in the runs' order
         domains=DOMAIN_NAMES,
         seeds=[str(seed) for seed in SEEDS],
         strategies=STRATEGIES,
@@ -278,6 +282,7 @@ rule similarity:
         pwcca_pdf=result("figures/{variant}/similarity_pwcca.pdf"),
     params:
         runs=as_json(similarity_runs()),
+        models=lambda w: finetuned_study_models(w.variant, similarity_runs()),  # in the folders among the inputs
         sources=[[source, str(seed)] for source in dict.fromkeys(s for s, _ in SIMILARITY_PAIRS) for seed in SEEDS],
         slices=SIMILARITY["slices"],
         positions=SIMILARITY["positions"],

@@ -4,7 +4,7 @@
 # and do not rerun anything.
 rule train_source:
     input:
-        unpack(scans_read(source_training_scans)),
+        unpack(scans_read(sets_of=source_training_sets)),
     output:
         model=SOURCE_MODEL,
         record=SOURCE_RECORD,
@@ -30,7 +30,7 @@ rule train_source:
 
 use rule train_source as train_oracle with:
     input:
-        unpack(scans_read(oracle_training_scans)),
+        unpack(scans_read(sets_of=oracle_training_sets)),
     output:
         model=ORACLE_MODEL,
         record=ORACLE_RECORD,
@@ -66,21 +66,24 @@ use rule train_source as train_source_normalized with:
         "logs/train_source_normalized/{variant}/{domain}/seed{seed}.log",
 
 
-# A fine-tuning job trains several runs of one arm at one budget (training.finetune_job: every seed of a pair, or of
-# every pair): on a CPU the ~3 s of process start-up would otherwise cost more than a small budget's training. Each
-# run still has its own seed (from its identity, not the job's), model, record and checkpoint.
+# A fine-tuning job trains the runs of one arm at every budget it runs, every seed, for one pair or all of its pairs
+# (training.finetune_job): on a CPU the ~3 s of process start-up would otherwise cost more than a small budget's
+# training. Each run has its own seed (from its identity, not the job's), model, record and checkpoint; the job's
+# single output is the folder holding them, so the full study declares 2,340 fine-tuning outputs, not 112,320.
 rule finetune:
     input:
-        unpack(scans_read(finetune_training_scans)),
+        unpack(scans_read(finetune_training_scans, finetune_training_sets)),
         source_models=finetune_source_models,
     output:
-        model=finetune_outputs(FINETUNED_MODEL, STUDY_PAIR_ARMS),
-        record=finetune_outputs(FINETUNED_RECORD, STUDY_PAIR_ARMS),
+        runs=directory(FINETUNED_RUNS),
     params:
         role="finetune",
         arch=variant_arch,
         network=variant_network,
-        runs=lambda w: as_json(finetune_runs(w)),
+        runs=lambda w: as_json(job_runs(w)),
+        models=finetuned_run_files(FINETUNED_MODEL, job_runs),
+        records=finetuned_run_files(FINETUNED_RECORD, job_runs),
+        start_from=finetune_starts,
         recipe=recipe("finetune"),
         strategy="{strategy}",
         hparams=lambda w: as_json(strategies.run_settings(ARMS[w.strategy])),
@@ -95,14 +98,3 @@ rule finetune:
         ENV
     script:
         "../workflow/scripts/train.py"
-
-
-# One job per arm and budget (training.finetune_job 'strategy') lists its runs' models as outputs, fixed at parse
-# time: the arms run on fewer pairs than the study (strategies.<arm>.sources/targets) are trained by this copy of the
-# rule, whose jobs cover their shared set of pairs.
-if FINETUNE_JOB == "strategy" and SUBSET_ARMS:
-
-    use rule finetune as finetune_subset with:
-        output:
-            model=finetune_outputs(FINETUNED_MODEL, SUBSET_ARMS, SUBSET_PAIRS),
-            record=finetune_outputs(FINETUNED_RECORD, SUBSET_ARMS, SUBSET_PAIRS),

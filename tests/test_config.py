@@ -66,9 +66,6 @@ def test_shipped_configs_validate():
      "'evaluation.similarity': none of its pairs is fine-tuned"),
     ({"splits": {"finetune_pairs": {"sources": ["ge_3"]}}, "strategies": {"ft_all": {"sources": ["ge_15"]}}},
      "'strategies.ft_all': 'sources: \\['ge_15'\\]' must be a non-empty list of the study's fine-tuning sources"),
-    ({"training": {"finetune_job": "strategy"}, "strategies": {"ft_all": {"sources": ["ge_3"]},
-                                                               "ft_last": {"sources": ["ge_15"]}}},
-     "'strategies': with training.finetune_job 'strategy' the arms that run on fewer pairs .* share one set"),
 ])
 def test_bad_config_names_the_key(config, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("'data.cc359", "'data\\.cc359")):

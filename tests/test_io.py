@@ -5,7 +5,8 @@ import stat
 
 import pytest
 
-from mrishift.io import atomic_path, write_text
+from mrishift.io import atomic_path, write_linked_folder, write_text
+from mrishift.runs import scan_files
 
 
 def test_a_failed_write_leaves_nothing_and_a_finished_one_is_readable_by_others(tmp_path):
@@ -22,3 +23,27 @@ def test_a_failed_write_leaves_nothing_and_a_finished_one_is_readable_by_others(
         os.umask(old)
     assert final.read_text() == "done\n"
     assert stat.S_IMODE(final.stat().st_mode) == 0o644  # mkstemp's 0600 would hide results on a shared cluster disk
+
+
+def test_a_scan_set_folder_links_its_files_and_a_failure_leaves_no_folder(tmp_path):
+    (tmp_path / "preprocessed").mkdir()
+    (tmp_path / "resampled").mkdir()
+    image, mask = tmp_path / "preprocessed/CC0001_image.nii.gz", tmp_path / "resampled/CC0001_mask.nii.gz"
+    image.write_bytes(b"image")
+    mask.write_bytes(b"mask")
+    folder = tmp_path / "sets/ge_3/test"
+    write_linked_folder([image, mask], folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["CC0001_image.nii.gz", "CC0001_mask.nii.gz"]
+    assert (folder / "CC0001_image.nii.gz").stat().st_ino == image.stat().st_ino  # a hard link: no copy of the data
+    # a job given the set and one scan of its own pairs every image with its mask, wherever each lies
+    other = tmp_path / "preprocessed/CC0002_image.nii.gz"
+    other.write_bytes(b"image")
+    (tmp_path / "resampled/CC0002_mask.nii.gz").write_bytes(b"mask")
+    files = scan_files([str(other)], [str(tmp_path / "resampled/CC0002_mask.nii.gz")], [str(folder)])
+    assert files == {"CC0001": (str(folder / "CC0001_image.nii.gz"), str(folder / "CC0001_mask.nii.gz")),
+                     "CC0002": (str(other), str(tmp_path / "resampled/CC0002_mask.nii.gz"))}
+    with pytest.raises(FileNotFoundError):
+        write_linked_folder([image, tmp_path / "missing_mask.nii.gz"], tmp_path / "sets/ge_3/all")
+    assert sorted(p.name for p in (tmp_path / "sets/ge_3").iterdir()) == ["test"]  # no partial "all", no temporary
+    with pytest.raises(ValueError, match="two files named CC0001_image.nii.gz"):
+        write_linked_folder([image, folder / "CC0001_image.nii.gz"], tmp_path / "sets/ge_3/heldout")

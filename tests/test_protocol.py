@@ -74,3 +74,22 @@ def test_the_workflow_knows_each_jobs_scans_before_any_image_is_read():
             assert protocol.finetune_test(roles, domain, budget) == protocol.finetune_test(SPLITS, domain, budget)
         assert "slices" not in roles[domain]["budgets"]["every12"]  # those need the images
     assert len(protocol.finetune_scans(roles, "ge_3", "every12")) == 1
+
+
+def test_each_scan_set_holds_exactly_the_scans_its_readers_read():
+    """A scan set is declared by jobs that read all of it: each set equals the role it stands for, written out here
+    from the splits' own entries."""
+    ge = SPLITS["ge_3"]
+    assert protocol.scan_set(SPLITS, "ge_3", "all") == CASES["ge_3"]
+    assert sorted(protocol.scan_set(SPLITS, "ge_3", "source")) == CASES["ge_3"]  # train + validation
+    assert protocol.scan_set(SPLITS, "ge_3", "source_train") == ge["source"]["train"]
+    assert protocol.scan_set(SPLITS, "ge_3", "heldout") == ge["source"]["validation"]
+    assert protocol.scan_set(SPLITS, "ge_3", "test") == ge["test"] == protocol.finetune_test(SPLITS, "ge_3", "every12")
+    for fold in range(3):
+        assert protocol.scan_set(SPLITS, "ge_3", f"fold{fold}") == (ge["oracle_folds"][fold]["train"]
+                                                                    + ge["oracle_folds"][fold]["validation"])
+    assert set(protocol.scan_set(SPLITS, "ge_3", "test")).isdisjoint(ge["finetune_order"])
+    with pytest.raises(ValueError, match="ge_3: no scan set 'train'"):
+        protocol.scan_set(SPLITS, "ge_3", "train")
+    with pytest.raises(ValueError, match="ge_3: oracle fold 5 does not exist"):
+        protocol.scan_set(SPLITS, "ge_3", "fold5")

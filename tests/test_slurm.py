@@ -175,7 +175,7 @@ def test_bare_profile_name_loads_the_slurm_profile(tmp_path):
 def test_profile_requests_gpus_only_for_gpu_rules():
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
     assert "gpu" not in profile["default-resources"] and "gres" not in profile["default-resources"]
-    gpu_rules = {"train_source", "train_oracle", "finetune", "finetune_subset", "score_oracle", "score_baseline",
+    gpu_rules = {"train_source", "train_oracle", "finetune", "score_oracle", "score_baseline",
                  "score_finetune", "train_source_normalized", "adapt_score", "prediction_qc", "similarity"}
     assert set(profile["set-resources"]) == gpu_rules  # GPU partition; the rules themselves declare gpu=1
 
@@ -231,13 +231,13 @@ def test_tiny_config_through_slurm(slurm_cluster, tmp_path):
                 for j in ours if ("gres:gpu" in j) == with_gpu}
 
     gpu, cpu = names(True), names(False)
-    # group jobs are named <group>_<rules>: finetune_finetune, preprocess_resample_scale_intensity
-    assert {"train_source", "train_oracle", "finetune_finetune", "score_oracle", "score_baseline",
+    # group jobs are named <group>_<rules>: preprocess_resample_scale_intensity
+    assert {"train_source", "train_oracle", "finetune", "score_oracle", "score_baseline",
             "score_finetune", "train_source_normalized", "adapt_score", "prediction_qc",
             "similarity"} <= gpu, (gpu, cpu)
     assert {"synthesize_cc359", "check_integrity", "preprocess_resample_scale_intensity",
             "intensity_reference", "data_qc", "weight_change"} <= cpu, (gpu, cpu)
     assert not gpu & cpu
-    local = {"make_splits", "collect_scores", "analyse", "figures", "convergence"}  # localrules: never queued
+    local = {"make_splits", "scan_set", "collect_scores", "analyse", "figures", "convergence"}  # localrules: not queued
     assert not local & (gpu | cpu)  # (they ran: their outputs, scores.tsv and the figures, are checked above)
     assert all("JobState=COMPLETED" in j for j in ours)

@@ -68,7 +68,7 @@ def test_trained_models_and_records(tiny_run):
         assert [v["epoch"] for v in record["validation"]] == [2] and 0 <= record["validation"][0]["sdice"] <= 1
         assert len(record["validation_cases"]) == 1 and not set(record["validation_cases"]) & set(record["cases"])
         assert record["final_model"] == "last epoch"
-    records = list(models.glob("finetune/*/*/*/seed0/record.json"))
+    records = list(models.glob("finetune/*/to_*/*/*/seed0/record.json"))
     assert len(records) == (3 * 2 + 1) * 6  # (arms × budgets + ft_first_bn_eval's one budget) × pairs
     by_run = {}
     for path in records:
@@ -263,18 +263,20 @@ def test_rerun_plans_only_what_a_change_touches(tiny_run):
     one_strategy = changed_config(tiny_run, lambda c: c["strategies"].update(ft_first={"lr": 0.01}))
     study = {"collect_scores": 1, "analyse": 1, "figures": 1, "forgetting": 1, "prediction_qc": 1, "all": 1}
     retrained = {**study, "convergence": 1, "weight_change": 1, "similarity": 1}  # every run record / fine-tuned model
-    assert one_strategy == {"finetune": 12, "score_finetune": 6, **retrained}  # ft_first's 6 pairs × 2 budgets only
+    assert one_strategy == {"finetune": 6, "score_finetune": 6, **retrained}  # ft_first's 6 pairs (2 budgets each) only
     new_arm = changed_config(tiny_run, lambda c: c["strategies"].update(ft_last_bn_eval={"strategy": "ft_last",
                                                                                          "frozen_bn": "eval"}))
-    assert new_arm == {"finetune": 12, "score_finetune": 6, **retrained}  # a scoring job: one arm's pair, every budget
+    assert new_arm == {"finetune": 6, "score_finetune": 6, **retrained}  # a job: one arm's pair, every budget
     more_budgets = changed_config(tiny_run, lambda c: c["strategies"]["ft_first_bn_eval"].pop("budgets"))
-    assert more_budgets == {"finetune": 6, "score_finetune": 6, **retrained}  # trains its runs at 2scans, nothing else
+    # its 6 jobs rerun whole (a job's runs form one output): every4 retrains too, to the same weights (seeded by run)
+    assert more_budgets == {"finetune": 6, "score_finetune": 6, **retrained}
     tolerance = changed_config(tiny_run, lambda c: c["evaluation"].update(tolerance_mm=2.5))
     assert tolerance == {"score_oracle": 3, "score_baseline": 3, "score_finetune": 24, "adapt_score": 22,
                          **study}  # no retraining
     significance = changed_config(tiny_run, lambda c: c["evaluation"].update(significance_level=0.05))
     assert significance == {"analyse": 1, "figures": 1, "all": 1}
-    training = {"train_source": 3, "train_oracle": 9, "finetune": 42, "score_oracle": 3, "score_baseline": 3,
+    training = {"scan_set": 3 * 8, "train_source": 3, "train_oracle": 9, "finetune": 24, "score_oracle": 3,
+                "score_baseline": 3,
                 "score_finetune": 24, "intensity_reference": 3, "adapt_score": 22, "train_source_normalized": 1,
                 **retrained}
     scaling = changed_config(tiny_run, lambda c: c["preprocess"].update(clip_percentiles=[2.0, 98.0]))
@@ -285,24 +287,25 @@ def test_rerun_plans_only_what_a_change_touches(tiny_run):
 
 def test_one_job_per_strategy_gives_identical_models(tiny_run, tmp_path):
     """training.finetune_job only regroups runs into jobs and training.runs_per_device only runs them at once (tiny:
-    one run per job; here: each job one arm's 6 pairs at one budget, two runs at a time in their own processes):
-    every run keeps its seed, so its weights are identical."""
+    one job per arm and pair, its runs one after another in the job's process; here: one job per arm, every pair and
+    budget, two runs at a time in their own processes): every run keeps its seed and its path, so its weights are
+    identical."""
     workdir = tmp_path / "copy"
     shutil.copytree(tiny_run, workdir, symlinks=True)
-    planned = changed_config(workdir, lambda c: c["training"].update(finetune_job="strategy"))
-    assert planned == {"finetune": 7, "score_finetune": 4, "adapt_score": 5, "collect_scores": 1, "analyse": 1,
+    planned = changed_config(workdir, lambda c: c["training"].update(finetune_job="strategy", runs_per_device=2))
+    assert planned == {"finetune": 4, "score_finetune": 4, "adapt_score": 5, "collect_scores": 1, "analyse": 1,
                        "figures": 1, "forgetting": 1, "convergence": 1, "weight_change": 1, "similarity": 1,
-                       "prediction_qc": 1, "all": 1}  # training: one per arm and budget; scoring: per arm
-    assert len(list((tiny_run / "results/models/unet2d_residual/finetune").glob("*/*/*/seed0/model.pt"))) == 42
-    # ft_all's 12 runs (6 pairs × 2 budgets) retrained by its 2 jobs: the regrouping of every arm is the same code
-    models = sorted((tiny_run / "results/models/unet2d_residual/finetune/ft_all").glob("*/*/seed0/model.pt"))
+                       "prediction_qc": 1, "all": 1}  # one job per arm (its folder holds every pair's runs)
+    assert len(list((tiny_run / "results/models/unet2d_residual/finetune").glob("*/to_*/*/*/seed0/model.pt"))) == 42
+    # ft_all's 12 runs (6 pairs × 2 budgets) retrained by its one job: the regrouping of every arm is the same code
+    models = sorted((tiny_run / "results/models/unet2d_residual/finetune/ft_all").glob("to_*/*/*/seed0/model.pt"))
     assert len(models) == 12
     shutil.rmtree(workdir / "results/models/unet2d_residual/finetune/ft_all")
-    result = snakemake(workdir, *[str(m.relative_to(tiny_run)) for m in models], configfile="changed.yaml")
+    result = snakemake(workdir, "results/models/unet2d_residual/finetune/ft_all", configfile="changed.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
-    job_log = (workdir / "logs/finetune/unet2d_residual/ft_all/every4.log").read_text()  # one job ran the arm
+    job_log = (workdir / "logs/finetune/unet2d_residual/ft_all.log").read_text()  # one job ran the arm
     assert "2 at a time in their own processes" in job_log
-    assert job_log.count("] epoch 2/2 loss") == 6, job_log  # each run's last epoch, from its own process
+    assert job_log.count("] epoch 2/2 loss") == 12, job_log  # each run's last epoch, from its own process
     for original in models:
         regrouped = workdir / original.relative_to(tiny_run)
         a, b = (torch.load(p, weights_only=True)["model"] for p in (original, regrouped))
@@ -386,17 +389,19 @@ def test_keep_going_keeps_every_other_result_and_reruns_only_the_failed_jobs(tin
     config["strategies"]["ft_last"] = {}
     (workdir / "config/changed.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     test_scan = json.loads((workdir / "results/data/splits.json").read_text())["domains"]["ge_15"]["test"][0]
-    image = workdir / f"results/data/preprocessed/{test_scan}_image.nii.gz"
+    # the file the scoring jobs read: ge_15's test set (in a study, a hard link to the preprocessed image; in this
+    # copy of one, a copy of it)
+    image = workdir / f"results/data/scan_sets/ge_15/test/{test_scan}_image.nii.gz"
     original, stamp = image.read_bytes(), image.stat()
     image.write_bytes(original[: len(original) // 2])
     os.utime(image, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
 
     failed = snakemake(workdir, "--keep-going", configfile="changed.yaml")
     assert failed.returncode != 0
-    scores = sorted((workdir / "results/scores/unet2d_residual/finetune/ft_last").glob("*.tsv"))
+    scores = sorted((workdir / "results/scores/unet2d_residual/finetune/ft_last").glob("to_*/*.tsv"))
     assert len(scores) == 4 and not any(path.stem.endswith("_to_ge_15") for path in scores)  # 4 of 6 pairs
-    assert len(list((workdir / "results/models/unet2d_residual/finetune/ft_last").glob("*/*/seed0/model.pt"))) == 12
-    failed_logs = [log for log in (workdir / "logs/score_finetune/unet2d_residual/ft_last").glob("*_to_ge_15.log")]
+    assert len(list((workdir / "results/models/unet2d_residual/finetune/ft_last").glob("*/*/*/seed0/model.pt"))) == 12
+    failed_logs = list((workdir / "logs/score_finetune/unet2d_residual/ft_last/to_ge_15").glob("*_to_ge_15.log"))
     assert len(failed_logs) == 2 and all(str(image.name) in log.read_text() for log in failed_logs)
     assert "Error in rule score_finetune" in failed.stderr
 
@@ -424,15 +429,17 @@ def test_a_changed_mask_replans_exactly_the_jobs_that_read_it(tiny_run, tmp_path
     assert dry.returncode == 0, dry.stderr[-2000:]
 
     oracle_folds = sum(case not in fold["test"] for fold in ge["oracle_folds"])  # the folds that train on it
-    arm_budgets = 3 * 2 + 1  # ft_all, ft_first, bn_stats at 2scans and every4; ft_first_bn_eval at every4
-    into_ge = 2 * arm_budgets  # from either siemens domain: every budget trains on this scan
-    out_of_ge = 2 * arm_budgets  # from ge_15's source model, which trained on it
+    # the scan sets holding it: every scan, the source split, the training or held-out part of it, the oracle folds
+    # training on it (never the test set: no budget's scan is a test scan)
+    scan_sets = 2 + 1 + oracle_folds
+    into_ge = 2 * 4  # every arm (one job per pair), from either siemens domain: every budget trains on this scan
+    out_of_ge = 2 * 4  # from ge_15's source model, which trained on it
     scoring_jobs = 4 * 2 + 4 * 2  # one per arm and pair, for the pairs into and out of ge_15 (their models retrain)
     reference = int(case in ge["source"]["train"])  # ge_15's intensity reference pools its source training scans
     test_time = 3 * 2  # out of ge_15 (its source model retrains), every method but the bn_kl_* (siemens_15 only)
     qc = {"data_qc": 1} if case == ge["cases"][0] else {}  # each domain's first scan is shown in the data QC
     assert planned_jobs(dry.stdout) == {**({"intensity_reference": 1} if reference else {}), "adapt_score": test_time,
-        **qc,
+        **qc, "scan_set": scan_sets,
         "train_source": 1, "train_oracle": oracle_folds, "score_oracle": 1,
         "score_baseline": 3,  # to ge_15 reads it; to siemens_15 and siemens_3 test ge_15's source model
         "finetune": into_ge + out_of_ge, "score_finetune": scoring_jobs,
@@ -440,7 +447,7 @@ def test_a_changed_mask_replans_exactly_the_jobs_that_read_it(tiny_run, tmp_path
         "similarity": 1, "prediction_qc": 1, "all": 1}
     outputs = [line for line in dry.stdout.splitlines() if line.strip().startswith("output:")]
     for untouched in ("source/siemens_15/", "source/siemens_3/", "oracle/siemens", "siemens_15_to_siemens_3",
-                      "siemens_3_to_siemens_15"):
+                      "siemens_3_to_siemens_15", "scan_sets/siemens", "scan_sets/ge_15/test"):
         assert not any(untouched in line for line in outputs), untouched
 
 
@@ -468,7 +475,7 @@ def test_an_overlay_with_one_arm_plans_only_that_arm(tiny_run):
     assert dry.returncode == 0, dry.stderr[-2000:]
     planned = planned_jobs(dry.stdout)
     assert planned["finetune"] == 6 and planned["score_finetune"] == 6  # one arm × 6 pairs, not four arms
-    assert "results/models/unet2d_residual/finetune/ft_all/ge_15_to_siemens_3/every4/seed0/model.pt" in dry.stdout
+    assert "output: results/models/unet2d_residual/finetune/ft_all/to_siemens_3/ge_15_to_siemens_3\n" in dry.stdout
     assert "ft_first" not in dry.stdout and "2scans" not in dry.stdout and "bn_stats" not in dry.stdout
 
 
@@ -485,7 +492,7 @@ def planned_with_overlay(tiny_run, tmp_path, overlay: str):
 
 def test_a_frozen_random_encoder_variant_trains_only_the_decoder_of_its_source_models(tiny_run, tmp_path):
     workdir, dry, planned = planned_with_overlay(tiny_run, tmp_path, "models:\n  frozen_random_encoder: [false, true]\n")
-    assert planned["train_source"] == 3 and planned["train_oracle"] == 9 and planned["finetune"] == 42  # one variant
+    assert planned["train_source"] == 3 and planned["train_oracle"] == 9 and planned["finetune"] == 24  # one variant
     assert "unet2d_residual_frozen_random_encoder/source/ge_15/seed0/model.pt" in dry  # (its strategy: below)
     model = workdir / "results/models/unet2d_residual_frozen_random_encoder/source/ge_15/seed0/model.pt"
     result = snakemake(workdir, str(model.relative_to(workdir)), configfile=["tiny.yaml", "overlay.yaml"])
@@ -503,9 +510,10 @@ def test_an_adam_variant_trains_with_adam_and_octl_continues_its_source_moments(
     workdir, _, planned = planned_with_overlay(tiny_run, tmp_path,
                                                "models:\n  optimizers: [sgd, adam]\nstrategies:\n  octl: {}\n")
     assert planned["train_source"] == 3 and planned["train_oracle"] == 9  # the new variant's; the sgd one's exist
-    assert planned["finetune"] == 6 * 2 * 2  # octl in both variants (a new arm): 6 pairs × 2 budgets
-    model = workdir / "results/models/unet2d_residual_adam/finetune/octl/siemens_15_to_ge_15/every4/seed0/model.pt"
-    result = snakemake(workdir, str(model.relative_to(workdir)), configfile=["tiny.yaml", "overlay.yaml"])
+    assert planned["finetune"] == 6 * 2  # octl in both variants (a new arm): 6 pairs
+    runs = workdir / "results/models/unet2d_residual_adam/finetune/octl/to_ge_15/siemens_15_to_ge_15"
+    model = runs / "every4/seed0/model.pt"
+    result = snakemake(workdir, str(runs.relative_to(workdir)), configfile=["tiny.yaml", "overlay.yaml"])
     assert result.returncode == 0, result.stderr[-3000:]
     source = workdir / "results/models/unet2d_residual_adam/source/siemens_15/seed0/model.pt"
     source_record = json.loads(source.with_name("record.json").read_text())
@@ -528,12 +536,13 @@ def test_a_spottune_arm_saves_its_gated_network_and_scores_it_through_the_same_p
         tiny_run, tmp_path, "strategies:\n  spottune: {budgets: [every4]}\n"
                             "splits:\n  finetune_pairs: {sources: [siemens_15], targets: [siemens_3]}\n")
     assert planned["finetune"] == 1 and planned["score_finetune"] == 1
-    scores = workdir / "results/scores/unet2d_residual/finetune/spottune/siemens_15_to_siemens_3.tsv"
+    scores = workdir / "results/scores/unet2d_residual/finetune/spottune/to_siemens_3/siemens_15_to_siemens_3.tsv"
     changes = workdir / "results/stats/unet2d_residual/weight_change.tsv"
     result = snakemake(workdir, *(str(p.relative_to(workdir)) for p in (scores, changes)),
                        configfile=["tiny.yaml", "overlay.yaml"])
     assert result.returncode == 0, result.stderr[-3000:]
-    model = workdir / "results/models/unet2d_residual/finetune/spottune/siemens_15_to_siemens_3/every4/seed0/model.pt"
+    model = (workdir / "results/models/unet2d_residual/finetune/spottune/to_siemens_3/siemens_15_to_siemens_3/every4"
+             "/seed0/model.pt")
     saved = torch.load(model, weights_only=True)
     assert saved["arch"] == "unet2d_residual_spottune"
     source = torch.load(workdir / "results/models/unet2d_residual/source/siemens_15/seed0/model.pt", weights_only=True)
@@ -560,8 +569,8 @@ strategies:  # tiny.yaml's arms; its BN-eval twin and a new arm on the pairs fro
 
 
 def test_arms_on_fewer_pairs_run_score_and_compare_only_there(tiny_run, tmp_path):
-    """strategies.<arm>.sources/targets: an arm runs, is scored and is tested against its twin on its own pairs; with
-    one job per arm and budget, rule finetune_subset trains those pairs (the study's other arms stay with finetune)."""
+    """strategies.<arm>.sources/targets: an arm runs, is scored and is tested against its twin on its own pairs, and
+    with one job per arm, that job covers the arm's pairs only."""
     workdir, _, planned = planned_with_overlay(tiny_run, tmp_path, SUBSET_ARMS)
     assert planned["finetune"] == 2 and planned["score_finetune"] == 2  # l2sp: one job per pair, siemens_15 → 2 others
     result = snakemake(workdir, configfile=["tiny.yaml", "overlay.yaml"])
@@ -583,19 +592,16 @@ def test_arms_on_fewer_pairs_run_score_and_compare_only_there(tiny_run, tmp_path
     dry = snakemake(workdir, "-n", "--forceall", configfile=["tiny.yaml", "overlay.yaml", "per_arm.yaml"])
     assert dry.returncode == 0, dry.stderr[-2000:]
     planned = planned_jobs(dry.stdout)
-    # (ft_all, ft_first, bn_stats) × 2 budgets over every pair; the two subset arms at every4, each on its 2 pairs
-    assert planned["finetune"] == 6 and planned["finetune_subset"] == 2
-    subset_jobs = [block for block in dry.stdout.split("\nrule ")[1:] if block.startswith("finetune_subset:")]
-    assert len(subset_jobs) == 2
-    for block in subset_jobs:
-        outputs = block.split("output: ")[1].split("\n")[0].split(", ")
-        assert len(outputs) == 4 and all("/siemens_15_to_" in path for path in outputs), outputs
+    assert planned["finetune"] == 5 and planned["score_finetune"] == 5  # one per arm, on the pairs it runs
+    jobs = [block.split("\n\n")[0] for block in dry.stdout.split("\nrule finetune:")[1:]]
+    l2sp = next(job for job in jobs if "output: results/models/unet2d_residual/finetune/l2sp\n" in job)
+    assert "siemens_15/seed0/model.pt" in l2sp and "siemens_3/seed0/model.pt" not in l2sp  # from siemens_15 only
 
 
 def test_size_variants_train_their_own_networks_and_add_the_size_figure(tiny_run, tmp_path):
     workdir, dry, planned = planned_with_overlay(tiny_run, tmp_path,
                                                  "models:\n  sizes: [{}, {width: 0.25}, {levels: 3}]\n")
-    assert planned["train_source"] == 2 * 3 and planned["finetune"] == 2 * 42 and planned["size_effects"] == 1
+    assert planned["train_source"] == 2 * 3 and planned["finetune"] == 2 * 24 and planned["size_effects"] == 1
     assert "unet2d_residual_w0.25/source/ge_15" in dry and "unet2d_residual_l3/oracle/ge_15" in dry
     trained = [line for line in dry.splitlines() if line.strip().startswith("output: results/models/")]
     assert not any("results/models/unet2d_residual/" in line for line in trained)  # the study's own size: all done
@@ -613,11 +619,12 @@ def test_the_3d_unet_runs_the_study_through_the_same_rules(tiny_run, tmp_path):
     like the 2D network."""
     workdir, _, planned = planned_with_overlay(tiny_run, tmp_path, (ROOT / "config/volumetric.yaml").read_text())
     assert planned["train_source"] == 3 and planned["train_oracle"] == 9  # the 3D variant's; the 2D ones exist
-    assert planned["finetune"] == 4 + 3  # ft_all, ft_first, bn_stats × 2 budgets + ft_first_bn_eval × 1, one pair
+    assert planned["finetune"] == 4  # ft_all, ft_first, bn_stats, ft_first_bn_eval on the one pair
     result = snakemake(workdir, configfile=["tiny.yaml", "overlay.yaml"])
     assert result.returncode == 0, result.stderr[-3000:]
     models_dir = workdir / "results/models/unet3d_residual"
-    saved = torch.load(models_dir / "finetune/ft_first/siemens_15_to_siemens_3/every4/seed0/model.pt", weights_only=True)
+    saved = torch.load(models_dir / "finetune/ft_first/to_siemens_3/siemens_15_to_siemens_3/every4/seed0/model.pt",
+                       weights_only=True)
     assert (saved["arch"], saved["window"]) == ("unet3d_residual", [32, 32, 32])
     assert saved["model"]["init.weight"].shape == (8, 1, 3, 3, 3)
     record = json.loads((models_dir / "source/siemens_15/seed0/record.json").read_text())
@@ -643,15 +650,19 @@ def test_an_arm_mixing_in_source_slices_declares_its_sources_training_scans(tiny
     dry = snakemake(tiny_run, "-n", "--forceall", configfile=["tiny.yaml", "mmtl.yaml"])
     assert dry.returncode == 0, dry.stderr[-2000:]
     splits = json.loads((tiny_run / "results/data/splits.json").read_text())["domains"]
-    jobs = {block.split("output: ")[1].split("/model.pt")[0]: block.split("input: ")[1].split("\n")[0]
+    jobs = {block.split("output: ")[1].split("\n")[0]: block.split("input: ")[1].split("\n")[0]
             for block in dry.stdout.split("rule finetune:")[1:]}
-    source_scans = splits["siemens_15"]["source"]["train"]
-    mixed = jobs["results/models/unet2d_residual/finetune/mmtl/siemens_15_to_ge_15/every4/seed0"]
-    plain = jobs["results/models/unet2d_residual/finetune/ft_all/siemens_15_to_ge_15/every4/seed0"]
-    assert all(f"preprocessed/{case}_image" in mixed for case in source_scans)  # mmtl: its source's training scans
-    assert not any(f"preprocessed/{case}_image" in plain for case in source_scans)  # ft_all: the budget's only
-    heldout = splits["siemens_15"]["source"]["validation"]  # forgetting's reference: no run may train on it
-    assert not any(f"preprocessed/{case}_image" in mixed for case in heldout if case not in splits["ge_15"]["cases"])
+    mixed = jobs["results/models/unet2d_residual/finetune/mmtl/to_ge_15/siemens_15_to_ge_15"]
+    plain = jobs["results/models/unet2d_residual/finetune/ft_all/to_ge_15/siemens_15_to_ge_15"]
+    assert "scan_sets/siemens_15/source_train" in mixed  # mmtl: its source's training scans
+    assert "scan_sets/" not in plain  # ft_all: the budget's scans only
+    for case in splits["ge_15"]["budgets"]["every4"]["scans"]:
+        assert f"preprocessed/{case}_image" in plain and f"resampled/{case}_mask" in mixed
+    # the set holds exactly the source training scans: never the held-out scans, forgetting's reference
+    held = sorted(p.name for p in (tiny_run / "results/data/scan_sets/siemens_15/source_train").iterdir()
+                  if not p.name.startswith("."))  # Snakemake's .snakemake_timestamp
+    assert held == sorted(f"{case}_{kind}.nii.gz" for case in splits["siemens_15"]["source"]["train"]
+                          for kind in ("image", "mask"))
 
 
 def test_intensity_references_are_computed_only_for_the_arms_that_read_them(tiny_run):

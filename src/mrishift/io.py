@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -50,6 +51,29 @@ def write_table(path: str | os.PathLike, frame) -> None:
     sep = "," if str(path).endswith(".csv") else "\t"
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, sep=sep, index=False)
+
+
+def write_linked_folder(files: list[str | os.PathLike], folder: str | os.PathLike) -> None:
+    """A folder holding ``files`` under their own names: hard links where the file system allows (no copy of the
+    data), copies elsewhere. Filled under a temporary name and renamed, so a killed job leaves no partial folder."""
+    final = Path(folder)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        for file in map(Path, files):
+            if (tmp / file.name).exists():
+                raise ValueError(f"{file}: two files named {file.name} for {final}")
+            try:
+                os.link(file, tmp / file.name)
+            except OSError:  # another file system, or one without hard links
+                shutil.copy2(file, tmp / file.name)
+        os.chmod(tmp, 0o777 & ~_umask())
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 def _umask() -> int:

@@ -13,7 +13,9 @@ frozen splits (``mrishift.data.splits``). The workflow's scripts only adapt thes
   source side is the quantile function of the source's training scans' intensities (``intensity_reference``).
 
 Which *scans* each role reads needs no image (``mrishift.data.splits.scan_roles``), so the workflow asks these same
-functions at parse time and declares exactly those files as each job's inputs.
+functions at parse time and declares exactly those files as each job's inputs. Where many jobs read the same scans
+of a domain (every scoring job of a target reads all its test scans) they declare one *scan set* (``SCAN_SETS``)
+instead, a folder holding exactly those scans: the full study would otherwise declare a million inputs.
 """
 
 from __future__ import annotations
@@ -81,6 +83,29 @@ def test_time_test(splits: dict, target: str) -> list[str]:
 def intensity_reference(splits: dict, source: str) -> list[str]:
     """The scans whose pooled intensities a source's histogram reference summarises: its source training scans."""
     return source_training(splits, source).cases
+
+
+# The scans of a domain that whole jobs read, by name: each job reading one reads every scan in it.
+SCAN_SETS = {
+    "all": "every scan (oracle scoring: its folds' test scans; the baseline, scored on every scan of its target)",
+    "source": "a source model's training and validation scans",
+    "source_train": "the source training scans (histogram reference; source slices mixed into fine-tuning batches)",
+    "test": "the fine-tuning and test-time test scans (the same for every budget)",
+    "heldout": "the source validation scans a fine-tune from this domain is scored on for forgetting",
+    "fold<k>": "oracle fold k's training and validation scans",
+}
+
+
+def scan_set(splits: dict, domain: str, name: str) -> list[str]:
+    """The scans of one scan set of a domain (``SCAN_SETS``), in the order the splits list them."""
+    if name.startswith("fold") and name[4:].isdigit():
+        return oracle_training(splits, domain, int(name[4:])).scans
+    sets = {"all": lambda: _domain(splits, domain)["cases"], "source": lambda: source_training(splits, domain).scans,
+            "source_train": lambda: source_training(splits, domain).cases,
+            "test": lambda: test_time_test(splits, domain), "heldout": lambda: source_heldout(splits, domain)}
+    if name not in sets:
+        raise ValueError(f"{domain}: no scan set {name!r} (sets: {', '.join(SCAN_SETS)})")
+    return sets[name]()
 
 
 def _domain(splits: dict, domain: str) -> dict:

@@ -23,9 +23,13 @@ MADE_BY = {"oracle": "train_oracle", "baseline": "train_source", "source": "trai
 ScanFiles = dict[str, tuple[str, str]]  # case id -> (scaled image, reference mask): the files a job was given
 
 
-def scan_files(images: list[str], masks: list[str]) -> ScanFiles:
-    """Pair a job's input files by case (``…/<case>_image.nii.gz`` with ``…/<case>_mask.nii.gz``), wherever they are:
-    the library reads the files Snakemake hands a job, never a results-folder layout of its own."""
+def scan_files(images: list[str], masks: list[str], scan_sets: list[str] = ()) -> ScanFiles:
+    """Pair a job's input files by case (``…/<case>_image.nii.gz`` with ``…/<case>_mask.nii.gz``), wherever they
+    are, with those of the scan-set folders it was given: the library reads the files Snakemake hands a job, never a
+    results-folder layout of its own."""
+    in_sets = [path for folder in scan_sets for path in sorted(map(str, Path(folder).glob("*.nii.gz")))]
+    images = [*images, *(path for path in in_sets if path.endswith("_image.nii.gz"))]
+    masks = [*masks, *(path for path in in_sets if path.endswith("_mask.nii.gz"))]
     image_of = {Path(path).name.removesuffix("_image.nii.gz"): str(path) for path in images}
     mask_of = {Path(path).name.removesuffix("_mask.nii.gz"): str(path) for path in masks}
     if set(image_of) != set(mask_of):

@@ -24,7 +24,7 @@ device = resolve_device(runtime["training"]["device"])
 method = test_time.build_arm(wildcards["method"], json.loads(params.hparams))
 references = {json.loads(Path(path).read_text())["domain"]: test_time.SourceReference.read(path)
               for path in snakemake.input.references}
-scans = ScanCache(scan_files(snakemake.input.images, snakemake.input.masks))
+scans = ScanCache(scan_files(snakemake.input.images, snakemake.input.masks, snakemake.input.scan_sets))
 runs = list(zip(json.loads(params.runs), snakemake.input.models, strict=True))
 tables = []
 for (source, target, seed), model_path in progress(runs, "test_time"):

@@ -7,7 +7,7 @@ from mrishift.runs import convergence_summary, learning_curves
 
 log = log_to(snakemake.log[0])
 out = snakemake.output
-curves = learning_curves(snakemake.input.records)
+curves = learning_curves(snakemake.params.records)  # in the inputs (fine-tunes: their job folders)
 write_table(out.curves, curves)
 summary = convergence_summary(curves)
 write_text(out.summary, "Convergence: mean training loss of the first epoch and of the last fifth of the epochs, its "

@@ -11,10 +11,10 @@ from mrishift.logs import log_to
 from mrishift.runs import load_cases, scan_files
 
 log = log_to(snakemake.log[0])
-domain = snakemake.wildcards.domain
-splits = json.loads(Path(snakemake.input.splits).read_text())["domains"]
+domain, inputs = snakemake.wildcards.domain, snakemake.input
+splits = json.loads(Path(inputs.splits).read_text())["domains"]
 cases = protocol.intensity_reference(splits, domain)
-images = [image for image, _ in load_cases(cases, scan_files(snakemake.input.images, snakemake.input.masks))]
+images = [image for image, _ in load_cases(cases, scan_files(inputs.images, inputs.masks, inputs.scan_sets))]
 quantiles = intensity_quantiles(images)
 write_json(snakemake.output.reference, {"domain": domain, "scans": cases, "levels": QUANTILE_LEVELS,
                                         "quantiles": quantiles.tolist()})

@@ -28,8 +28,8 @@ patterns = json.loads(params.model_patterns)
 methods = {arm: test_time.build_arm(arm, spec) for arm, spec in json.loads(params.test_time).items()}
 references = {json.loads(Path(path).read_text())["domain"]: test_time.SourceReference.read(path)
               for path in inputs.references}
-declared = set(inputs.models)
-scans = ScanCache(scan_files(inputs.images, inputs.masks))
+declared = [Path(path) for path in inputs.models]  # files, and the fine-tuning job folders
+scans = ScanCache(scan_files(inputs.images, inputs.masks, inputs.scan_sets))
 
 ROLES_AS_ARMS = ["baseline", "oracle"]  # drawn (and excluded) under their role's name; every other arm by its own
 scores = read_scores(inputs.scores)
@@ -66,7 +66,7 @@ def model_of(row) -> tuple[str, str]:
 
 def predict(row):
     path, made_by = model_of(row)
-    if path not in declared:
+    if not any(Path(path) == given or given in Path(path).parents for given in declared):
         raise ValueError(f"{path}: the model of {row.strategy} {row.source}→{row.target} is not an input of this job")
     image, reference, spacing = scans[row.case]
     network = load_model(path, made_by=made_by)

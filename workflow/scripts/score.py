@@ -35,14 +35,14 @@ elif params.role == "baseline":  # every other domain's unadapted source model o
     jobs = [({**identity, "source": source, "target": target}, model, protocol.baseline_test(splits, source)[target])
             for source, model in zip(params.sources, snakemake.input.models, strict=True)]
 else:  # each fine-tuned model on its pair's test scans (the same scans for every budget and strategy)
-    runs = list(zip(json.loads(params.runs), snakemake.input.models, strict=True))
+    runs = list(zip(json.loads(params.runs), params.models, strict=True))  # in the job folder among the inputs
     jobs = [({**identity, "source": source, "target": target, "budget": budget, "seed": seed}, model,
              protocol.finetune_test(splits, target, budget)) for (source, target, budget, seed), model in runs]
     # ... and on its source's held-out scans (role "forgetting": the same model, the other domain)
     jobs += [({**identity, "role": "forgetting", "source": source, "target": target, "budget": budget, "seed": seed},
               model, protocol.source_heldout(splits, source)) for (source, target, budget, seed), model in runs]
 
-scans = ScanCache(scan_files(snakemake.input.images, snakemake.input.masks))
+scans = ScanCache(scan_files(snakemake.input.images, snakemake.input.masks, snakemake.input.scan_sets))
 models = {}  # a fine-tune is scored twice (its target's test scans, its source's held-out ones): read it once
 tables = []
 for row_identity, model_path, cases in progress(jobs, params.role):

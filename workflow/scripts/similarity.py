@@ -23,7 +23,7 @@ torch.set_num_threads(snakemake.threads)
 device = resolve_device(snakemake.config["training"]["device"])
 splits = json.loads(Path(snakemake.input.splits).read_text())["domains"]
 budget = snakemake.config["splits"]["budgets"][0]  # every budget of a pair tests on the same scans
-scans = ScanCache(scan_files(snakemake.input.images, snakemake.input.masks))
+scans = ScanCache(scan_files(snakemake.input.images, snakemake.input.masks, snakemake.input.scan_sets))
 source_paths = {tuple(key): path for key, path in zip(params.sources, snakemake.input.sources, strict=True)}
 
 
@@ -50,7 +50,7 @@ def reference(source: str, target: str, seed: str):
 
 rows = []
 for (strategy, source, target, run_budget, seed), path in progress(
-        list(zip(json.loads(params.runs), snakemake.input.models, strict=True)), "similarity"):
+        list(zip(json.loads(params.runs), params.models, strict=True)), "similarity"):
     slices, before = reference(source, target, seed)
     model = load_model(path, made_by="finetune").to(device)
     after = block_activations(model, slices, params.positions, seed_hash(params.seed, source, target))

@@ -1,5 +1,6 @@
 """Train a source model, an oracle fold, or the fine-tuning runs of one job (rules train_source, train_oracle,
-finetune): turn snakemake's wildcards and params into the job's runs, and train them (mrishift.jobs)."""
+finetune): turn snakemake's wildcards and params into the job's runs, and train them (mrishift.jobs). A fine-tuning
+job's runs save their models and records in its output folder, at the paths its params list."""
 
 import json
 from pathlib import Path
@@ -11,7 +12,7 @@ from mrishift.runs import scan_files
 from mrishift.train import Recipe
 
 log = log_to(snakemake.log[0])
-params, config = snakemake.params, snakemake.config
+params, config, inputs = snakemake.params, snakemake.config, snakemake.input
 runtime = config["training"]
 recipe = Recipe(**json.loads(params.recipe), device=runtime["device"], bf16=runtime["bf16"],
                 channels_last=runtime["channels_last"], compile=runtime["compile"],
@@ -20,8 +21,8 @@ network = json.loads(params.network)  # width, and resolution levels when the va
 job = Job(role=params.role, arch=params.arch, width=network["width"], arm=params.strategy,
           hparams=json.loads(params.hparams), recipe=recipe, validate_every=runtime["validate_every"],
           tolerance_mm=config["evaluation"]["tolerance_mm"], eval_batch_size=config["evaluation"]["batch_size"],
-          scans=scan_files(snakemake.input.images, snakemake.input.masks), levels=network.get("levels"))
-splits = json.loads(Path(snakemake.input.splits).read_text())["domains"]
+          scans=scan_files(inputs.images, inputs.masks, inputs.scan_sets), levels=network.get("levels"))
+splits = json.loads(Path(inputs.splits).read_text())["domains"]
 wildcards = dict(snakemake.wildcards.items())
 common = {"role": params.role, **wildcards, "recipe": json.loads(params.recipe), "strategy": params.strategy,
           "hparams": json.loads(params.hparams)}
@@ -34,9 +35,8 @@ if params.role in ("source", "oracle"):
 else:  # the identity of a run is the same whichever job runs it, so its seed and weights are too
     mixes_source = strategies.build_arm(params.strategy, json.loads(params.hparams)).uses_source_data
     runs = []
-    for (source, target, budget, seed), source_model, model_path, record_path in zip(
-            json.loads(params.runs), snakemake.input.source_models, snakemake.output.model, snakemake.output.record,
-            strict=True):
+    for (source, target, budget, seed), source_model, model_path, record_path in zip(  # in the job's output folder
+            json.loads(params.runs), params.start_from, params.models, params.records, strict=True):
         data = protocol.finetune_training(splits, target, budget)
         runs.append(Run({**common, "source": source, "target": target, "budget": budget, "seed": seed}, data.cases,
                         model_path, record_path, str(checkpoints / f"{source}_to_{target}_{budget}_seed{seed}.pt"),

@@ -20,7 +20,7 @@ architecture = next(iter(sources.values()))
 blocks = block_parameters(saved_network(architecture))
 tables = []
 for (strategy, source, target, budget, seed), path in progress(
-        list(zip(json.loads(params.runs), snakemake.input.models, strict=True)), "weight_change"):
+        list(zip(json.loads(params.runs), params.models, strict=True)), "weight_change"):
     saved = load_saved(path, made_by="finetune")
     if not same_network(saved, architecture):
         raise ValueError(f"{path}: a {saved['arch']} of width {saved['width']} ({saved.get('levels')} levels), its "

@@ -1,0 +1,8 @@
+"""Gather one scan set's preprocessed images and reference masks into its folder (rule scan_set)."""
+
+from mrishift.io import write_linked_folder
+from mrishift.logs import log_to
+
+log = log_to(snakemake.log[0])
+write_linked_folder([*snakemake.input.images, *snakemake.input.masks], snakemake.output[0])
+log.info("%s: %d scans", snakemake.output[0], len(snakemake.input.images))
