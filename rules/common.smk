@@ -58,19 +58,20 @@ def scans_read(cases_of=lambda w: [], sets_of=lambda w: []):
     scoring jobs would otherwise declare ~120 scans each."""
 
     def inputs(wildcards):
-        cases = list(dict.fromkeys(cases_of(wildcards)))
-        return {"splits": result("data/splits.json"),
-                "images": [result(f"data/preprocessed/{c}_image.nii.gz") for c in cases],
-                "masks": [result(f"data/resampled/{c}_mask.nii.gz") for c in cases],
+        return {"splits": result("data/splits.json"), **scan_files_of(dict.fromkeys(cases_of(wildcards))),
                 "scan_sets": [SCAN_SET.format(domain=d, set=s) for d, s in dict.fromkeys(sets_of(wildcards))]}
 
     return inputs
 
 
-def scan_set_files(wildcards):
-    cases = protocol.scan_set(SCAN_ROLES, wildcards.domain, wildcards.set)
+def scan_files_of(cases):
+    """The preprocessed images and the reference masks of these scans."""
     return {"images": [result(f"data/preprocessed/{c}_image.nii.gz") for c in cases],
             "masks": [result(f"data/resampled/{c}_mask.nii.gz") for c in cases]}
+
+
+def scan_set_files(wildcards):
+    return scan_files_of(protocol.scan_set(SCAN_ROLES, wildcards.domain, wildcards.set))
 
 
 # What each job reads (for scans_read), as mrishift.protocol decides it: scans, or (domain, scan set) pairs.
