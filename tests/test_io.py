@@ -1,5 +1,6 @@
 """Atomic outputs: nothing under the final name until complete; the permissions a plain open() would give."""
 
+import errno
 import os
 import stat
 
@@ -42,8 +43,27 @@ def test_a_scan_set_folder_links_its_files_and_a_failure_leaves_no_folder(tmp_pa
     files = scan_files([str(other)], [str(tmp_path / "resampled/CC0002_mask.nii.gz")], [str(folder)])
     assert files == {"CC0001": (str(folder / "CC0001_image.nii.gz"), str(folder / "CC0001_mask.nii.gz")),
                      "CC0002": (str(other), str(tmp_path / "resampled/CC0002_mask.nii.gz"))}
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="missing_mask.nii.gz"):
         write_linked_folder([image, tmp_path / "missing_mask.nii.gz"], tmp_path / "sets/ge_3/all")
     assert sorted(p.name for p in (tmp_path / "sets/ge_3").iterdir()) == ["test"]  # no partial "all", no temporary
     with pytest.raises(ValueError, match="two files named CC0001_image.nii.gz"):
         write_linked_folder([image, folder / "CC0001_image.nii.gz"], tmp_path / "sets/ge_3/heldout")
+
+
+def test_a_scan_set_is_copied_only_where_hard_links_cannot_be_made(tmp_path, monkeypatch):
+    image = tmp_path / "CC0001_image.nii.gz"
+    image.write_bytes(b"image")
+
+    def link_failing_with(code):
+        def link(source, target):
+            raise OSError(code, os.strerror(code), str(source), None, str(target))
+        return link
+
+    monkeypatch.setattr(os, "link", link_failing_with(errno.EXDEV))  # the set on another file system: a copy
+    write_linked_folder([image], tmp_path / "other_disk")
+    copied = tmp_path / "other_disk/CC0001_image.nii.gz"
+    assert copied.read_bytes() == b"image" and copied.stat().st_ino != image.stat().st_ino
+    monkeypatch.setattr(os, "link", link_failing_with(errno.EIO))  # a read error is not hidden behind a copy
+    with pytest.raises(OSError, match="Input/output error"):
+        write_linked_folder([image], tmp_path / "failing_disk")
+    assert not (tmp_path / "failing_disk").exists()

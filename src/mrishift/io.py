@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -53,6 +54,10 @@ def write_table(path: str | os.PathLike, frame) -> None:
         frame.to_csv(tmp, sep=sep, index=False)
 
 
+# os.link's errors that mean "no hard link here": another file system, one without hard links, too many links
+_NO_HARD_LINK = {errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK}
+
+
 def write_linked_folder(files: list[str | os.PathLike], folder: str | os.PathLike) -> None:
     """A folder holding ``files`` under their own names: hard links where the file system allows (no copy of the
     data), copies elsewhere. Filled under a temporary name and renamed, so a killed job leaves no partial folder."""
@@ -65,7 +70,9 @@ def write_linked_folder(files: list[str | os.PathLike], folder: str | os.PathLik
                 raise ValueError(f"{file}: two files named {file.name} for {final}")
             try:
                 os.link(file, tmp / file.name)
-            except OSError:  # another file system, or one without hard links
+            except OSError as error:
+                if error.errno not in _NO_HARD_LINK:
+                    raise  # e.g. a missing file: a copy would fail the same way
                 shutil.copy2(file, tmp / file.name)
         os.chmod(tmp, 0o777 & ~_umask())
         if final.exists():
