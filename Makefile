@@ -24,8 +24,8 @@ endif
 		|| { tail -n 30 logs/report.log; exit 1; }
 	@$(BIN)/mrishift headline --results results --report results/report.html
 
-# Two workers, a test file each at a time: the workflow tests (one shared tiny study) on one, the SLURM test — mostly
-# waiting on the scheduler's status polling — and the unit tests on the other.
+# Two workers, a test file each at a time. The workflow test files share one tiny study, built by the first to ask;
+# the SLURM test — mostly waiting on the scheduler's status polling — runs beside them.
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 

@@ -2,6 +2,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+import workflow_runs
+
 
 def write_nifti(path, array, spacing=(1.0, 1.0, 1.0), affine=None):
     if affine is None:
@@ -25,3 +27,10 @@ def good_case(tmp_path):
     image_path = write_nifti(tmp_path / "CC0120_siemens_15_40_F.nii.gz", image.astype(np.float32))
     mask_path = write_nifti(tmp_path / "CC0120_siemens_15_40_F_ss.nii.gz", mask)
     return image_path, mask_path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The finished tiny study (config/tiny.yaml), shared by every workflow test of the session; a test that changes
+    it works on a copy (workflow_runs.study_copy)."""
+    return workflow_runs.tiny_study(tmp_path_factory)
