@@ -241,3 +241,6 @@ def test_tiny_config_through_slurm(slurm_cluster, tmp_path):
     local = {"make_splits", "scan_set", "collect_scores", "analyse", "figures", "convergence"}  # localrules: not queued
     assert not local & (gpu | cpu)  # (they ran: their outputs, scores.tsv and the figures, are checked above)
     assert all("JobState=COMPLETED" in j for j in ours)
+    # the oracles queue behind everything else (the profile's --nice): every fine-tune waits for a source model only
+    nice = {j.split("Comment=rule_")[1].split("_wildcards")[0].split()[0]: j.split(" Nice=")[1].split()[0] for j in ours}
+    assert nice["train_oracle"] == "1000" and nice["train_source"] == "0" and nice["finetune"] == "0", nice
