@@ -25,7 +25,7 @@ endif
 	@$(BIN)/mrishift headline --results results --report results/report.html
 
 # Two workers, a test file each at a time. The workflow test files share one tiny study, built by the first to ask;
-# the SLURM test — mostly waiting on the scheduler's status polling — runs beside them.
+# the SLURM test (its own small study, a job per rule through sbatch) runs beside them.
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 

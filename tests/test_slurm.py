@@ -201,15 +201,17 @@ def test_tiny_config_through_slurm(slurm_cluster, tmp_path):
     (tmp_path / "profile").mkdir()
     (tmp_path / "profile/config.yaml").write_text(yaml.safe_dump(profile))
     shutil.copytree(ROOT / "config", tmp_path / "config")
-    # Every rule on one pair (tests/one_pair.py; the tiny workflow tests run every pair and arm). Each SLURM job
-    # restarts Snakemake and torch (~10 s on 2 cores), so the tiny study's 6 pairs took 16 min here, 1 pair 11.
+    # Every rule on one pair and its two domains (tests/one_pair.py; the tiny workflow tests run every pair and arm).
+    # Each SLURM job starts Snakemake twice (sbatch, then srun) and torch, ~10 s on 2 cores: the pair on the tiny
+    # study's 3 domains took 332 s here (41 SLURM jobs), on its 2 domains 259 s (33).
     (tmp_path / "config/one_pair.yaml").write_text(one_pair.OVERLAY)
+    (tmp_path / "config/two_domains.yaml").write_text(one_pair.TWO_DOMAINS)
 
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--profile", str(tmp_path / "profile"), "--snakefile",
          str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile", str(tmp_path / "config/tiny.yaml"),
-         str(tmp_path / "config/one_pair.yaml")],
+         str(tmp_path / "config/one_pair.yaml"), str(tmp_path / "config/two_domains.yaml")],
         capture_output=True, text=True, env={**slurm_cluster, "PATH": f"{Path(sys.executable).parent}:"
                                                                         f"{os.environ['PATH']}"}, timeout=1500)
     wall = time.monotonic() - started
@@ -217,7 +219,7 @@ def test_tiny_config_through_slurm(slurm_cluster, tmp_path):
     print(f"tiny config through SLURM: {wall:.0f} s")
 
     scores = pd.read_csv(tmp_path / "results/scores/scores.tsv", sep="\t")
-    assert scores.role.value_counts().to_dict() == one_pair.ROWS_PER_ROLE
+    assert scores.role.value_counts().to_dict() == one_pair.ROWS_PER_ROLE_TWO_DOMAINS
     assert scores.sdice.between(0, 1).all()
     assert (tmp_path / "results/figures/unet2d_residual/winners.png").exists()
     submitted = result.stderr.count("has been submitted with SLURM jobid")

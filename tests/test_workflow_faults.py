@@ -31,14 +31,16 @@ def _kill_when(process, ready, timeout=600):
 
 def test_killed_twice_the_workflow_resumes_to_the_same_scores(request, tmp_path):
     """kill -9 in the middle of training, then in the middle of scoring; --unlock and the same command finish, and
-    every per-scan score equals the uninterrupted run's exactly. On one pair (every rule, a third of the jobs): each
-    run's numbers depend on its identity only, so they must equal the same runs' rows of the whole tiny study."""
+    every per-scan score equals the uninterrupted run's exactly. On one pair and its two domains (every rule, a third of
+    the jobs): each run's numbers depend on its identity only, so they must equal the same runs' rows of the whole tiny
+    study."""
     workdir = tmp_path / "faults"
     shutil.copytree(ROOT / "config", workdir / "config")
     (workdir / "config/one_pair.yaml").write_text(one_pair.OVERLAY)
+    (workdir / "config/two_domains.yaml").write_text(one_pair.TWO_DOMAINS)
+    configs = [str(workdir / "config" / name) for name in ("tiny.yaml", "one_pair.yaml", "two_domains.yaml")]
     command = SNAKEMAKE + ["--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), "--configfile",
-                           str(workdir / "config/tiny.yaml"), str(workdir / "config/one_pair.yaml"), "--cores", "2",
-                           "--rerun-incomplete"]
+                           *configs, "--cores", "2", "--rerun-incomplete"]
 
     def start():
         return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -60,7 +62,7 @@ def test_killed_twice_the_workflow_resumes_to_the_same_scores(request, tmp_path)
     assert finished.returncode == 0, finished.stderr[-3000:]
 
     resumed_scores = pd.read_csv(workdir / "results/scores/scores.tsv", sep="\t", dtype=str)
-    assert resumed_scores.role.value_counts().to_dict() == one_pair.ROWS_PER_ROLE
+    assert resumed_scores.role.value_counts().to_dict() == one_pair.ROWS_PER_ROLE_TWO_DOMAINS
     tiny_run = request.getfixturevalue("tiny_run")  # only now: this test's own runs need not wait for it
     uninterrupted = pd.read_csv(tiny_run / "results/scores/scores.tsv", sep="\t", dtype=str)
     found = resumed_scores.merge(uninterrupted, how="left", indicator=True)  # every column compared as text: exactly
