@@ -192,7 +192,8 @@ def test_tiny_config_through_slurm(slurm_cluster, tmp_path):
                     "slurm-keep-successful-logs": True})
     profile["default-resources"].update(slurm_account="test", slurm_partition="debug", mem_mb=400, cpus_per_task=1)
     # A group job runs its jobs one at a time (the plugin starts it with --jobs 1), each restarting Snakemake: the
-    # tiny study's 12 scans in one preprocessing job took 3.6 of its 11 min. Here 4 scans a job, 3 jobs at once.
+    # tiny study's 12 scans in one preprocessing job took 3.6 of its 11 min. Here 4 scans a job: the two domains' 8
+    # in 2 jobs at once.
     profile["group-components"] = [c if not c.startswith("preprocess=") else "preprocess=4"
                                    for c in profile["group-components"]]
     for resources in profile["set-resources"].values():
