@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 
 from mrishift import models
 
 import report_browser
-from workflow_runs import ROOT, SNAKEMAKE, planned_jobs, planned_with_overlay, snakemake, study_copy
+from workflow_runs import (ROOT, SNAKEMAKE, planned_jobs, planned_with_overlay, snakemake, study_copy,
+                           write_changed_config)
 pytestmark = pytest.mark.workflow
 
 
@@ -237,9 +237,7 @@ def test_prediction_qc_redraws_the_scored_best_median_and_worst_of_every_arm(tin
 
 
 def changed_config(workdir, edit, *dry_run_args):
-    config = yaml.safe_load((workdir / "config/tiny.yaml").read_text())
-    edit(config)
-    (workdir / "config/changed.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    write_changed_config(workdir, edit)
     dry = snakemake(workdir, "-n", *dry_run_args, configfile="changed.yaml")
     assert dry.returncode == 0, dry.stderr
     return planned_jobs(dry.stdout)

@@ -10,10 +10,9 @@ import time
 
 import pandas as pd
 import pytest
-import yaml
 
 import one_pair
-from workflow_runs import ROOT, SNAKEMAKE, planned_jobs, snakemake, study_copy
+from workflow_runs import ENV, ROOT, planned_jobs, snakemake, snakemake_command, study_copy, write_changed_config
 
 pytestmark = pytest.mark.workflow
 
@@ -31,20 +30,19 @@ def _kill_when(process, ready, timeout=600):
 
 def test_killed_twice_the_workflow_resumes_to_the_same_scores(request, tmp_path):
     """kill -9 in the middle of training, then in the middle of scoring; --unlock and the same command finish, and
-    every per-scan score equals the uninterrupted run's exactly. On one pair and its two domains (every rule, a third of
-    the jobs): each run's numbers depend on its identity only, so they must equal the same runs' rows of the whole tiny
-    study."""
+    every per-scan score equals the uninterrupted run's exactly. On one pair and its two domains (every rule, 67 of the
+    tiny study's 122 jobs): each run's numbers depend on its identity only, so they must equal the same runs' rows of
+    the whole tiny study."""
     workdir = tmp_path / "faults"
     shutil.copytree(ROOT / "config", workdir / "config")
     (workdir / "config/one_pair.yaml").write_text(one_pair.OVERLAY)
     (workdir / "config/two_domains.yaml").write_text(one_pair.TWO_DOMAINS)
-    configs = [str(workdir / "config" / name) for name in ("tiny.yaml", "one_pair.yaml", "two_domains.yaml")]
-    command = SNAKEMAKE + ["--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), "--configfile",
-                           *configs, "--cores", "2", "--rerun-incomplete"]
+    command = snakemake_command(workdir, "--rerun-incomplete",
+                                configfile=["tiny.yaml", "one_pair.yaml", "two_domains.yaml"])
 
-    def start():
+    def start():  # a process group of its own, to kill whole
         return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                                env={**os.environ, "PYTHONHASHSEED": "0"})
+                                env=ENV)
 
     # A run between two epochs: a saved checkpoint, not the hidden temporary file one is being written to (a kill
     # there leaves no checkpoint, and the run rightly starts over).
@@ -58,7 +56,7 @@ def test_killed_twice_the_workflow_resumes_to_the_same_scores(request, tmp_path)
     scored = lambda: any((workdir / "results/scores").glob("*/finetune/**/*.tsv"))
     _kill_when(start(), lambda: scored() and not (workdir / "results/scores/scores.tsv").exists())
     assert subprocess.run(command + ["--unlock"], capture_output=True).returncode == 0
-    finished = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+    finished = subprocess.run(command, capture_output=True, text=True, env=ENV)
     assert finished.returncode == 0, finished.stderr[-3000:]
 
     resumed_scores = pd.read_csv(workdir / "results/scores/scores.tsv", sep="\t", dtype=str)
@@ -78,9 +76,7 @@ def test_keep_going_keeps_every_other_result_and_reruns_only_the_failed_jobs(tin
     it) under --keep-going: a new arm's job that reads it fails naming the file, the arm's other jobs finish and
     keep their results; with the file restored, only the failed job and its dependants run."""
     workdir = study_copy(tiny_run, tmp_path / "copy")
-    config = yaml.safe_load((workdir / "config/tiny.yaml").read_text())
-    config["strategies"]["ft_last"] = {}
-    (workdir / "config/changed.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    write_changed_config(workdir, lambda config: config["strategies"].update(ft_last={}))
     test_scan = json.loads((workdir / "results/data/splits.json").read_text())["domains"]["ge_15"]["test"][0]
     # the file the scoring jobs read: ge_15's test set (in a study, a hard link to the preprocessed image; in this
     # copy of one, a copy of it)

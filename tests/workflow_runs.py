@@ -9,17 +9,31 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+ENV = {**os.environ, "PYTHONHASHSEED": "0"}  # the workflow's processes, as every test starts them
+
+
+def snakemake_command(workdir, *args, configfile="tiny.yaml", snakefile=ROOT / "Snakefile") -> list[str]:
+    """Snakemake on ``workdir`` with its config/ files ``configfile`` (a name or a list, layered in order), 2 cores."""
+    configfiles = [configfile] if isinstance(configfile, str) else configfile
+    return SNAKEMAKE + ["--snakefile", str(snakefile), "--directory", str(workdir), "--configfile",
+                        *[str(workdir / "config" / name) for name in configfiles], "--cores", "2", *args]
 
 
 def snakemake(workdir, *args, configfile="tiny.yaml", snakefile=ROOT / "Snakefile"):
-    """Snakemake on ``workdir`` with its config/ files ``configfile`` (a name or a list, layered in order), 2 cores."""
-    configfiles = [configfile] if isinstance(configfile, str) else configfile
-    command = SNAKEMAKE + ["--snakefile", str(snakefile), "--directory", str(workdir), "--configfile",
-                           *[str(workdir / "config" / name) for name in configfiles], "--cores", "2", *args]
-    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+    """``snakemake_command`` run to its end, its output captured."""
+    return subprocess.run(snakemake_command(workdir, *args, configfile=configfile, snakefile=snakefile),
+                          capture_output=True, text=True, env=ENV)
+
+
+def write_changed_config(workdir, edit) -> None:
+    """config/changed.yaml in ``workdir``: its tiny.yaml as ``edit(config)`` leaves it."""
+    config = yaml.safe_load((workdir / "config/tiny.yaml").read_text())
+    edit(config)
+    (workdir / "config/changed.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 def planned_jobs(dry_run_output):
