@@ -1,8 +1,17 @@
+import os
+
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 import workflow_runs
+
+# Under pytest-xdist the other worker is usually running a Snakemake study whose jobs keep both cores busy. A test
+# computing with torch's default two threads beside it stalls at every parallel region, waiting for a thread that has
+# no core: a test-time test took 45 s beside a two-thread torch process and 5 s on one thread (117 s in CI).
+if "PYTEST_XDIST_WORKER" in os.environ:
+    torch.set_num_threads(1)
 
 
 def write_nifti(path, array, spacing=(1.0, 1.0, 1.0), affine=None):
