@@ -3,14 +3,16 @@ import os
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 
 import workflow_runs
 
 # Under pytest-xdist the other worker is usually running a Snakemake study whose jobs keep both cores busy. A test
 # computing with torch's default two threads beside it stalls at every parallel region, waiting for a thread that has
 # no core: a test-time test took 45 s beside a two-thread torch process and 5 s on one thread (117 s in CI).
+# Imported here only, so that a run without workers (the SLURM phase, one test file) does not load torch for nothing.
 if "PYTEST_XDIST_WORKER" in os.environ:
+    import torch
+
     torch.set_num_threads(1)
 
 
