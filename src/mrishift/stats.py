@@ -14,16 +14,19 @@ from scipy.stats import binomtest
 GAP_EPS = 1e-9  # the smallest gap ever divided by: below it gap closed is undefined, never a division by ~0
 
 
-def gap_closed(score, baseline, oracle, min_gap: float = GAP_EPS):
+def gap_closed(score, baseline, oracle, min_gap: float | None = GAP_EPS):
     """(score − baseline) / (oracle − baseline), elementwise; NaN unless oracle − baseline ≥ ``min_gap`` (> 0).
 
     A pair whose unadapted model is already (nearly) as good as the oracle has no gap to close: any difference,
     divided by the tiny gap, would become an arbitrarily large ratio and dominate every mean. Where the oracle is
-    *below* the baseline the ratio would flip sign — the worst strategy would look best — so it is undefined too."""
+    *below* the baseline the ratio would flip sign — the worst strategy would look best — so it is undefined too.
+    ``min_gap=None`` is the papers' definition (DART 2020's DR): the ratio wherever the gap is not ~0, a negative gap
+    included — every pair counts, as in their means; the caller flags the small and negative gaps."""
     score, baseline, oracle = (np.asarray(x, dtype=float) for x in (score, baseline, oracle))
     gap = oracle - baseline
+    defined = np.abs(gap) >= GAP_EPS if min_gap is None else gap >= max(min_gap, GAP_EPS)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(gap >= max(min_gap, GAP_EPS), (score - baseline) / gap, np.nan)
+        return np.where(defined, (score - baseline) / gap, np.nan)
 
 
 def sign_test(differences) -> float:
@@ -36,6 +39,15 @@ def sign_test(differences) -> float:
     if len(d) == 0:
         return 1.0
     return float(binomtest(int((d > 0).sum()), len(d), 0.5, alternative="two-sided").pvalue)
+
+
+def significant_win(differences, significance: float) -> tuple[float, bool]:
+    """The two-sided sign test of ``differences`` (winner − runner-up, per scan) and whether it makes the win
+    significant: p below ``significance`` *and* more scans favouring the winner than the runner-up — a small p with
+    most scans on the runner-up's side is evidence against the win, never for it."""
+    d = np.asarray(differences, dtype=float)
+    p = sign_test(d)
+    return p, bool(p < significance and (d > 0).sum() > (d < 0).sum())
 
 
 def reference_scores(scores: pd.DataFrame, metric: str = "sdice") -> pd.DataFrame:
@@ -103,13 +115,18 @@ def forgetting_per_pair(scores: pd.DataFrame, metric: str = "sdice") -> pd.DataF
 
 
 def winners(per_scan: pd.DataFrame, strategy_order: list[str], significance: float, metric: str = "sdice",
-            min_gap: float = GAP_EPS) -> pd.DataFrame:
+            min_gap: float | None = GAP_EPS, tested: str = "score") -> pd.DataFrame:
     """Per (variant, pair, budget) where at least two arms ran (budget 0: the test-time arms): the arm with the largest
-    gap closed, the runner-up, and the sign test of their per-scan differences (seed-averaged). Ties at the top go to the strategy listed first in ``strategy_order`` and are
-    marked ``tied`` (never significant). Where the oracle–baseline gap is below ``min_gap``, gap closed is undefined
-    and the strategies are ranked by their mean score instead (the same order a small positive gap would give)."""
+    gap closed, the runner-up, and the sign test of their per-scan differences (seed-averaged) — of the ``metric``
+    (``tested="score"``) or of the per-scan gap closed (``"gap_closed"``: DART 2020's test, "the relative
+    improvements … for every single test image"; the two differ in sign on every scan whose oracle scores below its
+    baseline, and a scan with no gap at all is left out). A win is significant when p < ``significance`` and most
+    scans favour the winner (significant_win). Ties at the top go to the strategy listed first in
+    ``strategy_order`` and are marked ``tied`` (never significant). Where the oracle–baseline gap is below
+    ``min_gap``, gap closed is undefined and the strategies are ranked by their mean score instead (the same order a
+    small positive gap would give)."""
     pairs = per_pair_gap_closed(per_scan, metric, min_gap, by_seed=False)
-    by_scan = _per_scan_means(per_scan, metric)
+    by_scan = _per_scan_means(per_scan, metric) if tested == "score" else _per_scan_gap_closed_means(per_scan, metric)
     rows = []
     for (variant, source, target, budget), group in pairs.groupby(["variant", "source", "target", "budget"], sort=False):
         if len(group) < 2:
@@ -119,14 +136,22 @@ def winners(per_scan: pd.DataFrame, strategy_order: list[str], significance: flo
         order = np.lexsort((rank, -key.to_numpy()))
         best, second = group.iloc[order[0]], group.iloc[order[1]]
         tied = bool(np.isclose(key.iloc[order[0]], key.iloc[order[1]], rtol=0, atol=1e-12))
-        p = 1.0 if tied else sign_test(_paired_differences(by_scan, (variant, source, target, budget), best.strategy,
-                                                           second.strategy))
+        differences = _paired_differences(by_scan, (variant, source, target, budget), best.strategy,
+                                          second.strategy)
+        differences = differences[~np.isnan(differences)]  # tested="gap_closed": a scan with no gap has no ratio
+        p, significant = (1.0, False) if tied else significant_win(differences, significance)
         rows.append({"variant": variant, "source": source, "target": target, "budget": budget,
                      "winner": best.strategy, "runner_up": second.strategy,
                      "winner_gap_closed": best.gap_closed, "runner_up_gap_closed": second.gap_closed,
-                     "n_scans": int(best.n_scans), "p_value": p, "tied": tied,
-                     "significant": (not tied) and p < significance})
-    return pd.DataFrame(rows)
+                     "n_scans": int(best.n_scans), "scans_for_winner": int((differences > 0).sum()),
+                     "scans_for_runner_up": int((differences < 0).sum()), "p_value": p, "tied": tied,
+                     "significant": significant})
+    return pd.DataFrame(rows, columns=WINNER_COLUMNS)
+
+
+WINNER_COLUMNS = ["variant", "source", "target", "budget", "winner", "runner_up", "winner_gap_closed",
+                  "runner_up_gap_closed", "n_scans", "scans_for_winner", "scans_for_runner_up", "p_value", "tied",
+                  "significant"]
 
 
 def sdice_matrix(scores: pd.DataFrame, metric: str = "sdice") -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -150,6 +175,14 @@ def matrix_cells(scores: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 def _per_scan_means(per_scan: pd.DataFrame, metric: str) -> pd.Series:
     """``metric`` per (variant, source, target, budget, strategy, case), averaged over seeds."""
     return per_scan.groupby(["variant", "source", "target", "budget", "strategy", "case"])[metric].mean()
+
+
+def _per_scan_gap_closed_means(per_scan: pd.DataFrame, metric: str) -> pd.Series:
+    """Per-scan gap closed (score − baseline) / (oracle − baseline) per (variant, source, target, budget, strategy,
+    case), from the seed-averaged scores; NaN on a scan whose oracle equals its baseline."""
+    means = per_scan.groupby(["variant", "source", "target", "budget", "strategy", "case"])[
+        [metric, "baseline", "oracle"]].mean()
+    return pd.Series(gap_closed(means[metric], means.baseline, means.oracle, None), index=means.index)
 
 
 def _paired_differences(by_scan: pd.Series, pair: tuple, a: str, b: str) -> np.ndarray:
@@ -176,16 +209,19 @@ def batchnorm_arm_pairs(arms: dict[str, dict]) -> list[tuple[str, str]]:
 
 
 def compare_arms(per_scan: pd.DataFrame, a: str, b: str, significance: float, metric: str = "sdice",
-                 min_gap: float = GAP_EPS, pairs: set[tuple[str, str]] | None = None) -> pd.DataFrame:
+                 min_gap: float | None = GAP_EPS, pairs: set[tuple[str, str]] | None = None,
+                 tested: str = "score") -> pd.DataFrame:
     """Arm ``a`` against arm ``b`` per (variant, pair, budget) at the budgets both arms ran: their gap closed
-    (seed-averaged pair means), the difference, and the two-sided sign test of the per-scan score differences
-    (seed-averaged). ``pairs``: the (source, target) pairs both arms were run on (default: every pair scored), for arms
-    run on some pairs only (strategies.<arm>.sources/targets); one of them missing an arm at a shared budget raises —
-    never a silently smaller comparison."""
+    (seed-averaged pair means), which is better, and the two-sided sign test of the per-scan differences
+    (seed-averaged) — of the ``metric`` (``tested="score"``: better by the mean score difference) or of the per-scan
+    gap closed (``"gap_closed"``, DART 2020's test: better by the pairs' gap closed). Significant only where p <
+    ``significance`` and most scans favour the better arm. ``pairs``: the (source, target) pairs both arms were run on
+    (default: every pair scored), for arms run on some pairs only (strategies.<arm>.sources/targets); one of them
+    missing an arm at a shared budget raises — never a silently smaller comparison."""
     shared = set(per_scan.budget[per_scan.strategy == a]) & set(per_scan.budget[per_scan.strategy == b])
     both = per_scan[per_scan.strategy.isin([a, b]) & per_scan.budget.isin(shared)]
     per_pair = per_pair_gap_closed(both, metric, min_gap, by_seed=False)
-    by_scan = _per_scan_means(per_scan, metric)
+    by_scan = _per_scan_means(both, metric) if tested == "score" else _per_scan_gap_closed_means(both, metric)
     rows = []
     for (variant, source, target, budget), group in per_pair.groupby(["variant", "source", "target", "budget"],
                                                                      sort=False):
@@ -195,11 +231,14 @@ def compare_arms(per_scan: pd.DataFrame, a: str, b: str, significance: float, me
         if not {a, b} <= set(arms.index):
             raise ValueError(f"{variant} {source}→{target} {budget}: arms {a} and {b} are not both scored")
         difference = _paired_differences(by_scan, (variant, source, target, budget), a, b)
-        p = sign_test(difference)
-        mean_difference = float(np.mean(difference))
+        difference = difference[~np.isnan(difference)]  # tested="gap_closed": a scan with no gap has no ratio
+        mean_difference = float(np.mean(difference)) if len(difference) else 0.0
+        lead = (mean_difference if tested == "score"
+                else np.nan_to_num(arms.loc[a, "gap_closed"] - arms.loc[b, "gap_closed"]))
+        p, significant = significant_win(difference if lead >= 0 else -difference, significance)
         rows.append({"variant": variant, "source": source, "target": target, "budget": budget, "arm_a": a, "arm_b": b,
                      "gap_closed_a": arms.loc[a, "gap_closed"], "gap_closed_b": arms.loc[b, "gap_closed"],
-                     f"mean_{metric}_difference": mean_difference, "p_value": p,
-                     "better": a if mean_difference > 0 else b if mean_difference < 0 else "tie",
-                     "significant": p < significance and mean_difference != 0})
+                     f"mean_{metric if tested == 'score' else 'gap_closed'}_difference": mean_difference,
+                     "p_value": p, "better": a if lead > 0 else b if lead < 0 else "tie",
+                     "significant": significant and lead != 0})
     return pd.DataFrame(rows)
