@@ -18,6 +18,8 @@ localrules:
     collect_scores,
     analyse,
     figures,
+    paper_view,
+    paper_vs_ours,
     forgetting,
     size_effects,
     convergence,

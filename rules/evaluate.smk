@@ -324,3 +324,64 @@ rule prediction_qc:
         ENV
     script:
         "../workflow/scripts/prediction_qc.py"
+
+
+# The study as its paper reads it (config study: its arms and metric; mrishift.paper_view): gap closed of every pair,
+# winners among the paper's arms with the sign test on per-scan gap closed, and the absolute-score table.
+rule paper_view:
+    input:
+        scores=result("scores/scores.tsv"),
+    output:
+        gap_closed=report(result("tables/{variant}/paper_gap_closed.csv"), caption="../report/paper_view.rst",
+                          category="Paper view", subcategory="{variant}"),
+        gap_closed_md=result("tables/{variant}/paper_gap_closed.md"),
+        gap_closed_tex=result("tables/{variant}/paper_gap_closed.tex"),
+        scores=report(result("tables/{variant}/paper_scores.csv"), caption="../report/paper_view.rst",
+                      category="Paper view", subcategory="{variant}"),
+        scores_md=result("tables/{variant}/paper_scores.md"),
+        scores_tex=result("tables/{variant}/paper_scores.tex"),
+        per_pair=result("stats/{variant}/paper_gap_closed_per_pair.tsv"),
+        winners=result("tables/{variant}/paper_winners.tsv"),
+        winner_counts=result("tables/{variant}/paper_winner_counts.tsv"),
+        winners_png=report(result("figures/{variant}/paper_winners.png"), caption="../report/paper_view.rst",
+                           category="Paper view", subcategory="{variant}"),
+        winners_pdf=result("figures/{variant}/paper_winners.pdf"),
+        gap_closed_png=report(result("figures/{variant}/paper_gap_closed.png"), caption="../report/paper_view.rst",
+                              category="Paper view", subcategory="{variant}"),
+        gap_closed_pdf=result("figures/{variant}/paper_gap_closed.pdf"),
+    params:
+        arms=PAPER_ARMS,
+        metric=STUDY["metric"],
+        significance=EVALUATION["significance_level"],
+        tolerance_mm=EVALUATION["tolerance_mm"],
+        min_gap=EVALUATION["min_gap"],
+        bootstrap=EVALUATION["bootstrap"],
+    log:
+        "logs/paper_view/{variant}.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/paper_view.py"
+
+
+# The published numbers beside ours, and the paper's claims with our evidence (study.paper; mrishift.published).
+rule paper_vs_ours:
+    input:
+        scores=result("scores/scores.tsv"),
+    output:
+        table=result("tables/paper_vs_ours.tsv"),
+        markdown=report(result("tables/paper_vs_ours.md"), caption="../report/paper_vs_ours.rst",
+                        category="Paper vs ours"),
+    params:
+        paper=STUDY["paper"],
+        variants=as_json(VARIANTS),
+        arms=PAPER_ARMS,
+        significance=EVALUATION["significance_level"],
+        bootstrap=EVALUATION["bootstrap"],
+        synthetic=config["data"]["source"] == "synthetic",
+    log:
+        "logs/paper_vs_ours.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/paper_vs_ours.py"

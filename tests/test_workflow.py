@@ -168,6 +168,44 @@ def test_scores_tables_and_figures(tiny_run):
         assert (tiny_run / f"results/figures/unet2d_residual/{name}.pdf").read_bytes()[:4] == b"%PDF"
 
 
+def test_the_paper_view_counts_every_pair_among_the_papers_arms(tiny_run):
+    """tiny.yaml's study: DART 2020 on two of its arms (ft_all, ft_first): winners among those two only, one per
+    pair and budget (the counts sum to the 6 pairs), every pair in the gap-closed means (the small-gap ones flagged),
+    and the published Table 1 beside our 3 × 3 corner of it."""
+    tables = tiny_run / "results/tables/unet2d_residual"
+    scores = pd.read_csv(tiny_run / "results/scores/scores.tsv", sep="\t", dtype={"budget": str, "seed": str})
+    counts = pd.read_csv(tables / "paper_winner_counts.tsv", sep="\t", dtype={"budget": str})
+    assert counts.groupby("budget").wins.sum().to_dict() == {"every4": 6, "2scans": 6}
+    assert set(counts.winner) == {"ft_all", "ft_first"} and (counts.significant <= counts.wins).all()
+    winners = pd.read_csv(tables / "paper_winners.tsv", sep="\t", dtype={"budget": str})
+    assert set(winners.winner) | set(winners.runner_up) <= {"ft_all", "ft_first"}
+    assert not (winners.significant & (winners.scans_for_winner <= winners.scans_for_runner_up)).any()
+    pairs = pd.read_csv(tiny_run / "results/stats/unet2d_residual/paper_gap_closed_per_pair.tsv", sep="\t",
+                        dtype={"budget": str})
+    assert len(pairs) == 6 * 2 * 2 and pairs.gap_closed.notna().all()  # every pair, budget and paper arm
+    gap = pd.read_csv(tables / "paper_gap_closed.csv", index_col=0)
+    for (arm, budget), mean in pairs.groupby(["strategy", "budget"]).gap_closed.mean().items():
+        assert gap.loc[arm, budget] == pytest.approx(mean)
+    flagged = pairs[pairs.small_gap].drop_duplicates(["source", "target"])
+    assert ((flagged.oracle - flagged.baseline) < 0.05).all()
+    for row in flagged.itertuples():
+        assert f"{row.source}→{row.target}" in (tables / "paper_gap_closed.md").read_text()
+    absolute = pd.read_csv(tables / "paper_scores.csv", index_col=0)
+    finetuned = scores[(scores.role == "finetune") & (scores.strategy == "ft_first") & (scores.budget == "every4")]
+    assert absolute.loc["ft_first", "every4"] == pytest.approx(finetuned.groupby(["source", "target"]).sdice.mean()
+                                                                .mean())
+    versus = pd.read_csv(tiny_run / "results/tables/paper_vs_ours.tsv", sep="\t")
+    cells = versus[versus["where"] == "Table 1"].dropna(subset=["ours"])
+    cells = cells[pd.to_numeric(cells.ours, errors="coerce").notna()]
+    assert len(versus[versus.what.str.startswith("sDice ")]) == 36 and len(cells) == 9  # 3 of the 6 domains ran
+    matrix = pd.read_csv(tables / "sdice_matrix.csv", index_col=0)
+    assert float(cells[cells.what == "sDice siemens_3 model on ge_15"].ours.iloc[0]) == pytest.approx(
+        matrix.loc["ge_15", "siemens_3"])
+    assert versus.what.str.contains("fine-tuning the first layers beats the last layers").sum() == 1  # not run
+    for name in ("paper_winners", "paper_gap_closed"):
+        assert (tiny_run / f"results/figures/unet2d_residual/{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_report_embeds_figures_and_methods(tiny_run):
     result = snakemake(tiny_run, "--report", "results/report.html")
     assert result.returncode == 0, result.stderr[-3000:]
