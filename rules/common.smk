@@ -14,7 +14,7 @@ from mrishift.jobenv import export_library_path
 
 export_library_path(SRC)
 
-from mrishift import architectures, protocol, registry, similarity, strategies, test_time  # none imports torch
+from mrishift import architectures, plan, protocol, registry, similarity, strategies, test_time  # no torch
 from mrishift.config import apply_overlay, validate_config
 from mrishift.data.cc359 import DOMAINS, case_id, subject_ids
 from mrishift.data.splits import scan_roles
@@ -120,29 +120,8 @@ def test_time_test_sets(w):
     return [(target, "test") for _, target, _ in test_time_runs(w)]
 
 
-# A model variant = an architecture of one size (models.sizes: width, resolution levels) trained without or with
-# augmentation (models.augment_p), its source and oracle models trained whole or with the encoder frozen at its
-# random initialisation (models.frozen_random_encoder: the strategy ft_decoder), with SGD or Adam
-# (models.optimizers); every training, scoring and analysis stage runs once per variant. The plain variant is named
-# after its architecture.
-def _variant(arch, size, augment_p, frozen, optimizer):
-    family = arch + ("" if augment_p == 0 else f"_aug{augment_p:g}") + ("_frozen_random_encoder" if frozen else "")
-    family += "" if optimizer == "sgd" else f"_{optimizer}"
-    name = family.replace(arch, arch + architectures.size_suffix(size), 1)
-    return name, {"arch": arch, "width": size.get("width", config["models"]["width"]), "levels": size.get("levels"),
-                  "augment_p": augment_p, "source_strategy": "ft_decoder" if frozen else "ft_all",
-                  "optimizer": optimizer, "family": family,  # family: the variant whatever its size
-                  "dims": architectures.dims(arch)}
-
-
-VARIANTS = dict(
-    _variant(arch, size, p, frozen, optimizer)
-    for arch in config["models"]["architectures"]
-    for size in config["models"]["sizes"]
-    for p in config["models"]["augment_p"]
-    for frozen in config["models"]["frozen_random_encoder"]
-    for optimizer in config["models"]["optimizers"]
-)
+# The model variants (mrishift.plan.variants): every training, scoring and analysis stage runs once per variant.
+VARIANTS = plan.variants(config)
 # The study's arms: name -> {strategy: registered class (default: the name), budgets (default: all), **hyper-parameters}.
 # The {strategy} wildcard and the "strategy" column of every table hold the arm's name.
 ARMS = config["strategies"]
@@ -161,6 +140,11 @@ FOLDS = list(range(config["splits"]["n_folds"]))
 # it adapts; default: all), **hyper-parameters}.
 TEST_TIME_ARMS = config["test_time"]
 METHODS = list(TEST_TIME_ARMS)
+# The paper's reading of the study (config study): its arms among those the study runs (an overlay that replaces the
+# arms may leave some out: the paper view then compares those it has and says which are missing; none listed: every
+# fine-tuning arm), its paper and metric.
+STUDY = config["study"]
+PAPER_ARMS = [arm for arm in STUDY["arms"] if arm in STRATEGIES + METHODS] or STRATEGIES
 METHOD_PAIRS = {arm: test_time.arm_pairs(spec, DOMAIN_NAMES) for arm, spec in TEST_TIME_ARMS.items()}
 # Which source models each arm adapts: "plain" (the study's) or "normalized" (trained with a normalizer in front), and
 # the domains that need a normalized source model.
@@ -385,7 +369,11 @@ def study_outputs():
     figures = expand(result("figures/{variant}/{name}.{ext}"), variant=VARIANTS,
                      name=["sdice_matrix", "gap_closed", "winners", "batchnorm", "forgetting", "convergence",
                            "weight_change", "similarity_cka", "similarity_pwcca"], ext=["png", "pdf"])
-    return tables + figures
+    paper = expand(result("tables/{variant}/paper_{name}.{ext}"), variant=VARIANTS, name=["gap_closed", "scores"],
+                   ext=["csv", "md", "tex"])
+    paper += expand(result("figures/{variant}/paper_{name}.{ext}"), variant=VARIANTS, name=["winners", "gap_closed"],
+                    ext=["png", "pdf"])
+    return tables + figures + paper + [result("tables/paper_vs_ours.md")]
 
 
 def weight_change_models(wildcards):

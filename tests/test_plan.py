@@ -1,16 +1,20 @@
-"""The GPU-hour estimate of bench/plan_paper.py on a small study whose arithmetic is done by hand."""
+"""mrishift.plan: the runs and GPU jobs a config means (equal to Snakemake's plan), the run counts each paper's study
+implies, and the GPU-hour arithmetic on a small study done by hand."""
 
+import json
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from mrishift import plan
 from mrishift.config import validate_config
+from workflow_runs import ENV, planned_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-import plan_paper  # noqa: E402  (a script in bench/, not a package)
 
 
 def test_gpu_hours_count_every_step_and_predicted_slice():
@@ -25,7 +29,8 @@ def test_gpu_hours_count_every_step_and_predicted_slice():
     throughput = {"training": {"source": {"defaults": 10.0}, "ft_first": {"defaults": 20.0},
                                "ft_last": {"defaults": 40.0}},
                   "inference": {"fp32+channels_last": 100.0, "bf16+channels_last": 200.0}}
-    seconds = {what: hours * 3600 for what, _, _, hours in plan_paper.gpu_hours(config, throughput, "defaults")}
+    hours = plan.Plan(config).gpu_hours(throughput, "defaults")
+    seconds = dict(zip(hours.part, hours.gpu_hours * 3600))
     # a source run: 2 × 5 × 4 = 40 slices at 10/s, validation 1 scan × 270 slices × 2 epochs at 100/s
     assert seconds["train_source"] == pytest.approx(2 * (40 / 10 + 540 / 100))  # 2 domains
     assert seconds["train_oracle"] == pytest.approx(4 * (40 / 10 + 540 / 100))  # 2 domains × 2 folds
@@ -40,3 +45,57 @@ def test_gpu_hours_count_every_step_and_predicted_slice():
     assert seconds["adapt_score adabn"] == pytest.approx(2 * test_scans * 270 * 2 / 100)
     assert seconds["adapt_score tent"] == pytest.approx(test_scans * 270 * (1 / 10 + 2 / 100))
     assert seconds["adapt_score bn_kl_affine"] == pytest.approx(2 * test_scans * 270 * (3 / 10 + 2 / 100))
+
+
+def load(*names) -> dict:
+    return plan.load_config([ROOT / "config" / name for name in names], ROOT / "config/config.yaml")
+
+
+@pytest.mark.parametrize("configs", [["tiny.yaml"], [], ["paper.yaml"], ["studies/dart2020.yaml"],
+                                     ["studies/gradient-transfer.yaml"]])
+def test_the_plans_gpu_jobs_are_snakemakes(configs, tmp_path):
+    """Each rule that trains or runs a network has as many jobs in the plan as in Snakemake's dry run."""
+    shutil.copytree(ROOT / "config", tmp_path / "config")  # the Snakefile's configfile, relative to the workdir
+    files = [str(tmp_path / "config" / name) for name in [*configs, "plan-only.yaml"]]
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--snakefile", str(ROOT / "Snakefile"),
+                             "--directory", str(tmp_path), "--cores", "1", "--configfile", *files],
+                            capture_output=True, text=True, env=ENV)
+    assert result.returncode == 0, result.stderr[-3000:]
+    planned = planned_jobs(result.stdout)
+    jobs = plan.Plan(load(*configs)).jobs()
+    assert {rule: planned.get(rule, 0) for rule in jobs} == jobs
+
+
+def runs_per_role(*configs) -> dict:
+    runs = plan.Plan(load(*configs)).runs()
+    return runs.groupby("role").size().to_dict()
+
+
+def test_each_study_config_plans_the_runs_its_paper_implies():
+    # DART 2020: 6 sources, 6 × 3 oracle folds, 30 pairs × 3 arms × 9 budgets, one seed (PROTOCOL: 834 a variant)
+    assert runs_per_role("studies/dart2020.yaml") == {"source": 6, "oracle": 18, "finetune": 30 * 3 * 9}
+    # its supplement: the vanilla U-Net beside the residual one, each without and with augmentation
+    assert runs_per_role("studies/dart2020.yaml", "studies/dart2020-supplement.yaml") == {
+        "source": 4 * 6, "oracle": 4 * 18, "finetune": 4 * 810}
+    # the gradient-transfer study: SGD and Adam, 3 seeds, 30 pairs × 6 arms × 4 budgets
+    assert runs_per_role("studies/gradient-transfer.yaml") == {"source": 2 * 3 * 6, "oracle": 2 * 3 * 18,
+                                                                "finetune": 2 * 3 * 30 * 6 * 4}
+    # the FCN study's analogue: plain and frozen-random-encoder sources, 4 partial fine-tunes × 3 budgets
+    assert runs_per_role("studies/fcn-transfer.yaml") == {"source": 2 * 6, "oracle": 2 * 18,
+                                                           "finetune": 2 * 30 * 4 * 3}
+    # test-time: every source model adapted to every other domain by 5 methods; the normalizer's own source models
+    assert runs_per_role("studies/test-time-bn.yaml") == {"source": 6, "source_normalized": 6, "oracle": 18,
+                                                           "finetune": 30, "test_time": 30 * 5}
+    # depth and width: five sizes, each the whole study
+    assert runs_per_role("studies/cnn3d-depth-width.yaml") == {"source": 5 * 6, "oracle": 5 * 18,
+                                                                "finetune": 5 * 30 * 3 * 3}
+
+
+def test_the_dart2020_bill_is_in_the_range_the_paper_implies():
+    """~4 h per 100-epoch source run on a V100 (the paper); on the measured H100: 24 source-type runs plus 810
+    fine-tunes of 20 epochs, and the scoring — about 15-25 GPU-hours."""
+    throughput = json.loads((ROOT / "bench/measured/h100-2026-11-22.json").read_text())
+    hours = plan.Plan(load("studies/dart2020.yaml")).gpu_hours(throughput)
+    assert 15 < hours.gpu_hours.sum() < 25
+    text = plan.bill(plan.Plan(load("studies/dart2020.yaml")), throughput, "defaults", "dart2020")
+    assert "finetune           ft_first                    270" in text and "NVIDIA H100" in text

@@ -27,6 +27,29 @@ def check_data(folder: str) -> int:
     return 1 if bad else 0
 
 
+def print_plan(configfiles: list[str], default: str, throughput: list[str] | None, switches: str) -> int:
+    """``mrishift plan``: the config's bill on each measured GPU."""
+    import json
+    from pathlib import Path
+
+    from mrishift import plan
+    from mrishift.config import ConfigError
+
+    try:
+        study = plan.Plan(plan.load_config(configfiles, default))
+    except (ConfigError, OSError) as error:
+        print(f"mrishift plan: {error}", file=sys.stderr)
+        return 2
+    files = [Path(f) for f in throughput] if throughput else sorted(Path("bench/measured").glob("*.json"))
+    if not files:
+        print("mrishift plan: no throughput file (bench/measured/*.json; --throughput)", file=sys.stderr)
+        return 2
+    name = " + ".join(configfiles) or default
+    for path in files:
+        print(plan.bill(study, json.loads(path.read_text()), switches, f"{name} [{path.name}]"), end="\n\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mrishift", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -39,7 +62,18 @@ def main(argv: list[str] | None = None) -> int:
     summary = commands.add_parser("headline", help="print where the report is and the study's gap-closed tables")
     summary.add_argument("--results", default="results")
     summary.add_argument("--report", default="results/report.html")
+    planned = commands.add_parser("plan", help="the bill before the run: a config's runs per role and arm, its GPU "
+                                               "jobs and its GPU-hours on each GPU measured in bench/measured/")
+    planned.add_argument("configfiles", nargs="*", help="overlays, as snakemake --configfile takes them, layered over "
+                                                        "--default")
+    planned.add_argument("--default", default="config/config.yaml", help="the Snakefile's configfile")
+    planned.add_argument("--throughput", nargs="*", help="bench/gpu_throughput.py JSON files (default: "
+                                                         "bench/measured/*.json)")
+    planned.add_argument("--switches", default="defaults", help="a switch setting of the throughput files "
+                                                                "(defaults: fp32, as the config's defaults)")
     args = parser.parse_args(argv)
+    if args.command == "plan":
+        return print_plan(args.configfiles, args.default, args.throughput, args.switches)
     if args.command == "check-data":
         return check_data(args.folder)
     if args.command == "run-workflow":
