@@ -64,14 +64,20 @@ def test_the_cli_runs_the_command_after_the_double_dash(tmp_path, capsys):
     assert "[3/3] job · " in capsys.readouterr().out  # the last step always has its line
 
 
-def test_the_headline_names_the_report_and_prints_each_gap_closed_table(tmp_path):
-    table = tmp_path / "results/tables/unet2d_residual/gap_closed.md"
+def test_the_headline_opens_with_the_papers_claims_then_each_gap_closed_table(tmp_path):
+    table = tmp_path / "results/tables/unet2d_residual/paper_gap_closed.md"
     table.parent.mkdir(parents=True)
     table.write_text("Gap closed …\n\n| | every12 |\n|:--|:--|\n| ft_all | 0.54 (0.34) [0.38, 0.66] |\n")
+    (tmp_path / "results/tables/paper_vs_ours.md").write_text(
+        "## Paper vs ours — DART 2020\n\nSynthetic: compare the claims.\n\n| what | where | paper |\n|---|---|---|\n"
+        "| sDice siemens_3 model on ge_15 | Table 1 | 0.09 (0.05) | 0.03 |\n"
+        "| fine-tuning the first layers beats the last layers — at every12 | Sec. 4 | yes | yes: FTF better in 5 |\n")
     out = io.StringIO()
     assert console.headline(tmp_path / "results", tmp_path / "results/report.html", out) == 0
-    assert f"report: {tmp_path / 'results/report.html'}" in out.getvalue()
-    assert "| ft_all | 0.54 (0.34) [0.38, 0.66] |" in out.getvalue()
+    text = out.getvalue()
+    assert f"report: {tmp_path / 'results/report.html'}" in text
+    assert text.index("| fine-tuning the first layers beats") < text.index("| ft_all | 0.54 (0.34) [0.38, 0.66] |")
+    assert "Synthetic: compare the claims." in text and "model on ge_15" not in text  # cells stay in the file
     assert console.headline(tmp_path / "nothing", tmp_path / "report.html", io.StringIO()) == 1
 
 

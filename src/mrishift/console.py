@@ -105,13 +105,21 @@ def run_workflow(command: list[str], log_path: str | Path, out: TextIO | None = 
 
 
 def headline(results: str | Path, report: str | Path, out: TextIO | None = None) -> int:
-    """Where the report is, and each model variant's gap-closed table (``results/tables/*/gap_closed.md``)."""
+    """Where the report is, the paper's claims beside ours (``results/tables/paper_vs_ours.md``, its cell-for-cell
+    rows left to the file) and each model variant's gap-closed table as the paper reads it
+    (``results/tables/*/paper_gap_closed.md``)."""
     out = out or sys.stdout
-    tables = sorted(Path(results).glob("tables/*/gap_closed.md"))
+    tables = sorted(Path(results).glob("tables/*/paper_gap_closed.md"))
     if not tables:
         print(f"no gap-closed table under {results}/tables/: has the workflow run?", file=out)
         return 1
     print(f"\nreport: {Path(report).resolve()}", file=out)
+    versus = Path(results) / "tables/paper_vs_ours.md"
+    if versus.exists():
+        lines = versus.read_text().splitlines()
+        claims = [line for line in lines if line.startswith("|") and "| Table 1 | 0." not in line]
+        print(f"\n{versus} (the paper's claims; every published cell is in the file)", file=out)
+        print("\n".join([line for line in lines if not line.startswith("|")][:4] + claims), file=out)
     for table in tables:
         print(f"\n{table}\n{table.read_text().rstrip()}", file=out)
     return 0
