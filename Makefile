@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean-results
+.PHONY: demo test lint clean-results results-page
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "mrishift needs Python 3.11, found " + sys.version'
@@ -23,6 +23,12 @@ endif
 	$(BIN)/snakemake --profile profiles/default --report results/report.html > logs/report.log 2>&1 \
 		|| { tail -n 30 logs/report.log; exit 1; }
 	@$(BIN)/mrishift headline --results results --report results/report.html
+
+# The results page of the last `make demo` (docs/results/demo.md and its figures), generated from results/ with the
+# commit, date, the wall time you give (WALL="27.9 min") and a CPU benchmark figure measured now (ft_all steps/s).
+results-page: $(STAMP)
+	$(BIN)/mrishift results-page --wall "$(WALL)" --calibration "$$($(BIN)/python bench/train_speed.py --patch 64 \
+		--batch 8 --threads 1 --width 0.5 --steps 30 --strategies ft_all | awk '$$4 == "ft_all" {print $$5 " ft_all steps/s"}')"
 
 # Two workers, a test file each at a time (the workflow test files share one tiny study, built by the first to ask);
 # then the SLURM tests alone: their own small study, a job per rule through sbatch, is bound by each job's start-up

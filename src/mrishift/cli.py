@@ -71,7 +71,22 @@ def main(argv: list[str] | None = None) -> int:
                                                          "bench/measured/*.json)")
     planned.add_argument("--switches", default="defaults", help="a switch setting of the throughput files "
                                                                 "(defaults: fp32, as the config's defaults)")
+    page = commands.add_parser("results-page", help="write a finished run's results page (Markdown + figures) from "
+                                                    "its files")
+    page.add_argument("--results", default="results")
+    page.add_argument("--out", default="docs/results/demo.md")
+    page.add_argument("--config", default="config/config.yaml", help="what the run ran, for the page's title")
+    page.add_argument("--wall", default="not measured", help="the run's wall time, e.g. '27.9 min (make demo)'")
+    page.add_argument("--calibration", default="not measured", help="the same hour's CPU benchmark figure")
     args = parser.parse_args(argv)
+    if args.command == "results-page":
+        from pathlib import Path
+
+        from mrishift import results_page
+
+        print(results_page.write(Path(args.results), Path(args.out), args.config, args.wall, args.calibration,
+                                 Path.cwd()))
+        return 0
     if args.command == "plan":
         return print_plan(args.configfiles, args.default, args.throughput, args.switches)
     if args.command == "check-data":
