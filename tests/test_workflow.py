@@ -226,7 +226,7 @@ def test_the_report_shows_every_figure_in_a_browser(tiny_run, tmp_path):
         assert snakemake(tiny_run, "--report", "results/report.html").returncode == 0
     figures = sorted(path for subcategories in report_browser.report_categories(report.read_text()).values()
                      for paths in subcategories.values() for path in paths if path.endswith(".png"))
-    assert len(figures) == 3 + 9 + 13  # data QC per domain, the study's figures, prediction QC per arm and budget
+    assert len(figures) == 3 + 11 + 13  # data QC per domain, the study's figures (2 of the paper's view), prediction QC
     driver = report_browser.chromium(tmp_path / "chromium")
     try:
         seen = report_browser.view_every_figure(driver, report)
