@@ -32,11 +32,14 @@ def commit_of(folder: Path) -> str:
 def winner_counts_markdown(path: Path) -> str:
     import pandas as pd
 
+    from mrishift.tables import budget_order
+
     counts = pd.read_csv(path, sep="\t", dtype={"budget": str})
     if counts.empty:
         return "No pair and budget ran two of the paper's arms.\n"
     table = counts.assign(cell=[f"{w} ({s} significant)" for w, s in zip(counts.wins, counts.significant)])
-    return table.pivot(index="winner", columns="budget", values="cell").to_markdown() + "\n"
+    grid = table.pivot(index="winner", columns="budget", values="cell")
+    return grid.reindex(columns=budget_order(counts.budget)).to_markdown() + "\n"
 
 
 def write(results: Path, out: Path, config: str, wall: str, calibration: str, repository: Path) -> Path:
