@@ -243,7 +243,8 @@ def test_tiny_config_through_slurm(slurm_cluster, tmp_path):
     assert {"synthesize_cc359", "check_integrity", "preprocess_resample_scale_intensity",
             "intensity_reference", "data_qc", "weight_change"} <= cpu, (gpu, cpu)
     assert not gpu & cpu
-    local = {"make_splits", "scan_set", "collect_scores", "analyse", "figures", "convergence"}  # localrules: not queued
+    local = {"make_splits", "scan_set", "collect_scores", "analyse", "figures", "convergence", "paper_view",
+             "paper_vs_ours"}  # localrules: not queued
     assert not local & (gpu | cpu)  # (they ran: their outputs, scores.tsv and the figures, are checked above)
     assert all("JobState=COMPLETED" in j for j in ours)
     # the oracles queue behind everything else (the profile's --nice): every fine-tune waits for a source model only

@@ -284,7 +284,8 @@ def changed_config(workdir, edit, *dry_run_args):
 def test_rerun_plans_only_what_a_change_touches(tiny_run):
     assert "Nothing to be done" in snakemake(tiny_run, "-n").stdout
     one_strategy = changed_config(tiny_run, lambda c: c["strategies"].update(ft_first={"lr": 0.01}))
-    study = {"collect_scores": 1, "analyse": 1, "figures": 1, "forgetting": 1, "prediction_qc": 1, "all": 1}
+    study = {"collect_scores": 1, "analyse": 1, "figures": 1, "forgetting": 1, "paper_view": 1, "paper_vs_ours": 1,
+             "prediction_qc": 1, "all": 1}
     retrained = {**study, "convergence": 1, "weight_change": 1, "similarity": 1}  # every run record / fine-tuned model
     assert one_strategy == {"finetune": 3, "score_finetune": 3, **retrained}  # ft_first's 3 targets (6 pairs) only
     new_arm = changed_config(tiny_run, lambda c: c["strategies"].update(ft_last_bn_eval={"strategy": "ft_last",
@@ -297,7 +298,7 @@ def test_rerun_plans_only_what_a_change_touches(tiny_run):
     assert tolerance == {"score_oracle": 3, "score_baseline": 3, "score_finetune": 12, "adapt_score": 13,
                          **study}  # no retraining
     significance = changed_config(tiny_run, lambda c: c["evaluation"].update(significance_level=0.05))
-    assert significance == {"analyse": 1, "figures": 1, "all": 1}
+    assert significance == {"analyse": 1, "figures": 1, "paper_view": 1, "paper_vs_ours": 1, "all": 1}
     training = {"scan_set": 3 * 8, "train_source": 3, "train_oracle": 9, "finetune": 12, "score_oracle": 3,
                 "score_baseline": 3,
                 "score_finetune": 12, "intensity_reference": 3, "adapt_score": 13, "train_source_normalized": 1,
@@ -380,7 +381,7 @@ def test_a_changed_mask_replans_exactly_the_jobs_that_read_it(tiny_run, tmp_path
         "score_baseline": 3,  # to ge_15 reads it; to siemens_15 and siemens_3 test ge_15's source model
         "finetune": into_ge + out_of_ge, "score_finetune": scoring_jobs,
         "collect_scores": 1, "analyse": 1, "figures": 1, "forgetting": 1, "convergence": 1, "weight_change": 1,
-        "similarity": 1, "prediction_qc": 1, "all": 1}
+        "similarity": 1, "paper_view": 1, "paper_vs_ours": 1, "prediction_qc": 1, "all": 1}
     outputs = [line for line in dry.stdout.splitlines() if line.strip().startswith("output:")]
     for untouched in ("source/siemens_15/", "source/siemens_3/", "oracle/siemens", "scan_sets/siemens",
                       "scan_sets/ge_15/test", "bn_kl_affine/to_siemens_3"):
