@@ -31,6 +31,7 @@ SLICES_PER_SCAN = 270  # CC359 at 1 mm (../shared/PROTOCOL.md)
 SCANS_PER_DOMAIN = 60
 RATE_OF_CLASS = {"ft_all": "source", "ft_first": "ft_first", "ft_last": "ft_last"}
 SLOWER_THAN_ALL = {"spottune": 2.5}  # bench/train_speed.py on a CPU: spottune's step costs ~2.5 ft_all steps
+BF16_SWITCHES = {"bf16", "all_but_compile", "all"}  # bench/gpu_throughput.py's switch settings that train in bf16
 JOB_UNITS = {"pair": lambda s, t: (s, t), "target": lambda s, t: t, "strategy": lambda s, t: None}
 
 
@@ -136,8 +137,7 @@ class Plan:
         columns part, runs (or models, or volumes), million slices, GPU-hours."""
         training, splits = self.config["training"], self.config["splits"]
         rates = {role: figures[switches] for role, figures in throughput["training"].items()}
-        inference = throughput["inference"]["bf16+channels_last" if "bf16" in switches or switches == "all"
-                                            else "fp32+channels_last"]
+        inference = throughput["inference"]["bf16+channels_last" if switches in BF16_SWITCHES else "fp32+channels_last"]
         per_variant = len(self.variants) * len(self.seeds)
         domains, folds = len(self.domains), len(self.folds)
         budgets = [parse_budget(b) for b in splits["budgets"]]
