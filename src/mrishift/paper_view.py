@@ -145,9 +145,10 @@ def comparable_variant(variants: dict[str, dict], optimizer: str = "sgd", arch: 
 
 
 def row(claim_or_cell: str, paper_value, ours, interval=(np.nan, np.nan), difference=np.nan, note: str = "",
-        where: str = "") -> dict:
+        where: str = "", variant: str | None = None) -> dict:
+    """One line of paper vs ours; ``variant``: the study's model variant its numbers come from."""
     return {"what": claim_or_cell, "where": where, "paper": paper_value, "ours": ours, "low": interval[0],
-            "high": interval[1], "difference": difference, "note": note}
+            "high": interval[1], "difference": difference, "note": note, "variant": variant}
 
 
 def _fmt(value, digits=2) -> str:
@@ -234,18 +235,17 @@ def gradient_transfer_rows(per_scan_by_variant: dict[str, tuple], bootstrap: dic
             note = "" if cells is not None else f"no {optimizer} variant in this study"
             if cell.arm == "all target data":
                 note = note or "ours: the 3-fold CV oracle on the pairs' test scans (the paper trains on all target data)"
-            rows.append(dict(row(what, f"{cell.value:.2f}" + (f" ± {cell.std:.2f}" if pd.notna(cell.std) else ""),
-                                 ours, interval, ours - cell.value, note, cell.where),
-                             variant=variant[0] if variant else None))
+            rows.append(row(what, f"{cell.value:.2f}" + (f" ± {cell.std:.2f}" if pd.notna(cell.std) else ""), ours,
+                            interval, ours - cell.value, note, cell.where, variant[0] if variant else None))
             if budget:
                 best.setdefault((optimizer, cell.slices), {})[cell.arm] = (cell.value, ours)
     for (optimizer, slices), arms in best.items():
         paper_best = max(arms, key=lambda a: arms[a][0])
         ran = {a: v[1] for a, v in arms.items() if pd.notna(v[1])}
         ours_best = max(ran, key=ran.get) if ran else "not run"
-        rows.append(dict(row(f"best arm, {optimizer.upper()} at {slices} slices (the paper: 'MMTL maximized the "
-                             "metric')", paper_best, f"{ours_best} (of {len(ran)} arms run)", where="Table 2"),
-                         variant=(per_scan_by_variant.get(optimizer) or [None])[0]))
+        rows.append(row(f"best arm, {optimizer.upper()} at {slices} slices (the paper: 'MMTL maximized the metric')",
+                        paper_best, f"{ours_best} (of {len(ran)} arms run)", where="Table 2",
+                        variant=(per_scan_by_variant.get(optimizer) or [None])[0]))
     forgetting = published.load("mmtl_table3")
     variant = per_scan_by_variant.get("sgd")
     after = None
@@ -258,11 +258,11 @@ def gradient_transfer_rows(per_scan_by_variant: dict[str, tuple], bootstrap: dic
         elif after is not None and cell.arm in ours_arm:
             chosen = after[(after.strategy == ours_arm[cell.arm]) & (after.budget == paper.budgets[cell.slices])]
             ours = 100 * chosen.after.mean() if len(chosen) else np.nan
-        rows.append(dict(row(f"on the source site: {cell.arm}" + ("" if cell.arm == "source model"
-                                                                    else f" fine-tuned on {cell.slices} slices"),
-                             f"{cell.value:.2f}", ours, difference=ours - cell.value,
-                             note="ours: the SGD variant, source domain's held-out scans", where=cell.where),
-                         variant=variant[0] if variant else None))
+        rows.append(row(f"on the source site: {cell.arm}" + ("" if cell.arm == "source model"
+                                                               else f" fine-tuned on {cell.slices} slices"),
+                        f"{cell.value:.2f}", ours, difference=ours - cell.value,
+                        note="ours: the SGD variant, source domain's held-out scans", where=cell.where,
+                        variant=variant[0] if variant else None))
     return rows
 
 
@@ -276,7 +276,7 @@ def paper_vs_ours(paper_key: str, scores: pd.DataFrame, variants: dict[str, dict
     if paper.key == "dart2020":
         variant = comparable_variant(variants, "sgd", "unet2d_residual")
         if variant is None:
-            return pd.DataFrame([dict(row("DART 2020", "", "not run", note="no plain SGD variant"), variant=None)]), note
+            return pd.DataFrame([row("DART 2020", "", "not run", note="no plain SGD variant")]), note
         own = scores[scores.variant == variant]
         per_scan = stats.per_scan_gap_closed(own)
         rows = dart2020_rows(own, per_scan, arms, significance, bootstrap, variant)
@@ -286,14 +286,13 @@ def paper_vs_ours(paper_key: str, scores: pd.DataFrame, variants: dict[str, dict
                     for optimizer, v in chosen.items() if v is not None}
         rows = gradient_transfer_rows(per_scan, bootstrap)
     else:
-        rows = [dict(row(paper.title, "other data set", "no cell-for-cell numbers",
-                         note="its claims are read from this study's tables and figures (config header)"),
-                     variant=None)]
+        rows = [row(paper.title, "other data set", "no cell-for-cell numbers",
+                    note="its claims are read from this study's tables and figures (config header)")]
     return pd.DataFrame(rows), note
 
 
 def no_paper() -> tuple[pd.DataFrame, str]:
-    return (pd.DataFrame([dict(row("no paper", "", "", note="set study.paper to compare"), variant=None)]),
+    return (pd.DataFrame([row("no paper", "", "", note="set study.paper to compare")]),
             "This config names no paper (study.paper): our own views only.")
 
 

@@ -16,7 +16,6 @@ metrics run on the CPU beside it.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,25 +34,18 @@ BF16_SWITCHES = {"bf16", "all_but_compile", "all"}  # bench/gpu_throughput.py's 
 JOB_UNITS = {"pair": lambda s, t: (s, t), "target": lambda s, t: t, "strategy": lambda s, t: None}
 
 
-def merged(base: dict, overlay: dict) -> dict:
-    """Snakemake's key-by-key merge of a --configfile over the config so far (dicts merge, anything else replaces)."""
-    for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            merged(base[key], value)
-        else:
-            base[key] = copy.deepcopy(value)
-    return base
-
-
 def load_config(overlays: list[str | Path], default: str | Path = "config/config.yaml",
                 plan_only: bool = True) -> dict:
     """The config Snakemake would run: ``default`` (the Snakefile's configfile) with each overlay layered in order,
     its arms and budgets replacing the default's (config.apply_overlay), validated with defaults filled in;
     ``plan_only``: a real-CC359 config needs no data to be planned (as config/plan-only.yaml)."""
+    from snakemake.utils import update_config  # Snakemake's own key-by-key merge of each --configfile
+
     config = (yaml.safe_load(Path(default).read_text()) or {}) if Path(default).exists() else {}
     for path in overlays:
         overlay = yaml.safe_load(Path(path).read_text()) or {}
-        apply_overlay(merged(config, overlay), overlay)
+        update_config(config, overlay)
+        apply_overlay(config, overlay)
     if plan_only:
         config.setdefault("data", {}).setdefault("cc359", {})["plan_only"] = True
     return validate_config(config)

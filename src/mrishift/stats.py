@@ -138,7 +138,7 @@ def winners(per_scan: pd.DataFrame, strategy_order: list[str], significance: flo
         tied = bool(np.isclose(key.iloc[order[0]], key.iloc[order[1]], rtol=0, atol=1e-12))
         differences = _paired_differences(by_scan, (variant, source, target, budget), best.strategy,
                                           second.strategy)
-        differences = differences[~np.isnan(differences)]  # tested="gap_closed": a scan with no gap has no ratio
+        differences = _without_gapless_scans(differences, tested)
         p, significant = (1.0, False) if tied else significant_win(differences, significance)
         rows.append({"variant": variant, "source": source, "target": target, "budget": budget,
                      "winner": best.strategy, "runner_up": second.strategy,
@@ -183,6 +183,12 @@ def _per_scan_gap_closed_means(per_scan: pd.DataFrame, metric: str) -> pd.Series
     means = per_scan.groupby(["variant", "source", "target", "budget", "strategy", "case"])[
         [metric, "baseline", "oracle"]].mean()
     return pd.Series(gap_closed(means[metric], means.baseline, means.oracle, None), index=means.index)
+
+
+def _without_gapless_scans(differences: np.ndarray, tested: str) -> np.ndarray:
+    """Per-scan gap-closed differences without the scans whose oracle equals their baseline (no ratio there); score
+    differences as they are, so a missing score still stops the sign test (sign_test raises on NaN)."""
+    return differences[~np.isnan(differences)] if tested == "gap_closed" else differences
 
 
 def _paired_differences(by_scan: pd.Series, pair: tuple, a: str, b: str) -> np.ndarray:
@@ -231,7 +237,7 @@ def compare_arms(per_scan: pd.DataFrame, a: str, b: str, significance: float, me
         if not {a, b} <= set(arms.index):
             raise ValueError(f"{variant} {source}→{target} {budget}: arms {a} and {b} are not both scored")
         difference = _paired_differences(by_scan, (variant, source, target, budget), a, b)
-        difference = difference[~np.isnan(difference)]  # tested="gap_closed": a scan with no gap has no ratio
+        difference = _without_gapless_scans(difference, tested)
         mean_difference = float(np.mean(difference)) if len(difference) else 0.0
         lead = (mean_difference if tested == "score"
                 else np.nan_to_num(arms.loc[a, "gap_closed"] - arms.loc[b, "gap_closed"]))
