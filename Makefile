@@ -16,11 +16,11 @@ $(STAMP): requirements.txt pyproject.toml
 # One progress line per finished job on the console (VERBOSE=1: Snakemake's own output); the full log in logs/.
 demo: $(STAMP)
 ifdef VERBOSE
-	$(BIN)/snakemake --profile profiles/default
+	$(BIN)/snakemake --profile profiles/local
 else
-	$(BIN)/mrishift run-workflow --log logs/workflow.log -- $(BIN)/snakemake --profile profiles/default
+	$(BIN)/mrishift run-workflow --log logs/workflow.log -- $(BIN)/snakemake --profile profiles/local
 endif
-	$(BIN)/snakemake --profile profiles/default --report results/report.html > logs/report.log 2>&1 \
+	$(BIN)/snakemake --profile profiles/local --report results/report.html > logs/report.log 2>&1 \
 		|| { tail -n 30 logs/report.log; exit 1; }
 	@$(BIN)/mrishift headline --results results --report results/report.html
 

@@ -36,3 +36,12 @@ rule all:
     input:
         final_outputs(),
     default_target: True
+
+
+onstart:
+    # Before the first submission (never in a dry run): a cluster profile with its site placeholders stops here,
+    # naming each key, instead of failing job by job.
+    if workflow.executor_plugin.name == "slurm":
+        from mrishift.cluster import refuse_placeholders
+
+        refuse_placeholders(workflow.dag.needrun_jobs())
