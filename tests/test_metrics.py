@@ -10,7 +10,12 @@ from mrishift import metrics
 from mrishift.data.synthetic import load_reference_head
 from mrishift.metrics import assd, dice, hd95, surface_dice
 
-surface_distance = pytest.importorskip("surface_distance")
+from needs import missing
+
+try:
+    import surface_distance
+except ImportError:
+    missing("DeepMind's surface-distance (requirements.txt) is not installed", module_level=True)
 
 
 def voxel(shape, *index):

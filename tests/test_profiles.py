@@ -115,3 +115,14 @@ def test_placeholder_values_names_each_unset_key_once_with_its_rules():
                                         ("slurm_partition", "CHANGE_ME_GPU"): ["train"]}
     assert placeholder_values(jobs[:1] + [job("x", slurm_account="lab", slurm_partition="gpu")])  # one is enough
     assert placeholder_values([job("x", slurm_account="lab", slurm_partition="gpu")]) == {}
+
+
+def test_a_missing_requirement_skips_on_a_laptop_and_fails_in_ci(monkeypatch):
+    from needs import CI, missing
+
+    monkeypatch.delenv(CI, raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        missing("no SLURM")
+    monkeypatch.setenv(CI, "1")
+    with pytest.raises(pytest.fail.Exception, match="no SLURM"):
+        missing("no SLURM")
