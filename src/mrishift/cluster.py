@@ -40,7 +40,7 @@ def placeholder_message(found: dict[tuple[str, str], list[str]], profile_file: s
     for (key, value), rules in found.items():
         shown = f'"{value}"' if value else "unset"
         lines.append(f"  {key} = {shown}, in the jobs of {len(rules)} rule(s): {', '.join(rules)}")
-    lines.append("(`snakemake --profile slurm -n` plans without them; README: Running on a cluster.)")
+    lines.append("(`snakemake --profile slurm -n` plans without them; docs/cluster.md.)")
     return "\n".join(lines)
 
 

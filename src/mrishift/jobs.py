@@ -1,7 +1,7 @@
 """The runs of one training job (a source model, an oracle fold, or a fine-tuning job's runs): one after another, or
 ``runs_per_device`` at once, each in its own process sharing the job's device.
 
-Where one small run leaves a GPU idle, a fine-tuning job may train several of its runs concurrently (README "GPU
+Where one small run leaves a GPU idle, a fine-tuning job may train several of its runs concurrently (docs/cluster.md "GPU
 throughput": at the paper's batch 32 of 256² one run already fills an H100). One process per run keeps every run
 exactly what it is alone: its own seed (from its identity, not the job's), batches, optimizer, checkpoint, record —
 and on a CPU its own torch threads (``threads`` each), so the job uses ``threads × runs_per_device`` cores. The tests

@@ -272,7 +272,7 @@ def paper_vs_ours(paper_key: str, scores: pd.DataFrame, variants: dict[str, dict
     paper = published.paper(paper_key)
     note = ("The embedded default is a synthetic CC359 built from one head at a coarse grid: its absolute numbers "
             "are not comparable with the paper's; compare the claims (directions and counts)." if synthetic else
-            "Real CC359: absolute numbers are comparable where the recipe matches (README, deviations).")
+            "Real CC359: absolute numbers are comparable where the recipe matches (docs/deviations.md).")
     if paper.key == "dart2020":
         variant = comparable_variant(variants, "sgd", "unet2d_residual")
         if variant is None:
