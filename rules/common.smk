@@ -128,6 +128,8 @@ ARMS = config["strategies"]
 STRATEGIES = list(ARMS)
 ARM_DESCRIPTIONS = {arm: strategies.describe_arm(arm, spec) for arm, spec in ARMS.items()}
 ARMS_USING_SOURCE_DATA = {arm: strategies.build_arm(arm, spec).uses_source_data for arm, spec in ARMS.items()}
+ARMS_FROM_SCRATCH = {arm: strategies.build_arm(arm, spec).from_scratch for arm, spec in ARMS.items()}
+ARMS_FROM_SOURCE = [arm for arm in ARMS if not ARMS_FROM_SCRATCH[arm]]  # what weight_change and similarity compare
 BUDGETS = list(config["splits"]["budgets"])
 ARM_BUDGETS = {arm: strategies.arm_budgets(spec, BUDGETS) for arm, spec in ARMS.items()}
 SEEDS = list(config["training"]["seeds"])
@@ -250,15 +252,22 @@ def finetune_threads(wildcards):
 
 
 def finetune_source_models(wildcards):
-    """The source models one fine-tuning job's runs start from (each source and seed once)."""
-    return list(dict.fromkeys(SOURCE_MODEL.format(variant=wildcards.variant, domain=source, seed=seed)
-                              for source, _, _, seed in job_runs(wildcards)))
+    """The source models one fine-tuning job's runs start from (each source and seed once; none from scratch)."""
+    return list(dict.fromkeys(start for start in finetune_starts(wildcards) if start))
 
 
 def finetune_starts(wildcards):
-    """Param: the source model each run of the job starts from, in the order of its runs (among its inputs)."""
+    """Param: the source model each run of the job starts from, in the order of its runs (among its inputs); "" for
+    an arm trained from scratch."""
+    if ARMS_FROM_SCRATCH[wildcards.strategy]:
+        return ["" for _ in job_runs(wildcards)]
     return [SOURCE_MODEL.format(variant=wildcards.variant, domain=source, seed=seed)
             for source, _, _, seed in job_runs(wildcards)]
+
+
+def finetune_recipe(wildcards):
+    """Param: the recipe of the job's arm: the fine-tuning one, or the source one for an arm trained from scratch."""
+    return recipe("source" if ARMS_FROM_SCRATCH[wildcards.strategy] else "finetune")(wildcards)
 
 
 def variant_arch(wildcards):
@@ -336,9 +345,11 @@ def _trained_files(variant, name):
     return own + finetuned_folders(variant, finetuned_study_runs()), own + finetuned
 
 
-def finetuned_study_runs():
-    """(arm, source, target, budget, seed) of every fine-tuning run of the study (each model variant has them all)."""
+def finetuned_study_runs(from_source_only=False):
+    """(arm, source, target, budget, seed) of every fine-tuning run of the study (each model variant has them all);
+    ``from_source_only``: of the arms that start from a source model (what weight_change and similarity compare)."""
     return [(strategy, source, target, budget, str(seed)) for strategy in STRATEGIES
+            if not (from_source_only and ARMS_FROM_SCRATCH[strategy])
             for source, target in ARM_PAIRS[strategy] for budget in ARM_BUDGETS[strategy] for seed in SEEDS]
 
 
@@ -378,7 +389,7 @@ def study_outputs():
 
 def weight_change_models(wildcards):
     """The variant's fine-tuning folders (the models: weight_change's param), then its source models."""
-    return {"models": finetuned_folders(wildcards.variant, finetuned_study_runs()),
+    return {"models": finetuned_folders(wildcards.variant, finetuned_study_runs(from_source_only=True)),
             "sources": expand(SOURCE_MODEL, variant=wildcards.variant, domain=DOMAIN_NAMES, seed=SEEDS)}
 
 
@@ -389,7 +400,7 @@ SIMILARITY_PAIRS = [pair for pair in similarity.analysed_pairs(SIMILARITY, DOMAI
 
 def similarity_runs():
     """The fine-tuning runs whose models the similarity analysis compares with their source models."""
-    return [run for run in finetuned_study_runs() if (run[1], run[2]) in SIMILARITY_PAIRS]
+    return [run for run in finetuned_study_runs(from_source_only=True) if (run[1], run[2]) in SIMILARITY_PAIRS]
 
 
 def similarity_inputs(wildcards):

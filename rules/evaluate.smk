@@ -254,11 +254,11 @@ rule weight_change:
                       category="Figures", subcategory="{variant}"),
         figure_pdf=result("figures/{variant}/weight_change.pdf"),
     params:
-        runs=as_json(finetuned_study_runs()),
-        models=lambda w: finetuned_study_models(w.variant),  # in the folders among the inputs, in the runs' order
+        runs=as_json(finetuned_study_runs(from_source_only=True)),
+        models=lambda w: finetuned_study_models(w.variant, finetuned_study_runs(from_source_only=True)),
         domains=DOMAIN_NAMES,
         seeds=[str(seed) for seed in SEEDS],
-        strategies=STRATEGIES,
+        strategies=ARMS_FROM_SOURCE,
     log:
         "logs/weight_change/{variant}.log",
     conda:
@@ -287,7 +287,7 @@ rule similarity:
         slices=SIMILARITY["slices"],
         positions=SIMILARITY["positions"],
         seed=SIMILARITY["seed"],
-        strategies=STRATEGIES,
+        strategies=ARMS_FROM_SOURCE,
     threads: config["training"]["threads"]
     resources:
         gpu=1,

@@ -84,7 +84,7 @@ rule finetune:
         models=finetuned_run_files(FINETUNED_MODEL, job_runs),
         records=finetuned_run_files(FINETUNED_RECORD, job_runs),
         start_from=finetune_starts,
-        recipe=recipe("finetune"),
+        recipe=finetune_recipe,
         strategy="{strategy}",
         hparams=lambda w: as_json(strategies.run_settings(ARMS[w.strategy])),
         checkpoints=result(f"checkpoints/{{variant}}/finetune/{FINETUNE_JOB_ID}"),

@@ -22,8 +22,8 @@ def test_gpu_hours_count_every_step_and_predicted_slice():
     config["data"]["domains"] = ["siemens_15", "ge_15"]
     config["splits"].update(n_validation=1, n_folds=2, budgets=["1scan"])
     config["training"].update(source={"epochs": 2, "iters_per_epoch": 5, "batch_size": 4},
-                              finetune={"epochs": 1, "iters_per_epoch": 10, "batch_size": 4}, validate_every=1)
-    config["strategies"] = {"ft_all": {}, "bn_stats": {}}
+                              finetune={"epochs": 1, "iters_per_epoch": 5, "batch_size": 4}, validate_every=1)
+    config["strategies"] = {"ft_all": {}, "bn_stats": {}, "scratch_target": {}}
     config["test_time"] = {"adabn": {}, "tent": {"sources": ["ge_15"]}, "bn_kl_affine": {"iterations": 3}}
     config = validate_config(config)
     throughput = {"training": {"source": {"defaults": 10.0}, "ft_first": {"defaults": 20.0},
@@ -34,12 +34,13 @@ def test_gpu_hours_count_every_step_and_predicted_slice():
     # a source run: 2 × 5 × 4 = 40 slices at 10/s, validation 1 scan × 270 slices × 2 epochs at 100/s
     assert seconds["train_source"] == pytest.approx(2 * (40 / 10 + 540 / 100))  # 2 domains
     assert seconds["train_oracle"] == pytest.approx(4 * (40 / 10 + 540 / 100))  # 2 domains × 2 folds
-    assert seconds["finetune ft_all"] == pytest.approx(2 * 40 / 10)  # 2 pairs × 1 budget, 40 slices each
+    assert seconds["finetune ft_all"] == pytest.approx(2 * 20 / 10)  # 2 pairs × 1 budget, 20 slices each
     assert seconds["finetune bn_stats"] == pytest.approx(2 * 270 / 100)  # one forward pass over the 1-scan budget
+    assert seconds["finetune scratch_target"] == pytest.approx(2 * 40 / 10)  # the source recipe's 40 slices, not 20
     test_scans = 60 - 1
     assert seconds["score_oracle"] == pytest.approx(4 * 30 * 270 / 100)  # each fold's model on its 30 scans
     assert seconds["score_baseline"] == pytest.approx(2 * test_scans * 270 / 100)
-    assert seconds["score_finetune"] == pytest.approx(2 * 2 * test_scans * 270 / 100)  # 2 arms × 2 runs
+    assert seconds["score_finetune"] == pytest.approx(3 * 2 * test_scans * 270 / 100)  # 3 arms × 2 runs
     # test-time, per volume of the 59 test scans of each pair: adabn 2 forward passes; tent (from ge_15 only) one
     # training step, the statistics pass and the prediction; bn_kl_affine 3 steps, the last iterate's loss, prediction
     assert seconds["adapt_score adabn"] == pytest.approx(2 * test_scans * 270 * 2 / 100)
@@ -52,6 +53,7 @@ def load(*names) -> dict:
 
 
 @pytest.mark.parametrize("configs", [["tiny.yaml"], [], ["paper.yaml"], ["studies/dart2020.yaml"],
+                                     ["studies/dart2020.yaml", "studies/dart2020-scratch.yaml"],
                                      ["studies/gradient-transfer.yaml"]])
 def test_the_plans_gpu_jobs_are_snakemakes(configs, tmp_path):
     """Each rule that trains or runs a network has as many jobs in the plan as in Snakemake's dry run."""
@@ -77,6 +79,9 @@ def test_each_study_config_plans_the_runs_its_paper_implies():
     # its supplement: the vanilla U-Net beside the residual one, each without and with augmentation
     assert runs_per_role("studies/dart2020.yaml", "studies/dart2020-supplement.yaml") == {
         "source": 4 * 6, "oracle": 4 * 18, "finetune": 4 * 810}
+    # its preliminary experiments: two scratch arms on the 30 pairs at 4 budgets
+    assert runs_per_role("studies/dart2020.yaml", "studies/dart2020-scratch.yaml") == {
+        "source": 6, "oracle": 18, "finetune": 30 * 3 * 9 + 2 * 30 * 4}
     # the gradient-transfer study: SGD and Adam, 3 seeds, 30 pairs × 6 arms × 4 budgets
     assert runs_per_role("studies/gradient-transfer.yaml") == {"source": 2 * 3 * 6, "oracle": 2 * 3 * 18,
                                                                 "finetune": 2 * 3 * 30 * 6 * 4}

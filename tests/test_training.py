@@ -113,7 +113,8 @@ def test_each_strategy_changes_exactly_its_parameters(name):
     encoder = {n for n in base if n.split(".")[0] in ("init", "encoder", "down", "bottleneck")}
     expected = {"none": set(), "bn_stats": set(), "ft_all": base, "ft_first": first, "ft_last": last,
                 "ft_last2": last2, "ft_encoder": encoder, "ft_decoder": base - encoder, "l2sp": base,
-                "mmtl": base, "octl": base, "spottune": base | policy}[name]  # spottune: never its frozen.* copy
+                "mmtl": base, "octl": base, "spottune": base | policy,  # spottune: never its frozen.* copy
+                "scratch_target": base, "scratch_joint": base}[name]
     assert intended == expected
     assert changed <= expected  # every frozen parameter is bit-identical
     # Every intended weight moved. (Conv biases right before a train-mode BatchNorm get only float-noise

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from mrishift import models
 
@@ -522,6 +523,40 @@ def test_arms_on_fewer_pairs_run_score_and_compare_only_there(tiny_run, tmp_path
     jobs = [block.split("\n\n")[0] for block in dry.stdout.split("\nrule finetune:")[1:]]
     l2sp = next(job for job in jobs if "output: results/models/unet2d_residual/finetune/l2sp\n" in job)
     assert "siemens_15/seed0/model.pt" in l2sp and "siemens_3/seed0/model.pt" not in l2sp  # from siemens_15 only
+
+
+SCRATCH_ARMS = """strategies:
+  ft_all: {}
+  ft_first: {}
+  scratch_target: {targets: [siemens_3], budgets: [every4]}
+  scratch_joint: {targets: [siemens_3], budgets: [every4]}
+"""
+
+
+def test_scratch_arms_read_no_source_model_train_with_the_source_recipe_and_enter_the_paper_view(tiny_run, tmp_path):
+    workdir, dry, planned = planned_with_overlay(tiny_run, tmp_path, SCRATCH_ARMS)
+    assert planned["finetune"] == 2 and planned["score_finetune"] == 2  # the two scratch jobs into siemens_3
+    jobs = [block.split("\n\n")[0] for block in dry.split("\nrule finetune:")[1:]]
+    assert len(jobs) == 2 and not any("/source/" in job for job in jobs)  # no source model among their inputs
+    joint = next(job for job in jobs if "finetune/scratch_joint/" in job)
+    assert "scan_sets/siemens_15/source_train" in joint and "scan_sets/ge_15/source_train" in joint
+    result = snakemake(workdir, configfile=["tiny.yaml", "overlay.yaml"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    source_recipe = yaml.safe_load((workdir / "config/tiny.yaml").read_text())["training"]["source"]
+    record = json.loads((workdir / "results/models/unet2d_residual/finetune/scratch_target/to_siemens_3/"
+                                   "siemens_15_to_siemens_3/every4/seed0/record.json").read_text())
+    assert record["identity"]["recipe"].items() >= source_recipe.items()  # not the fine-tuning recipe's 2 × 2 at 1e-3
+    assert len(record["losses"]) == source_recipe["epochs"]
+    scores = pd.read_csv(workdir / "results/scores/scores.tsv", sep="\t", dtype={"budget": str})
+    for arm in ("scratch_target", "scratch_joint"):  # the target's 2 sources, each its own run
+        rows = scores[(scores.strategy == arm) & (scores.role == "finetune")]
+        assert set(zip(rows.source, rows.target, rows.budget)) == {("siemens_15", "siemens_3", "every4"),
+                                                                   ("ge_15", "siemens_3", "every4")}
+    weights = pd.read_csv(workdir / "results/stats/unet2d_residual/weight_change.tsv", sep="\t")
+    assert set(weights.strategy) == {"ft_all", "ft_first"}  # moved from a source model: only the fine-tunes
+    claims = (workdir / "results/tables/paper_vs_ours.md").read_text()
+    assert "fine-tuning all layers beats training from scratch on the target's budget only — at every4" in claims
+    assert "fine-tuning all layers beats training from scratch on source and target data jointly — at every4" in claims
 
 
 def test_size_variants_train_their_own_networks_and_add_the_size_figure(tiny_run, tmp_path):

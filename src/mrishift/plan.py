@@ -155,7 +155,7 @@ class Plan:
             if description["trains"]:
                 rate = rates[RATE_OF_CLASS.get(description["class"], "source")] / SLOWER_THAN_ALL.get(
                     description["class"], 1.0)
-                work = slices_of(training["finetune"])
+                work = slices_of(training["source" if description["from_scratch"] else "finetune"])
             else:  # one forward pass over the budget's slices (bn_stats), at the inference rate
                 rate = inference
                 work = sum(b.scans * SLICES_PER_SCAN // b.every for b in arm_budgets) / len(arm_budgets)

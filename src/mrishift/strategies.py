@@ -12,6 +12,8 @@ The trainer only talks to this contract:
   them for a penalty, and the recipe it trains with; by default nothing;
 * ``uses_source_data``: True for a strategy whose batches also draw source-domain slices (``batch``'s ``source``:
   a sampler over the pair's source training scans, every slice; the workflow declares and loads them only then);
+* ``from_scratch``: True for a strategy whose runs start from random initialisation, with the source recipe, and never
+  read a source model (``mrishift.scratch``);
 * ``frozen_bn``: what BatchNorm layers whose parameters are all frozen do — ``"train"`` (default, the public
   code: the whole model is in train mode, so their running statistics follow the target data) or ``"eval"``
   (they keep the source's statistics);
@@ -85,7 +87,8 @@ def arm_pairs(spec: dict, study_pairs: list[tuple[str, str]]) -> list[tuple[str,
 def describe_arm(arm: str, spec: dict) -> dict:
     """What the analysis needs to know of an arm: its class, resolved hyper-parameters and whether it trains."""
     strategy = build_arm(arm, spec)
-    return {"class": strategy.name, "hparams": strategy.hparams, "trains": strategy.trains}
+    return {"class": strategy.name, "hparams": strategy.hparams, "trains": strategy.trains,
+            "from_scratch": strategy.from_scratch}
 
 
 def build_arm(arm: str, spec: dict) -> "Strategy":
@@ -101,6 +104,7 @@ class Strategy:
     trains: ClassVar[bool] = True  # False: the source model is used as it is
     uses_source_data: ClassVar[bool] = False  # True: batch() also gets a sampler of the source training scans
     uses_source_optimizer: ClassVar[bool] = False  # True: optimizer() gets the source run's final optimizer state
+    from_scratch: ClassVar[bool] = False  # True: starts from random initialisation with the source recipe (scratch.py)
 
     def __init__(self, **hparams):
         self.hparams = resolve_hparams(f"strategy {self.name!r}", self.HPARAMS, hparams)
@@ -408,3 +412,7 @@ class SpotTune(Strategy):
         terms = super().loss_terms(model, images, masks)
         fine_tuned = model.gates  # (B, blocks) of that forward pass: 1 − policy
         return {**terms, "policy": self.hparams["k_reg"] * fine_tuned.mean()}
+
+
+# Registered in their own modules; imported here so that every strategy is known wherever strategies is.
+from mrishift import scratch  # noqa: E402,F401

@@ -40,7 +40,7 @@ else:  # the identity of a run is the same whichever job runs it, so its seed an
         data = protocol.finetune_training(splits, target, budget)
         runs.append(Run({**common, "source": source, "target": target, "budget": budget, "seed": seed}, data.cases,
                         model_path, record_path, str(checkpoints / f"{source}_to_{target}_{budget}_seed{seed}.pt"),
-                        slices=data.slices, start_from=source_model,
+                        slices=data.slices, start_from=source_model or None,
                         source_cases=protocol.source_training(splits, source).cases if mixes_source else []))
 
 in_flight = min(runtime["runs_per_device"] if params.role == "finetune" else 1, len(runs))
