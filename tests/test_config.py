@@ -34,7 +34,8 @@ def test_shipped_configs_validate():
     assert validate_config({})["training"]["adam"] == {"source": {"lr": 0.001, "lr_drop_epoch": None},
                                                        "finetune": {"lr": 0.001, "lr_drop_epoch": None}}
     sizes = validate_config({**paper, "models": {**paper["models"], **load("width-depth.yaml")["models"]}})
-    assert sizes["models"]["sizes"][1:] == [{"width": 0.5}, {"width": 2.0}, {"levels": 3}, {"levels": 5}]
+    assert sizes["models"]["sizes"][1:] == [{"width": 0.5}, {"width": 2.0}, {"width": 4.0}, {"levels": 3},
+                                            {"levels": 5}]
     frozen = load("frozen-random-encoder.yaml")
     assert validate_config({**paper, "models": {**paper["models"], **frozen["models"]}})["models"][
         "frozen_random_encoder"] == [False, True]

@@ -10,7 +10,9 @@ the 256² GPU's (a bill for a cluster run, not for the demo). A fine-tuning arm 
 (all layers: the source rate; first / last layers: their measured rates; a class the benchmark did not measure: the
 all-layer rate, or for one that runs more than the network (spottune) that rate divided by its CPU-measured
 slowdown; an arm that does not train: one forward pass over its budget). The vanilla and 3D U-Nets are costed at the
-residual U-Net's rate (not measured there: the 3D rows are a lower bound). GPU time only: the surface-distance
+residual U-Net's rate (not measured there: the 3D rows are a lower bound). A network wider than the measured one
+(width 1) costs width² as much (its convolutions' FLOPs; at the paper's batch one width-1 run already fills an H100),
+a narrower one width 1's rate (a small network does not fill the GPU: a lower bound). GPU time only: the surface-distance
 metrics run on the CPU beside it.
 """
 
@@ -27,6 +29,7 @@ from mrishift.config import apply_overlay, validate_config
 from mrishift.data.splits import parse_budget
 
 SLICES_PER_SCAN = 270  # CC359 at 1 mm (../shared/PROTOCOL.md)
+MEASURED_WIDTH = 1.0  # bench/gpu_throughput.py measures the paper's network
 SCANS_PER_DOMAIN = 60
 RATE_OF_CLASS = {"ft_all": "source", "ft_first": "ft_first", "ft_last": "ft_last"}
 SLOWER_THAN_ALL = {"spottune": 2.5}  # bench/train_speed.py on a CPU: spottune's step costs ~2.5 ft_all steps
@@ -174,8 +177,15 @@ class Plan:
             rows.append((f"adapt_score {arm}", volumes, slices * (training_passes + inference_passes),
                          slices * (training_passes / rates["source"] + inference_passes / inference)))
         table = pd.DataFrame(rows, columns=["part", "runs", "slices", "seconds"])
+        # every variant runs the whole study: each part's time is the mean width cost over the variants times theirs
+        table["seconds"] *= sum(width_cost(v["width"]) for v in self.variants.values()) / len(self.variants)
         return table.assign(mslices=table.slices / 1e6, gpu_hours=table.seconds / 3600)[
             ["part", "runs", "mslices", "gpu_hours"]]
+
+
+def width_cost(width: float) -> float:
+    """GPU time of a network of ``width`` relative to the measured one (see the module's docstring)."""
+    return max(1.0, width / MEASURED_WIDTH) ** 2
 
 
 def bill(plan: Plan, throughput: dict, switches: str, name: str) -> str:
