@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workflow_runs import ENV
+from workflow_runs import ENV, SNAKEMAKE
 
 ROOT = Path(__file__).resolve().parents[1]
 SLURM_PROFILE = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
@@ -45,7 +45,7 @@ def test_a_failing_job_does_not_stop_independent_jobs_under_the_slurm_profile(tm
     which jobs run after a failure is Snakemake's scheduling, the same for every executor."""
     (tmp_path / "Snakefile").write_text("from pathlib import Path\n" + THREE_RULES)
     (tmp_path / "profiles").symlink_to(ROOT / "profiles")
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--profile", str(ROOT / "profiles/slurm"),
+    result = subprocess.run([*SNAKEMAKE, "--profile", str(ROOT / "profiles/slurm"),
                              "--executor", "local", "--cores", "1"], cwd=tmp_path, capture_output=True, text=True,
                             env=ENV)
     output = result.stdout + result.stderr
@@ -81,7 +81,7 @@ def test_the_slurm_profile_refuses_to_submit_with_placeholder_site_values(tmp_pa
     workdir = tmp_path / "study"
     (workdir / "config").mkdir(parents=True)
     (workdir / "config/tiny.yaml").write_text((ROOT / "config/tiny.yaml").read_text())
-    command = [sys.executable, "-m", "snakemake", "--profile", "slurm", "--configfile", "config/tiny.yaml",
+    command = [*SNAKEMAKE, "--profile", "slurm", "--configfile", "config/tiny.yaml",
                "--directory", str(workdir)]
     planned = subprocess.run([*command, "-n"], cwd=ROOT, capture_output=True, text=True, env=env)
     assert planned.returncode == 0, planned.stderr[-2000:]  # a dry run still plans

@@ -12,7 +12,7 @@ so gap closed, winners and every table take them; the analyses of where fine-tun
 
 from __future__ import annotations
 
-from mrishift.strategies import Strategy, register
+from mrishift.strategies import Strategy, mixed_batch, register
 
 
 @register("scratch_target")
@@ -34,9 +34,6 @@ class ScratchJoint(Strategy):
     def batch(self, epoch, target, source=None):
         if source is None:
             raise ValueError(f"strategy {self.name!r} trains on source and target slices: no source sampler given")
-        import torch
-
         size = target.batch_size
         n_target = int(target.rng.binomial(size, len(target.pool) / (len(target.pool) + len(source.pool))))
-        parts = [sampler.batch(n) for sampler, n in ((target, n_target), (source, size - n_target)) if n > 0]
-        return tuple(torch.cat(tensors) for tensors in zip(*parts))
+        return mixed_batch(target, source, n_target, size)

@@ -258,12 +258,15 @@ class MixedMiniBatch(Strategy):
     def batch(self, epoch, target, source=None):
         if source is None:
             raise ValueError(f"strategy {self.name!r} mixes source slices into every batch: no source sampler given")
-        import torch
+        return mixed_batch(target, source, self.target_slices(epoch), self._batch_size)
 
-        n_target = self.target_slices(epoch)
-        parts = [sampler.batch(n) for sampler, n in ((target, n_target), (source, self._batch_size - n_target))
-                 if n > 0]
-        return tuple(torch.cat(tensors) for tensors in zip(*parts))
+
+def mixed_batch(target, source, n_target: int, size: int):
+    """One batch of ``size`` slices: ``n_target`` drawn by the target's sampler, the rest by the source's."""
+    import torch
+
+    parts = [sampler.batch(n) for sampler, n in ((target, n_target), (source, size - n_target)) if n > 0]
+    return tuple(torch.cat(tensors) for tensors in zip(*parts))
 
 
 @register("octl")
