@@ -1,6 +1,6 @@
 """Cost of each test-time method per volume, as a ratio to plain inference (``predict_volume``) of the same volume.
 
-    .venv/bin/python bench/test_time_speed.py                      # the demo's size: 64×64×51, width 0.5, 1 thread
+    .venv/bin/python bench/test_time_speed.py                      # the demo's size: 48×48×38, width 0.5, 1 thread
     .venv/bin/python bench/test_time_speed.py --shape 170 256 256 --width 1 --device cuda
 
 Each method runs through the same per-volume path the workflow scores with (a fresh copy of the source model,
@@ -47,7 +47,7 @@ def source_model(arch: str, width: float, shape) -> torch.nn.Module:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shape", type=int, nargs=3, default=[64, 64, 51], help="x y z of the volume (z: slices)")
+    parser.add_argument("--shape", type=int, nargs=3, default=[48, 48, 38], help="x y z of the volume (z: slices)")
     parser.add_argument("--width", type=float, default=0.5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
