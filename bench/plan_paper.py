@@ -6,7 +6,7 @@
 Planning runs `snakemake -n --configfile config/paper.yaml config/plan-only.yaml` in a scratch directory (so no
 earlier results count: everything is planned) and prints the wall time and the jobs per rule.
 
-The estimate is `mrishift plan`'s (mrishift.plan: its docstring lists the assumptions), on one throughput file.
+The estimate is `mrishift plan`'s (mrishift.cost: its docstring lists the assumptions), on one throughput file.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def main():
     study = Plan(load_config([args.config], ROOT / "config/config.yaml"))
     throughput = json.loads(args.throughput.read_text())
     print(bill(study, throughput, args.switches, args.config.name))
-    print(f"({ORIGINAL_COST}; assumptions: the docstring of src/mrishift/plan.py)")
+    print(f"({ORIGINAL_COST}; assumptions: the docstring of src/mrishift/cost.py)")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ rule synthesize_cc359:
     output:
         directory("resources/synthetic_cc359"),
     params:
-        domains=DOMAIN_NAMES,
+        domains=PLAN.domains,
         subjects_per_domain=config["data"]["synthetic"]["subjects_per_domain"],
         native_spacing_mm=config["data"]["synthetic"]["native_spacing_mm"],
         shift_strength=config["data"]["synthetic"]["shift_strength"],
@@ -29,7 +29,7 @@ rule fetch_cc359:
         paths=config["data"]["cc359"]["paths"],
         require_complete=config["data"]["cc359"]["require_complete"],
         plan_only=config["data"]["cc359"]["plan_only"],
-        domains=DOMAIN_NAMES,
+        domains=PLAN.domains,
     log:
         "logs/fetch_cc359.log",
     conda:
@@ -44,7 +44,7 @@ rule check_integrity:
     output:
         result("data/integrity.tsv"),
     params:
-        cases=CASES,
+        cases=PLAN.cases,
     log:
         "logs/check_integrity.log",
     conda:
@@ -89,12 +89,12 @@ rule scale_intensity:
 rule make_splits:
     input:
         report=result("data/integrity.tsv"),
-        images=expand(result("data/preprocessed/{case}_image.nii.gz"), case=CASES),
+        images=expand(result("data/preprocessed/{case}_image.nii.gz"), case=PLAN.cases),
     output:
         result("data/splits.json"),
     params:
-        domains=DOMAIN_NAMES,
-        cases=CASES,
+        domains=PLAN.domains,
+        cases=PLAN.cases,
         seed=config["splits"]["seed"],
         n_validation=config["splits"]["n_validation"],
         n_folds=config["splits"]["n_folds"],
@@ -112,12 +112,12 @@ rule data_qc:
     input:
         report=result("data/integrity.tsv"),
         dataset=RAW_DATASET,
-        image=lambda w: result(f"data/preprocessed/{QC_CASE[w.domain]}_image.nii.gz"),
-        mask=lambda w: result(f"data/resampled/{QC_CASE[w.domain]}_mask.nii.gz"),
+        image=lambda w: result(f"data/preprocessed/{PLAN.cases_by_domain[w.domain][0]}_image.nii.gz"),
+        mask=lambda w: result(f"data/resampled/{PLAN.cases_by_domain[w.domain][0]}_mask.nii.gz"),
     output:
         figure=report(DATA_QC, caption="../report/data_qc.rst", category="Data QC", labels={"domain": "{domain}"}),
     params:
-        case=lambda w: QC_CASE[w.domain],
+        case=lambda w: PLAN.cases_by_domain[w.domain][0],
         spacing_mm=config["preprocess"]["spacing_mm"],
         slices_per_plane=3,
     log:
@@ -132,7 +132,7 @@ rule data_qc:
 # links cannot be made), for the jobs that read all of them; one declared input instead of ~120 per scoring job.
 rule scan_set:
     input:
-        unpack(scan_set_files),
+        unpack(lambda w: scan_files_of(PLAN.scan_set(w.domain, w.set))),
     output:
         directory(SCAN_SET),
     log:

@@ -1,18 +1,17 @@
 # Evaluation: per-scan scores of the oracle, the baseline and every fine-tuned model; the study's statistics,
 # tables and figures. The tolerance reaches every scoring job as a param, so changing it rescores without retraining.
-EVALUATION = config["evaluation"]
-
 
 rule score_oracle:
     input:
         unpack(scans_read(sets_of=in_domain_test_sets)),
-        models=expand(ORACLE_MODEL, fold=FOLDS, allow_missing=True),
+        models=expand(ORACLE_MODEL, fold=PLAN.folds, allow_missing=True),
         source_model=SOURCE_MODEL,  # on its own held-out scans: the reference of forgetting
     output:
-        table=result("scores/{variant}/oracle/{domain}/seed{seed}.tsv"),
+        table=ORACLE_SCORES,
     params:
         role="oracle",
         tolerance_mm=EVALUATION["tolerance_mm"],
+        made_by=as_json(MADE_BY),
     threads: config["training"]["threads"]
     resources:
         gpu=1,
@@ -32,6 +31,7 @@ use rule score_oracle as score_baseline with:
         table=BASELINE_SCORES,
     params:
         role="baseline",
+        made_by=as_json(MADE_BY),
         sources=baseline_sources,
         tolerance_mm=EVALUATION["tolerance_mm"],
     log:
@@ -46,25 +46,27 @@ use rule score_oracle as score_finetune with:
         table=FINETUNE_SCORES,
     params:
         role="finetune",
+        made_by=as_json(MADE_BY),
         runs=lambda w: as_json(job_runs(w)),
         models=finetuned_run_files(FINETUNED_MODEL, job_runs),
         tolerance_mm=EVALUATION["tolerance_mm"],
     log:
-        f"logs/score_finetune/{{variant}}/{SCORE_JOB_ID}.log",
+        f"logs/score_finetune/{{variant}}/{FINETUNE_JOB_ID}.log",
 
 
 # Test-time adaptation (budget 0): each volume of a pair's test scans adapted, with no label, from its source
 # model, then scored; one job per arm and pair or per arm (training.finetune_job), every seed.
 rule adapt_score:
     input:
-        unpack(scans_read(sets_of=test_time_test_sets)),
+        unpack(scans_read(sets_of=lambda w: [(target, "test") for _, target, _ in test_time_runs(w)])),
         models=test_time_models,
         references=test_time_references,
     output:
         table=TEST_TIME_SCORES,
     params:
         runs=lambda w: as_json(test_time_runs(w)),
-        hparams=lambda w: as_json(test_time.run_settings(TEST_TIME_ARMS[w.method])),
+        made_by=as_json(MADE_BY),
+        hparams=lambda w: as_json(test_time.run_settings(PLAN.test_time_arms[w.method])),
         tolerance_mm=EVALUATION["tolerance_mm"],
     threads: config["training"]["threads"]
     resources:
@@ -80,7 +82,7 @@ rule adapt_score:
 # What histogram matching keeps of a source domain: the quantiles of its training scans' pooled intensities.
 rule intensity_reference:
     input:
-        unpack(scans_read(sets_of=intensity_reference_sets)),
+        unpack(scans_read(sets_of=lambda w: [(w.domain, "source_train")])),
     output:
         reference=INTENSITY_REFERENCE,
     log:
@@ -129,9 +131,9 @@ rule analyse:
         batchnorm_tex=result("tables/{variant}/batchnorm.tex"),
         batchnorm_tests=result("tables/{variant}/batchnorm_tests.tsv"),
     params:
-        strategies=STRATEGIES + METHODS,  # the tables' and figures' row order
-        arms=as_json(ARM_DESCRIPTIONS),
-        arm_pairs=as_json(ARM_PAIRS),  # the pairs each fine-tuning arm ran on: paired tests compare where both did
+        strategies=PLAN.strategies + PLAN.methods,  # the tables' and figures' row order
+        arms=as_json(PLAN.arm_descriptions),
+        arm_pairs=as_json(PLAN.arm_pairs),  # the pairs each fine-tuning arm ran on: paired tests compare where both did
         significance=EVALUATION["significance_level"],
         tolerance_mm=EVALUATION["tolerance_mm"],
         min_gap=EVALUATION["min_gap"],
@@ -165,8 +167,8 @@ rule figures:
                            category="Figures", subcategory="{variant}"),
         winners_pdf=result("figures/{variant}/winners.pdf"),
     params:
-        strategies=STRATEGIES + METHODS,  # the tables' and figures' row order
-        arms=as_json(ARM_DESCRIPTIONS),
+        strategies=PLAN.strategies + PLAN.methods,  # the tables' and figures' row order
+        arms=as_json(PLAN.arm_descriptions),
         significance=EVALUATION["significance_level"],
         tolerance_mm=EVALUATION["tolerance_mm"],
         bootstrap=EVALUATION["bootstrap"],
@@ -192,7 +194,7 @@ rule forgetting:
                       category="Figures", subcategory="{variant}"),
         figure_pdf=result("figures/{variant}/forgetting.pdf"),
     params:
-        strategies=STRATEGIES,  # the table's and figure's row order
+        strategies=PLAN.strategies,  # the table's and figure's row order
         tolerance_mm=EVALUATION["tolerance_mm"],
     log:
         "logs/forgetting/{variant}.log",
@@ -226,16 +228,16 @@ rule convergence:
 # across the variants of each family; only planned when the study has more than one size.
 rule size_effects:
     input:
-        per_pair=expand(result("stats/{variant}/gap_closed_per_pair.tsv"), variant=VARIANTS),
+        per_pair=expand(result("stats/{variant}/gap_closed_per_pair.tsv"), variant=PLAN.variants),
     output:
         figure=report(result("figures/size_effects.png"), caption="../report/size_effects.rst",
                       category="Figures", subcategory="network size"),
         figure_pdf=result("figures/size_effects.pdf"),
         table=result("stats/size_effects.tsv"),
     params:
-        variants=list(VARIANTS),
-        sizes=as_json(SIZES),
-        strategies=STRATEGIES + METHODS,
+        variants=list(PLAN.variants),
+        sizes=as_json(PLAN.sizes),
+        strategies=PLAN.strategies + PLAN.methods,
     log:
         "logs/size_effects.log",
     conda:
@@ -254,11 +256,12 @@ rule weight_change:
                       category="Figures", subcategory="{variant}"),
         figure_pdf=result("figures/{variant}/weight_change.pdf"),
     params:
-        runs=as_json(finetuned_study_runs(from_source_only=True)),
-        models=lambda w: finetuned_study_models(w.variant, finetuned_study_runs(from_source_only=True)),
-        domains=DOMAIN_NAMES,
-        seeds=[str(seed) for seed in SEEDS],
-        strategies=ARMS_FROM_SOURCE,
+        runs=as_json(PLAN.finetune_runs(from_source_only=True)),
+        made_by=as_json(MADE_BY),
+        models=lambda w: finetuned_models(w.variant, PLAN.finetune_runs(from_source_only=True)),
+        domains=PLAN.domains,
+        seeds=PLAN.seeds,
+        strategies=PLAN.arms_from_source,
     log:
         "logs/weight_change/{variant}.log",
     conda:
@@ -281,13 +284,14 @@ rule similarity:
                      category="Figures", subcategory="{variant}"),
         pwcca_pdf=result("figures/{variant}/similarity_pwcca.pdf"),
     params:
-        runs=as_json(similarity_runs()),
-        models=lambda w: finetuned_study_models(w.variant, similarity_runs()),  # in the folders among the inputs
-        sources=[[source, str(seed)] for source in dict.fromkeys(s for s, _ in SIMILARITY_PAIRS) for seed in SEEDS],
-        slices=SIMILARITY["slices"],
-        positions=SIMILARITY["positions"],
-        seed=SIMILARITY["seed"],
-        strategies=ARMS_FROM_SOURCE,
+        runs=as_json(PLAN.similarity_runs()),
+        made_by=as_json(MADE_BY),
+        models=lambda w: finetuned_models(w.variant, PLAN.similarity_runs()),  # in the folders among the inputs
+        sources=[[source, seed] for source in dict.fromkeys(s for s, _ in PLAN.similarity_pairs) for seed in PLAN.seeds],
+        slices=EVALUATION["similarity"]["slices"],
+        positions=EVALUATION["similarity"]["positions"],
+        seed=EVALUATION["similarity"]["seed"],
+        strategies=PLAN.arms_from_source,
     threads: config["training"]["threads"]
     resources:
         gpu=1,
@@ -312,9 +316,10 @@ rule prediction_qc:
     params:
         model_patterns=lambda w: as_json({"finetune": FINETUNED_MODEL, "oracle": ORACLE_MODEL,  # a function: kept
                                           "source_plain": SOURCE_MODEL, "source_normalized": NORMALIZED_SOURCE_MODEL}),
-        test_time=as_json({arm: test_time.run_settings(spec) for arm, spec in TEST_TIME_ARMS.items()}),
+        test_time=as_json({arm: test_time.run_settings(spec) for arm, spec in PLAN.test_time_arms.items()}),
         tolerance_mm=EVALUATION["tolerance_mm"],
         exclude=EVALUATION["prediction_qc"]["exclude"],
+        made_by=as_json(MADE_BY),
     threads: config["training"]["threads"]
     resources:
         gpu=1,
@@ -350,8 +355,8 @@ rule paper_view:
                               category="Figures", subcategory="{variant}"),
         gap_closed_pdf=result("figures/{variant}/paper_gap_closed.pdf"),
     params:
-        arms=PAPER_ARMS,
-        metric=STUDY["metric"],
+        arms=PLAN.paper_arms,
+        metric=config["study"]["metric"],
         significance=EVALUATION["significance_level"],
         tolerance_mm=EVALUATION["tolerance_mm"],
         min_gap=EVALUATION["min_gap"],
@@ -373,9 +378,9 @@ rule paper_vs_ours:
         markdown=report(result("tables/paper_vs_ours.md"), caption="../report/paper_vs_ours.rst",
                         category="Tables", subcategory="paper vs ours"),
     params:
-        paper=STUDY["paper"],
-        variants=as_json(VARIANTS),
-        arms=PAPER_ARMS,
+        paper=config["study"]["paper"],
+        variants=as_json(PLAN.variants),
+        arms=PLAN.paper_arms,
         significance=EVALUATION["significance_level"],
         bootstrap=EVALUATION["bootstrap"],
         synthetic=config["data"]["source"] == "synthetic",

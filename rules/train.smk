@@ -2,6 +2,7 @@
 # Recipes reach the scripts as sorted JSON strings (stable params → exactly the affected jobs rerun); runtime
 # switches (device, bf16, channels_last, compile, data_on_device, threads, runs_per_device) are read from the config
 # and do not rerun anything.
+
 rule train_source:
     input:
         unpack(scans_read(sets_of=source_training_sets)),
@@ -84,9 +85,9 @@ rule finetune:
         models=finetuned_run_files(FINETUNED_MODEL, job_runs),
         records=finetuned_run_files(FINETUNED_RECORD, job_runs),
         start_from=finetune_starts,
-        recipe=finetune_recipe,
+        recipe=lambda w: as_json(PLAN.arm_recipe(w.variant, w.strategy)),
         strategy="{strategy}",
-        hparams=lambda w: as_json(strategies.run_settings(ARMS[w.strategy])),
+        hparams=lambda w: as_json(strategies.run_settings(PLAN.arms[w.strategy])),
         checkpoints=result(f"checkpoints/{{variant}}/finetune/{FINETUNE_JOB_ID}"),
     threads: finetune_threads
     priority: 10  # before scoring jobs when both are ready: the last fine-tune is the critical path

@@ -53,6 +53,43 @@ def test_gpu_hours_count_every_step_and_predicted_slice():
     assert seconds["adapt_score bn_kl_affine"] == pytest.approx(2 * test_scans * 270 * (3 / 10 + 2 / 100))
 
 
+def test_the_plan_answers_which_runs_and_jobs_without_snakemake():
+    """The tiny study's plan, by hand: its runs per role, the runs of one job under each job grouping, what each arm
+    starts from and reads, and its recipes."""
+    config = load("tiny.yaml")
+    study = plan.Plan(config)
+    assert study.domains == ["siemens_15", "siemens_3", "ge_15"] and study.seeds == ["0"]
+    assert study.cases_by_domain["ge_15"] == ["CC0240", "CC0241", "CC0242", "CC0243"]  # GE 1.5T: CC0240…
+    assert study.strategies == ["ft_all", "ft_first", "ft_first_bn_eval", "bn_stats"]
+    assert study.arm_budgets["ft_first_bn_eval"] == ["every4"] and study.arm_budgets["ft_all"] == ["2scans", "every4"]
+    assert len(study.pairs) == 6 and study.method_pairs["bn_kl_affine"] == [("siemens_15", "siemens_3"),
+                                                                             ("siemens_15", "ge_15")]
+    assert study.normalized_domains == ["siemens_15"] and study.method_models["bn_kl_normalizer"] == "normalized"
+    assert study.methods_reading_reference == {"hist_match"}
+    assert study.runs().groupby("role").size().to_dict() == {"source": 3, "source_normalized": 1, "oracle": 9,
+                                                             "finetune": 7 * 6, "test_time": 3 * 6 + 2 * 2}
+    # one job per arm and target (tiny.yaml): the two sources into siemens_3, each at both budgets
+    assert study.job_runs("ft_all", target="siemens_3") == [("siemens_15", "siemens_3", "2scans", "0"),
+                                                            ("siemens_15", "siemens_3", "every4", "0"),
+                                                            ("ge_15", "siemens_3", "2scans", "0"),
+                                                            ("ge_15", "siemens_3", "every4", "0")]
+    assert study.jobs()["finetune"] == 4 * 3 and study.jobs()["adapt_score"] == 3 * 3 + 2 * 2
+    for grouping, jobs in (("pair", 4 * 6), ("strategy", 4)):  # the same runs, grouped otherwise
+        regrouped = plan.Plan({**config, "training": {**config["training"], "finetune_job": grouping}})
+        keys = regrouped.job_keys(regrouped.arm_pairs["ft_all"])
+        assert sum(len(regrouped.job_runs("ft_all", *(key if grouping == "pair" else (None, None))))
+                   for key in keys) == 12
+        assert regrouped.jobs()["finetune"] == jobs
+    assert len(study.finetune_runs()) == 42 and len(study.finetune_runs(from_source_only=True)) == 42
+    assert study.similarity_pairs == [("siemens_15", "siemens_3"), ("siemens_15", "ge_15"), ("ge_15", "siemens_15"),
+                                      ("ge_15", "siemens_3")]
+    assert len(study.similarity_runs()) == 4 * 7
+    assert study.finetune_scans("siemens_3", "2scans") == study.scan_roles["siemens_3"]["finetune_order"][:2]
+    assert study.recipe("unet2d_residual", "finetune")["lr"] == 0.001 and study.arm_recipe(
+        "unet2d_residual", "ft_all") == study.recipe("unet2d_residual", "finetune")
+    assert study.network("unet2d_residual") == {"width": 0.5}
+
+
 def load(*names) -> dict:
     return plan.load_config([ROOT / "config" / name for name in names], ROOT / "config/config.yaml")
 

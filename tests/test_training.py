@@ -409,7 +409,7 @@ def test_an_unreadable_model_file_names_itself_and_its_rule(tmp_path):
     assert isinstance(load_model(path), torch.nn.Module)
     path.write_bytes(path.read_bytes()[:500])
     with pytest.raises(ModelFileError, match=f"{path}: unreadable model file .*rerun rule finetune, which makes it"):
-        load_model(path, made_by="finetune")
+        load_model(path, made_by="rule finetune")
 
 
 def test_mmtl_mixes_the_scheduled_share_of_target_slices_into_each_batch():

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from mrishift import models
+from mrishift import models, plan
 
 import report_browser
 from workflow_runs import (ROOT, SNAKEMAKE, planned_jobs, planned_with_overlay, snakemake, study_copy,
@@ -75,6 +75,31 @@ def test_trained_models_and_records(tiny_run):
     assert first["seed"] == first_eval["seed"] == by_run["ft_all", "ge_15", "siemens_3", "every4"]["seed"]
     assert first["seed"] != by_run["ft_first", "ge_15", "siemens_3", "2scans"]["seed"]
     assert not list((tiny_run / "results").glob("checkpoints/**/*.pt"))  # removed once the final weights exist
+
+
+def test_the_runs_on_disk_are_exactly_the_plans(tiny_run):
+    """Every model the tiny study trained, and every test-time pair it scored, is one of the plan's runs, and every
+    plan run is there: mrishift.plan.Plan answers 'which runs does this config mean' as Snakemake ran it."""
+    config = plan.load_config([tiny_run / "config/tiny.yaml"], tiny_run / "config/config.yaml", plan_only=False)
+    runs = plan.Plan(config).runs()
+    runs["fold"] = runs.fold.map(lambda fold: "" if pd.isna(fold) else str(int(fold)))
+    planned = set(runs.fillna("").itertuples(index=False, name=None))
+    on_disk = set()
+    for path in (tiny_run / "results/models").glob("*/**/record.json"):
+        run = json.loads(path.read_text())["identity"]
+        variant, role = path.relative_to(tiny_run / "results/models").parts[:2]
+        if role == "finetune":
+            on_disk.add((variant, role, run["strategy"], run["source"], run["target"], run["budget"], "", run["seed"]))
+        else:  # source, source_normalized, oracle: one domain
+            target, fold = (run["domain"], run["fold"]) if role == "oracle" else ("", "")
+            on_disk.add((variant, role, "", run["domain"], target, "", fold, run["seed"]))
+    scores = pd.read_csv(tiny_run / "results/scores/scores.tsv", sep="\t", dtype=str)
+    adapted = scores[scores.role == "test_time"].drop_duplicates(["variant", "strategy", "source", "target", "seed"])
+    on_disk |= {(r.variant, "test_time", r.strategy, r.source, r.target, "0", "", r.seed) for r in adapted.itertuples()}
+    assert on_disk == planned
+    # 3 sources, 1 with a normalizer, 3 × 3 oracle folds, (2 arms × 2 budgets + 1 + 2 (bn_stats)) × 6 pairs, test-time:
+    # three methods on every pair, two from one source
+    assert len(planned) == 3 + 1 + 9 + 7 * 6 + 3 * 6 + 2 * 2
 
 
 def test_scores_tables_and_figures(tiny_run):

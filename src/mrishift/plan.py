@@ -1,19 +1,7 @@
-"""What a config means before anything runs: its model variants, every training and scoring run, the GPU jobs they
-group into, and their cost on a measured GPU — asked without Snakemake (``mrishift plan``) and by the workflow
-(``rules/common.smk`` takes its variants from here).
-
-GPU-hours are counted from the config: the optimizer steps of every training run and the slices every model predicts
-(validation during training, then scoring), divided by the slices/s that ``bench/gpu_throughput.py`` measured under
-one switch setting (``bench/measured/*.json``). Assumptions, printed with the bill: real CC359 at 1 mm, ~270 axial
-slices per scan (../shared/PROTOCOL.md); on the synthetic default the scans are the config's, but the rates are still
-the 256² GPU's (a bill for a cluster run, not for the demo). A fine-tuning arm costs what its trainable layers cost
-(all layers: the source rate; first / last layers: their measured rates; a class the benchmark did not measure: the
-all-layer rate, or for one that runs more than the network (spottune) that rate divided by its CPU-measured
-slowdown; an arm that does not train: one forward pass over its budget). The vanilla and 3D U-Nets are costed at the
-residual U-Net's rate (not measured there: the 3D rows are a lower bound). A network wider than the measured one
-(width 1) costs width² as much (its convolutions' FLOPs; at the paper's batch one width-1 run already fills an H100),
-a narrower one width 1's rate (a small network does not fill the GPU: a lower bound). GPU time only: the surface-distance
-metrics run on the CPU beside it.
+"""What a config means before anything runs: its model variants, scans, arms and their pairs and budgets, every
+training and test-time run, what each reads, and how the runs group into jobs — one object, ``Plan``, that the
+workflow (``rules/common.smk``), the cost command (``mrishift plan``, ``mrishift.cost``) and the tests all ask,
+without Snakemake and without torch.
 """
 
 from __future__ import annotations
@@ -24,17 +12,15 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from mrishift import architectures, registry, strategies, test_time
+from mrishift import architectures, protocol, registry, similarity, strategies, test_time
 from mrishift.config import apply_overlay, validate_config
-from mrishift.data.splits import parse_budget
+from mrishift.cost import bill, width_cost  # noqa: F401  (the bill of a plan; importable from here as before)
+from mrishift.data.cc359 import DOMAINS, case_id, subject_ids
+from mrishift.data.splits import scan_roles
 
-SLICES_PER_SCAN = 270  # CC359 at 1 mm (../shared/PROTOCOL.md)
-MEASURED_WIDTH = 1.0  # bench/gpu_throughput.py measures the paper's network
-SCANS_PER_DOMAIN = 60
-RATE_OF_CLASS = {"ft_all": "source", "ft_first": "ft_first", "ft_last": "ft_last"}
-SLOWER_THAN_ALL = {"spottune": 2.5}  # bench/train_speed.py on a CPU: spottune's step costs ~2.5 ft_all steps
-BF16_SWITCHES = {"bf16", "all_but_compile", "all"}  # bench/gpu_throughput.py's switch settings that train in bf16
+# What one fine-tuning, scoring or test-time job covers (training.finetune_job): its key among a run's (source, target).
 JOB_UNITS = {"pair": lambda s, t: (s, t), "target": lambda s, t: t, "strategy": lambda s, t: None}
+Run = tuple[str, str, str, str]  # (source, target, budget, seed) of one fine-tuning run of an arm
 
 
 def load_config(overlays: list[str | Path], default: str | Path = "config/config.yaml",
@@ -78,25 +64,124 @@ def variants(config: dict) -> dict[str, dict]:
 
 @dataclass
 class Plan:
-    """The runs and GPU jobs of one validated config."""
+    """The study one validated config means. Arms are named as the config names them (the ``{strategy}`` wildcard
+    and every table's "strategy" column); test-time arms are "methods" (the ``{method}`` wildcard)."""
 
     config: dict
 
     def __post_init__(self):
-        config = self.config
+        config, splits = self.config, self.config["splits"]
         self.domains = list(config["data"]["domains"])
+        if config["data"]["source"] == "synthetic":
+            count = config["data"]["synthetic"]["subjects_per_domain"]
+            self.cases_by_domain = {d: subject_ids(d, count) for d in self.domains}
+        else:
+            self.cases_by_domain = {d: [case_id(i) for i in DOMAINS[d].ids] for d in self.domains}
+        self.cases = [case for cases in self.cases_by_domain.values() for case in cases]
+        # which scans each role reads, decided without reading an image (a budget's slice indices are not)
+        self.scan_roles = {d: scan_roles(d, self.cases_by_domain[d], splits["seed"], splits["n_validation"],
+                                         splits["n_folds"], splits["budgets"]) for d in self.domains}
         self.variants = variants(config)
         self.seeds = [str(seed) for seed in config["training"]["seeds"]]
-        self.folds = list(range(config["splits"]["n_folds"]))
-        self.pairs = registry.chosen_pairs(config["splits"]["finetune_pairs"], self.domains)
-        budgets = config["splits"]["budgets"]
-        self.arm_pairs = {arm: strategies.arm_pairs(spec, self.pairs) for arm, spec in config["strategies"].items()}
-        self.arm_budgets = {arm: strategies.arm_budgets(spec, budgets) for arm, spec in config["strategies"].items()}
-        self.method_pairs = {arm: test_time.arm_pairs(spec, self.domains) for arm, spec in config["test_time"].items()}
+        self.folds = list(range(splits["n_folds"]))
+        self.budgets = list(splits["budgets"])
+        self.pairs = registry.chosen_pairs(splits["finetune_pairs"], self.domains)
+        # fine-tuning arms: name -> {strategy: class (default: the name), budgets, sources, targets, hyper-parameters}
+        self.arms = config["strategies"]
+        self.strategies = list(self.arms)
+        self.arm_descriptions = {arm: strategies.describe_arm(arm, spec) for arm, spec in self.arms.items()}
+        self.arms_from_scratch = {arm: d["from_scratch"] for arm, d in self.arm_descriptions.items()}
+        self.arms_from_source = [arm for arm in self.arms if not self.arms_from_scratch[arm]]
+        self.arms_using_source_data = {arm: strategies.build_arm(arm, spec).uses_source_data
+                                       for arm, spec in self.arms.items()}
+        self.arm_pairs = {arm: strategies.arm_pairs(spec, self.pairs) for arm, spec in self.arms.items()}
+        self.arm_budgets = {arm: strategies.arm_budgets(spec, self.budgets) for arm, spec in self.arms.items()}
+        # test-time arms (budget 0): name -> {method: class (default: the name), sources, targets, hyper-parameters}
+        self.test_time_arms = config["test_time"]
+        self.methods = list(self.test_time_arms)
+        built = {arm: test_time.build_arm(arm, spec) for arm, spec in self.test_time_arms.items()}
+        self.method_pairs = {arm: test_time.arm_pairs(spec, self.domains) for arm, spec in self.test_time_arms.items()}
+        self.method_models = {arm: method.source_model for arm, method in built.items()}  # "plain" or "normalized"
+        self.methods_reading_reference = {arm for arm, method in built.items() if method.uses_reference}
         self.normalized_domains = [d for d in self.domains if any(
-            d == source for arm, spec in config["test_time"].items()
-            if test_time.build_arm(arm, spec).source_model == "normalized" for source, _ in self.method_pairs[arm])]
+            d == source for arm, kind in self.method_models.items() if kind == "normalized"
+            for source, _ in self.method_pairs[arm])]
+        # the paper's reading (config study): its arms among those run (none listed or none run: every fine-tuning arm)
+        self.paper_arms = [arm for arm in config["study"]["arms"] if arm in self.strategies + self.methods] \
+            or self.strategies
+        self.similarity_pairs = [pair for pair in similarity.analysed_pairs(config["evaluation"]["similarity"],
+                                                                            self.domains) if pair in self.pairs]
+        self.finetune_job = config["training"]["finetune_job"]
+        # network sizes (models.sizes): width among the variants at the architecture's own levels, levels at the width
+        self.sizes = {name: {"family": spec["family"], "width": spec["width"],
+                             "levels": spec["levels"] or architectures.default_levels(spec["arch"]),
+                             "on_width_axis": spec["levels"] is None,
+                             "on_levels_axis": spec["width"] == config["models"]["width"]}
+                      for name, spec in self.variants.items()}
 
+    # --- scans -------------------------------------------------------------------------------------------------------
+    def scan_set(self, domain: str, name: str) -> list[str]:
+        """The scans of one named set of a domain (protocol.SCAN_SETS)."""
+        return protocol.scan_set(self.scan_roles, domain, name)
+
+    def finetune_scans(self, target: str, budget: str) -> list[str]:
+        """The labelled target scans a budget fine-tunes on."""
+        return protocol.finetune_scans(self.scan_roles, target, budget)
+
+    # --- jobs and their runs -----------------------------------------------------------------------------------------
+    def job_pairs(self, pairs: list[tuple[str, str]], source: str | None = None,
+                  target: str | None = None) -> list[tuple[str, str]]:
+        """The pairs among ``pairs`` one job covers (training.finetune_job): its pair, its target's, or all."""
+        key = JOB_UNITS[self.finetune_job](source, target)
+        return [(s, t) for s, t in pairs if JOB_UNITS[self.finetune_job](s, t) == key]
+
+    def job_runs(self, arm: str, source: str | None = None, target: str | None = None) -> list[Run]:
+        """(source, target, budget, seed) of the runs of one fine-tuning (or scoring) job of ``arm``: each of its
+        budgets, every seed, for the job's pairs; ordered by pair, then budget, then seed."""
+        return [(s, t, budget, seed) for s, t in self.job_pairs(self.arm_pairs[arm], source, target)
+                for budget in self.arm_budgets[arm] for seed in self.seeds]
+
+    def test_time_runs(self, method: str, source: str | None = None,
+                       target: str | None = None) -> list[tuple[str, str, str]]:
+        """(source, target, seed) of the source models one test-time job adapts; ordered by pair, then seed."""
+        return [(s, t, seed) for s, t in self.job_pairs(self.method_pairs[method], source, target)
+                for seed in self.seeds]
+
+    def finetune_runs(self, from_source_only: bool = False) -> list[tuple[str, str, str, str, str]]:
+        """(arm, source, target, budget, seed) of every fine-tuning run of the study (each variant has them all);
+        ``from_source_only``: of the arms that start from a source model (what weight_change and similarity compare)."""
+        return [(arm, s, t, budget, seed) for arm in self.strategies
+                if not (from_source_only and self.arms_from_scratch[arm])
+                for s, t in self.arm_pairs[arm] for budget in self.arm_budgets[arm] for seed in self.seeds]
+
+    def similarity_runs(self) -> list[tuple[str, str, str, str, str]]:
+        """The fine-tuning runs whose models the similarity analysis compares with their source models."""
+        return [run for run in self.finetune_runs(from_source_only=True) if (run[1], run[2]) in self.similarity_pairs]
+
+    # --- recipes ------------------------------------------------------------------------------------------------------
+    def recipe(self, variant_name: str, kind: str) -> dict:
+        """The recipe of a variant's source/oracle (``kind`` "source") or fine-tuning ("finetune") runs: the
+        configured one with the variant's augmentation and optimizer (Adam: training.adam's changes; a 3D network:
+        training.volumetric's)."""
+        training, spec = self.config["training"], self.variants[variant_name]
+        settings = {**training[kind], "augment_p": spec["augment_p"], "optimizer": spec["optimizer"]}
+        if spec["optimizer"] == "adam":
+            settings.update({k: v for k, v in training["adam"][kind].items() if v is not None})
+        if spec["dims"] == 3:
+            settings.update(training["volumetric"][kind])
+        return settings
+
+    def arm_recipe(self, variant_name: str, arm: str) -> dict:
+        """An arm's recipe: the fine-tuning one, or the source one for an arm trained from scratch."""
+        return self.recipe(variant_name, "source" if self.arms_from_scratch[arm] else "finetune")
+
+    def network(self, variant_name: str) -> dict:
+        """What builds a variant's network besides its architecture: width, and resolution levels when the variant
+        changes them (absent otherwise, so the study's own variants keep their params)."""
+        spec = self.variants[variant_name]
+        return {"width": spec["width"], **({"levels": spec["levels"]} if spec["levels"] else {})}
+
+    # --- counts -------------------------------------------------------------------------------------------------------
     def runs(self) -> pd.DataFrame:
         """One row per training run and per test-time adaptation of a pair: variant, role, arm, source, target,
         budget, fold, seed."""
@@ -111,97 +196,24 @@ class Plan:
                 for run in one_chain]  # each variant and seed trains the whole chain
         return pd.DataFrame(rows, columns=["variant", "role", "arm", "source", "target", "budget", "fold", "seed"])
 
+    def job_keys(self, pairs: list[tuple[str, str]]) -> list:
+        """The distinct jobs (training.finetune_job) that cover ``pairs``."""
+        return list(dict.fromkeys(JOB_UNITS[self.finetune_job](s, t) for s, t in pairs))
+
     def jobs(self) -> dict[str, int]:
-        """Jobs per rule of the rules that train or run a network (each a GPU job on a cluster); one fine-tuning,
-        scoring or test-time job covers one arm's runs of one pair, one target or all pairs (training.finetune_job),
-        every budget and seed."""
-        unit = JOB_UNITS[self.config["training"]["finetune_job"]]
+        """Jobs per rule of the rules that train or run a network (each a GPU job on a cluster)."""
         n_variants, n_seeds, n_domains = len(self.variants), len(self.seeds), len(self.domains)
-        finetune = n_variants * sum(len({unit(s, t) for s, t in pairs}) for pairs in self.arm_pairs.values())
+        finetune = n_variants * sum(len(self.job_keys(pairs)) for pairs in self.arm_pairs.values())
         return {"train_source": n_variants * n_seeds * n_domains,
                 "train_source_normalized": n_variants * n_seeds * len(self.normalized_domains),
                 "train_oracle": n_variants * n_seeds * n_domains * len(self.folds),
                 "finetune": finetune, "score_finetune": finetune,
                 "score_oracle": n_variants * n_seeds * n_domains, "score_baseline": n_variants * n_seeds * n_domains,
-                "adapt_score": n_variants * sum(len({unit(s, t) for s, t in pairs})
-                                                for pairs in self.method_pairs.values()),
+                "adapt_score": n_variants * sum(len(self.job_keys(pairs)) for pairs in self.method_pairs.values()),
                 "similarity": n_variants, "prediction_qc": n_variants}
 
     def gpu_hours(self, throughput: dict, switches: str = "defaults") -> pd.DataFrame:
-        """GPU-hours per part of the study on the GPU ``throughput`` describes (bench/gpu_throughput.py's JSON):
-        columns part, runs (or models, or volumes), million slices, GPU-hours."""
-        training, splits = self.config["training"], self.config["splits"]
-        rates = {role: figures[switches] for role, figures in throughput["training"].items()}
-        inference = throughput["inference"]["bf16+channels_last" if switches in BF16_SWITCHES else "fp32+channels_last"]
-        per_variant = len(self.variants) * len(self.seeds)
-        domains, folds = len(self.domains), len(self.folds)
-        budgets = [parse_budget(b) for b in splits["budgets"]]
-        test_scans = SCANS_PER_DOMAIN - max(b.scans for b in budgets)
+        """GPU-hours per part of the study on a measured GPU (mrishift.cost.gpu_hours)."""
+        from mrishift.cost import gpu_hours
 
-        def slices_of(recipe):
-            return recipe["epochs"] * recipe["iters_per_epoch"] * recipe["batch_size"]
-
-        def validation_slices(recipe):
-            return splits["n_validation"] * SLICES_PER_SCAN * recipe["epochs"] // training["validate_every"]
-
-        rows = []
-        source = training["source"]
-        for part, runs in (("train_source", per_variant * domains), ("train_oracle", per_variant * domains * folds),
-                           ("train_source_normalized", per_variant * len(self.normalized_domains))):
-            train_s, val_s = slices_of(source), validation_slices(source)
-            rows.append((part, runs, runs * (train_s + val_s), runs * (train_s / rates["source"] + val_s / inference)))
-        finetuned = 0
-        for arm, spec in self.config["strategies"].items():
-            description = strategies.describe_arm(arm, spec)
-            arm_budgets = [parse_budget(b) for b in self.arm_budgets[arm]]
-            runs = per_variant * len(self.arm_pairs[arm]) * len(arm_budgets)
-            if description["trains"]:
-                rate = rates[RATE_OF_CLASS.get(description["class"], "source")] / SLOWER_THAN_ALL.get(
-                    description["class"], 1.0)
-                work = slices_of(training["source" if description["from_scratch"] else "finetune"])
-            else:  # one forward pass over the budget's slices (bn_stats), at the inference rate
-                rate = inference
-                work = sum(b.scans * SLICES_PER_SCAN // b.every for b in arm_budgets) / len(arm_budgets)
-            rows.append((f"finetune {arm}", runs, runs * work, runs * work / rate))
-            finetuned += runs
-        scored = {"score_oracle": (per_variant * domains * folds, SCANS_PER_DOMAIN / folds),
-                  "score_baseline": (per_variant * domains, (domains - 1) * test_scans),
-                  "score_finetune": (finetuned, test_scans)}
-        for part, (models, scans) in scored.items():
-            slices = models * scans * SLICES_PER_SCAN
-            rows.append((part, models, slices, slices / inference))
-        for arm, spec in self.config["test_time"].items():  # per test volume: the method's passes over its slices
-            training_passes, inference_passes = test_time.build_arm(arm, spec).passes()
-            volumes = per_variant * len(self.method_pairs[arm]) * test_scans
-            slices = volumes * SLICES_PER_SCAN
-            rows.append((f"adapt_score {arm}", volumes, slices * (training_passes + inference_passes),
-                         slices * (training_passes / rates["source"] + inference_passes / inference)))
-        table = pd.DataFrame(rows, columns=["part", "runs", "slices", "seconds"])
-        # every variant runs the whole study: each part's time is the mean width cost over the variants times theirs
-        table["seconds"] *= sum(width_cost(v["width"]) for v in self.variants.values()) / len(self.variants)
-        return table.assign(mslices=table.slices / 1e6, gpu_hours=table.seconds / 3600)[
-            ["part", "runs", "mslices", "gpu_hours"]]
-
-
-def width_cost(width: float) -> float:
-    """GPU time of a network of ``width`` relative to the measured one (see the module's docstring)."""
-    return max(1.0, width / MEASURED_WIDTH) ** 2
-
-
-def bill(plan: Plan, throughput: dict, switches: str, name: str) -> str:
-    """The text ``mrishift plan`` prints: runs per role and arm, GPU jobs per rule, GPU-hours per part."""
-    runs = plan.runs()
-    lines = [f"{name}: {len(plan.variants)} model variant(s) ({', '.join(plan.variants)}), {len(plan.seeds)} seed(s), "
-             f"{len(plan.domains)} domains, {len(plan.pairs)} fine-tuning pairs, budgets "
-             f"{', '.join(plan.config['splits']['budgets'])}", "", "runs per role and arm (all variants and seeds):"]
-    counts = runs.fillna({"arm": "-"}).groupby(["role", "arm"], sort=False).size()
-    lines += [f"  {role:<18} {arm:<22} {count:>8,}" for (role, arm), count in counts.items()]
-    lines += [f"  {'total':<41} {len(runs):>8,}", "", "GPU jobs per rule:"]
-    jobs = plan.jobs()
-    lines += [f"  {rule:<41} {count:>8,}" for rule, count in jobs.items() if count]
-    lines += [f"  {'total':<41} {sum(jobs.values()):>8,}", ""]
-    hours = plan.gpu_hours(throughput, switches)
-    lines.append(f"GPU-hours on {throughput['device']} ({switches}; 1 mm CC359, 270 slices a scan):")
-    lines += [f"  {r.part:<32} {r.runs:>8,} {r.mslices:>9.1f} Mslices {r.gpu_hours:>8.1f} h" for r in hours.itertuples()]
-    lines.append(f"  {'total':<32} {'':>8} {hours.mslices.sum():>9.1f} Mslices {hours.gpu_hours.sum():>8.1f} h")
-    return "\n".join(lines)
+        return gpu_hours(self, throughput, switches)

@@ -17,9 +17,6 @@ from mrishift.data.volumes import Volume, load_volume
 from mrishift.io import atomic_path, error_summary, write_json
 
 
-# The rule that saved the model a score row's role was scored with (load_model's made_by).
-MADE_BY = {"oracle": "train_oracle", "baseline": "train_source", "source": "train_source", "finetune": "finetune",
-           "forgetting": "finetune"}
 ScanFiles = dict[str, tuple[str, str]]  # case id -> (scaled image, reference mask): the files a job was given
 
 
@@ -74,12 +71,12 @@ class ModelFileError(ValueError):
 
 def load_saved(path: str | Path, map_location="cpu", made_by: str = "") -> dict:
     """What ``save_model`` wrote (``arch``, ``width``, ``model``: the state dict), without building the network; a
-    damaged file raises ``ModelFileError`` naming it and, when given, the rule that makes it (delete the file and
-    rerun that rule)."""
+    damaged file raises ``ModelFileError`` naming it and, when the caller says (``made_by``: what makes the file,
+    e.g. a workflow rule), what remakes it once the file is deleted."""
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:
-        remedy = f"; delete it and rerun rule {made_by}, which makes it" if made_by else ""
+        remedy = f"; delete it and rerun {made_by}, which makes it" if made_by else ""
         raise ModelFileError(f"{path}: unreadable model file ({error_summary(error)}){remedy}") from error
 
 

@@ -92,11 +92,6 @@ class TestTimeMethod:
     def __init__(self, **hparams):
         self.hparams = resolve_hparams(f"test-time method {self.name!r}", self.HPARAMS, hparams)
 
-    @property
-    def source_rule(self) -> str:
-        """The rule that trains the source models it adapts (load_model's made_by)."""
-        return {"plain": "train_source", "normalized": "train_source_normalized"}[self.source_model]
-
     def adapt(self, model: nn.Module, image: np.ndarray,
               reference: SourceReference | None) -> tuple[nn.Module, np.ndarray]:
         raise NotImplementedError

@@ -16,6 +16,7 @@ from mrishift.train import resolve_device
 
 log = log_to(snakemake.log[0])
 params, wildcards = snakemake.params, dict(snakemake.wildcards.items())
+makers = json.loads(params.made_by)  # what makes each model a job reads (named when one is damaged)
 torch.set_num_threads(snakemake.threads)
 splits = json.loads(Path(snakemake.input.splits).read_text())["domains"]
 runtime = snakemake.config
@@ -30,7 +31,7 @@ tables = []
 for (source, target, seed), model_path in progress(runs, "test_time"):
     cases = protocol.test_time_test(splits, target)
     log.info("%s: %s adapted to each of %d scans of %s", method.arm, model_path, len(cases), target)
-    model = load_model(model_path, made_by=method.source_rule)
+    model = load_model(model_path, made_by=makers[method.source_model])
     adapt = method.for_run(model, references, device, source, target, seed)
     table = score_scans(model, cases, scans, params.tolerance_mm, runtime["evaluation"]["batch_size"], device,
                         runtime["training"]["bf16"], adapt)

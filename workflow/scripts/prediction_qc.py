@@ -12,7 +12,7 @@ from mrishift import metrics, plots, qc, stats, test_time
 from mrishift.evaluate import ScanCache, predict_volume, read_scores
 from mrishift.io import write_table
 from mrishift.logs import log_to, progress
-from mrishift.runs import MADE_BY, load_model, scan_files
+from mrishift.runs import load_model, scan_files
 from mrishift.train import resolve_device
 
 # Re-predicting on the CPU gives the scored mask bit for bit; on a GPU, kernels may round differently. Beyond this the
@@ -21,6 +21,7 @@ SAME_SCORE = 0.01
 
 log = log_to(snakemake.log[0])
 params, inputs, variant = snakemake.params, snakemake.input, snakemake.wildcards.variant
+makers = json.loads(params.made_by)  # what makes each model a job reads (named when one is damaged)
 torch.set_num_threads(snakemake.threads)
 runtime = snakemake.config
 device = resolve_device(runtime["training"]["device"])
@@ -51,17 +52,16 @@ def figure_name(row) -> tuple[str, str]:
 
 
 def model_of(row) -> tuple[str, str]:
-    """(path, rule that saved it) of the model scored in a row."""
+    """(path, what makes it: the workflow's made_by param) of the model scored in a row."""
     if row.role == "finetune":
         path = patterns["finetune"].format(variant=variant, strategy=row.strategy, source=row.source,
                                            target=row.target, budget=row.budget, seed=row.seed)
-        return path, MADE_BY["finetune"]
+        return path, makers["finetune"]
     if row.role == "oracle":
         return patterns["oracle"].format(variant=variant, domain=row.target, fold=row.fold,
-                                         seed=row.seed), MADE_BY["oracle"]
+                                         seed=row.seed), makers["oracle"]
     kind = methods[row.strategy].source_model if row.role == "test_time" else "plain"
-    rule = methods[row.strategy].source_rule if row.role == "test_time" else MADE_BY["baseline"]
-    return patterns[f"source_{kind}"].format(variant=variant, domain=row.source, seed=row.seed), rule
+    return patterns[f"source_{kind}"].format(variant=variant, domain=row.source, seed=row.seed), makers[kind]
 
 
 def predict(row):

@@ -12,10 +12,11 @@ from mrishift import protocol
 from mrishift.evaluate import IDENTITY_COLUMNS, SCORE_COLUMNS, ScanCache, score_scans
 from mrishift.io import write_table
 from mrishift.logs import log_to, progress
-from mrishift.runs import MADE_BY, load_model, scan_files
+from mrishift.runs import load_model, scan_files
 
 log = log_to(snakemake.log[0])
 params, wildcards = snakemake.params, dict(snakemake.wildcards.items())
+makers = json.loads(params.made_by)  # what makes each model a job reads (named when one is damaged)
 torch.set_num_threads(snakemake.threads)
 splits = json.loads(Path(snakemake.input.splits).read_text())["domains"]
 runtime = snakemake.config
@@ -48,7 +49,7 @@ tables = []
 for row_identity, model_path, cases in progress(jobs, params.role):
     log.info("%s on %d scans", model_path, len(cases))
     if model_path not in models:
-        models[model_path] = load_model(model_path, made_by=MADE_BY[row_identity["role"]])
+        models[model_path] = load_model(model_path, made_by=makers[row_identity["role"]])
     model = models[model_path]
     table = score_scans(model, cases, scans, params.tolerance_mm, runtime["evaluation"]["batch_size"],
                         runtime["training"]["device"], runtime["training"]["bf16"])

@@ -19,6 +19,7 @@ from mrishift.train import resolve_device
 
 log = log_to(snakemake.log[0])
 params, variant = snakemake.params, snakemake.wildcards.variant
+makers = json.loads(params.made_by)  # what makes each model a job reads (named when one is damaged)
 torch.set_num_threads(snakemake.threads)
 device = resolve_device(snakemake.config["training"]["device"])
 splits = json.loads(Path(snakemake.input.splits).read_text())["domains"]
@@ -41,7 +42,7 @@ reference_cache = {}
 def reference(source: str, target: str, seed: str):
     """The source model's block activations on the pair's slices (computed once per pair and seed)."""
     if (source, target, seed) not in reference_cache:
-        model = load_model(source_paths[(source, seed)], made_by="train_source").to(device)
+        model = load_model(source_paths[(source, seed)], made_by=makers["source"]).to(device)
         slices = test_slices(target, model)
         reference_cache[(source, target, seed)] = (slices, block_activations(
             model, slices, params.positions, seed_hash(params.seed, source, target)))
@@ -52,7 +53,7 @@ rows = []
 for (strategy, source, target, run_budget, seed), path in progress(
         list(zip(json.loads(params.runs), params.models, strict=True)), "similarity"):
     slices, before = reference(source, target, seed)
-    model = load_model(path, made_by="finetune").to(device)
+    model = load_model(path, made_by=makers["finetune"]).to(device)
     after = block_activations(model, slices, params.positions, seed_hash(params.seed, source, target))
     rows += [{"variant": variant, "strategy": strategy, "source": source, "target": target, "budget": run_budget,
               "seed": seed, **row} for row in block_similarity(before, after)]

@@ -14,14 +14,15 @@ from mrishift.weight_change import block_parameters, relative_change
 
 log = log_to(snakemake.log[0])
 params, variant = snakemake.params, snakemake.wildcards.variant
-sources = {key: load_saved(path, made_by="train_source")
+makers = json.loads(params.made_by)  # what makes each model a job reads (named when one is damaged)
+sources = {key: load_saved(path, made_by=makers["source"])
            for key, path in zip(product(params.domains, params.seeds), snakemake.input.sources, strict=True)}
 architecture = next(iter(sources.values()))
 blocks = block_parameters(saved_network(architecture))
 tables = []
 for (strategy, source, target, budget, seed), path in progress(
         list(zip(json.loads(params.runs), params.models, strict=True)), "weight_change"):
-    saved = load_saved(path, made_by="finetune")
+    saved = load_saved(path, made_by=makers["finetune"])
     if not same_network(saved, architecture):
         raise ValueError(f"{path}: a {saved['arch']} of width {saved['width']} ({saved.get('levels')} levels), its "
                          f"source models are {architecture['arch']} of width {architecture['width']} "
