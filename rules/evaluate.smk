@@ -134,6 +134,7 @@ rule analyse:
         strategies=PLAN.strategies + PLAN.methods,  # the tables' and figures' row order
         arms=as_json(PLAN.arm_descriptions),
         arm_pairs=as_json(PLAN.arm_pairs),  # the pairs each fine-tuning arm ran on: paired tests compare where both did
+        metric=config["study"]["metric"],
         significance=EVALUATION["significance_level"],
         tolerance_mm=EVALUATION["tolerance_mm"],
         min_gap=EVALUATION["min_gap"],

@@ -232,6 +232,22 @@ def test_the_paper_view_counts_every_pair_among_the_papers_arms(tiny_run):
         assert (tiny_run / f"results/figures/unet2d_residual/{name}.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_the_study_metric_sets_our_views_metric(tiny_run, tmp_path):
+    """study.metric: dice makes the cross-domain matrix, gap closed and the summary Dice's; only analyse reruns."""
+    workdir, _, planned = planned_with_overlay(tiny_run, tmp_path, "study: {metric: dice}\n")
+    assert planned["analyse"] == 1 and "train_source" not in planned and "score_finetune" not in planned
+    result = snakemake(workdir, "results/tables/unet2d_residual/summary.json", configfile=["tiny.yaml", "overlay.yaml"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((workdir / "results/tables/unet2d_residual/summary.json").read_text())
+    scores = pd.read_csv(workdir / "results/scores/scores.tsv", sep="\t")
+    assert summary["metric"] == "Dice" and summary["oracle_mean"] == pytest.approx(
+        scores[scores.role == "oracle"].dice.mean())
+    assert "Dice, mean (std)" in (workdir / "results/tables/unet2d_residual/sdice_matrix.md").read_text()
+    before = json.loads((tiny_run / "results/tables/unet2d_residual/summary.json").read_text())
+    assert before["metric"] == "surface Dice at 5 mm" and before["oracle_mean"] == pytest.approx(
+        scores[scores.role == "oracle"].sdice.mean())
+
+
 def test_report_embeds_figures_and_methods(tiny_run):
     result = snakemake(tiny_run, "--report", "results/report.html")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -25,6 +25,12 @@ from mrishift.seeding import seed_hash
 from mrishift.tables import budget_order, mean_std
 
 METRIC_LABELS = {"sdice": "surface Dice", "dice": "Dice", "hd95_mm": "HD95 (mm)", "assd_mm": "ASSD (mm)"}
+
+
+def metric_words(metric: str, tolerance_mm: float) -> str:
+    """A metric as captions name it: surface Dice with its tolerance, the others by their label."""
+    return METRIC_LABELS[metric] + (f" at {tolerance_mm:g} mm" if metric == "sdice" else "")
+
 BASELINE_ROW, ORACLE_ROW = "no adaptation (baseline)", "oracle (target's own 3-fold CV)"
 
 

@@ -5,7 +5,7 @@ import json
 
 import pandas as pd
 
-from mrishift import bootstrap, stats, tables
+from mrishift import bootstrap, paper_view, stats, tables
 from mrishift.evaluate import read_scores
 from mrishift.io import write_json, write_table
 from mrishift.logs import log_to
@@ -14,7 +14,8 @@ log = log_to(snakemake.log[0])
 params, out = snakemake.params, snakemake.output
 scores = read_scores(snakemake.input.scores)
 scores = scores[scores.variant == snakemake.wildcards.variant]
-metric = "sdice"
+metric = params.metric  # study.metric: the matrix, gap closed and tests are of this metric
+words = paper_view.metric_words(metric, params.tolerance_mm)
 
 resampling = params.bootstrap
 interval_words = (f"[{resampling['level']:.0%} bootstrap interval: {resampling['samples']} replicates, seed "
@@ -23,7 +24,7 @@ mean, std = stats.sdice_matrix(scores, metric)
 low, high = bootstrap.sdice_matrix_intervals(scores, resampling["samples"], resampling["seed"], resampling["level"],
                                              metric)
 tables.write_table(tables.sdice_matrix_table(mean, std, low, high), out.matrix.removesuffix(".csv"),
-                   f"Surface Dice at {params.tolerance_mm:g} mm, mean (std) {interval_words}, scans resampled] over "
+                   f"{words[0].upper() + words[1:]}, mean (std) {interval_words}, scans resampled] over "
                    "scans: rows = target domain, columns = source domain, diagonal = oracle (3-fold CV).",
                    numbers=mean)
 write_table(out.matrix_intervals, pd.concat({"low": low.stack(), "high": high.stack()}, axis=1)
@@ -42,7 +43,7 @@ gap_table.index = [arm if arm_pairs.get(arm, n_pairs) == n_pairs
 n_defined = per_pair.dropna(subset=["gap_closed"]).groupby(["source", "target"]).ngroups
 spread = "std over the seeds' means" if per_pair.seed.nunique() > 1 else "std over pairs"
 tables.write_table(gap_table, out.gap_closed.removesuffix(".csv"),
-                   f"Our view: gap closed (0 = no adaptation, 1 = oracle), mean ({spread}) {interval_words}, pairs "
+                   f"Our view: gap closed of {words} (0 = no adaptation, 1 = oracle), mean ({spread}) {interval_words}, pairs "
                    "then their test scans resampled, pairs treated as independent although each source model serves "
                    "several; conditional on the trained models] over the "
                    f"{n_defined} of {n_pairs} source→target pairs with an oracle−baseline gap of at least "
@@ -72,7 +73,7 @@ tables.write_table(bn_table, out.batchnorm.removesuffix(".csv"),
                    "frozen layers' "
                    "BatchNorm statistics follow the target ('train', the public code) or stay the source's ('eval'), and "
                    "of statistics-only arms (every BatchNorm layer re-estimated on the budget's slices, no weight moves). "
-                   "Paired sign tests per pair on per-scan surface Dice (p < " f"{params.significance:g}): "
+                   f"Paired sign tests per pair on per-scan {words} (p < {params.significance:g}): "
                    + ("; ".join(counts) if counts else "no arms differ only in their BatchNorm mode") + ".",
                    numbers=bn_mean)
 write_table(out.batchnorm_tests, bn_tests)
@@ -83,7 +84,7 @@ write_table(out.winners, winners)
 
 baseline, oracle = scores[scores.role == "baseline"][metric], scores[scores.role == "oracle"][metric]
 summary = {
-    "metric": f"surface Dice at {params.tolerance_mm:g} mm",
+    "metric": words,
     "oracle_mean": float(oracle.mean()),
     "baseline_mean": float(baseline.mean()),
     "baseline_on_pair_test_scans_mean": float(per_scan.drop_duplicates(["source", "case"]).baseline.mean()),
