@@ -99,6 +99,19 @@ def test_published_tables_match_their_sources_rows_and_columns():
     assert len(table3) == 4 * 5 + 1 and table3.slices.nunique() == 4  # the source model printed once, on row 90
     for name, spec in published.TABLES.items():
         assert published.PAPERS[spec.paper].tables.count(name) == 1
+    # the other data sets' tables: the printed rows × columns, each cell once, a std wherever the paper prints one
+    for name, spec in published.TABLES.items():
+        if spec.paper in ("fcn_transfer", "cnn3d_depth_width"):
+            cells = published.load(name)
+            assert (cells.row.nunique(), cells.column.nunique()) == spec.shape and len(cells) == spec.shape[0] * spec.shape[1]
+            assert not cells.duplicated(["row", "column"]).any() and cells.value.notna().all()
+            assert cells["std"].notna().all() == (name not in ("fcn_table6", "fcn_table8"))
+    table, _ = paper_view.paper_vs_ours("cnn3d_depth_width", pd.DataFrame(), {}, [], 0.1, {}, synthetic=True)
+    assert table["where"].tolist() == ["", "Table 1", "Table 2"] and table.paper[1].startswith("60 cells as printed")
+    rsim = published.load("fcn_table7").set_index(["row", "column"]).value
+    assert rsim[("RSIM(R.I., T.L.)", "decoder-2")] == pytest.approx(0.636)
+    assert published.load("fcn_table2").set_index(["row", "column"]).loc[("ntrain = 15 / T.L.", "HD95 (mm)")].tolist() \
+        == pytest.approx([4.75, 1.81])
 
 
 def test_each_papers_budgets_are_budgets_the_workflow_knows():

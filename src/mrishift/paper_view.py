@@ -312,6 +312,9 @@ def paper_vs_ours(paper_key: str, scores: pd.DataFrame, variants: dict[str, dict
     else:
         rows = [row(paper.title, "other data set", "no cell-for-cell numbers",
                     note="its claims are read from this study's tables and figures (config header)")]
+        rows += [row(published.TABLES[name].caption, f"{len(published.load(name))} cells as printed: "
+                     f"src/mrishift/published/{name}.tsv", "— (another data set)",
+                     where=published.TABLES[name].where) for name in paper.tables]
     return pd.DataFrame(rows), note
 
 
