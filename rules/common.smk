@@ -26,6 +26,9 @@ PLAN = plan.Plan(config)
 RESULTS = config["results"]
 ENV = "../envs/mrishift.yaml"
 EVALUATION = config["evaluation"]
+# Asked by several rules' params and input functions, per job (the full study: tens of thousands of runs): listed once.
+FINETUNE_RUNS_FROM_SOURCE = PLAN.finetune_runs(from_source_only=True)  # what weight_change and similarity compare
+SIMILARITY_RUNS = PLAN.similarity_runs()
 RAW_DATASET = "resources/synthetic_cc359" if config["data"]["source"] == "synthetic" else "resources/cc359"
 # What one fine-tuning, scoring or test-time job covers (training.finetune_job): one arm at every budget it runs, with
 # every seed, for one pair ('pair'), every source into one target ('target') or all of its pairs ('strategy'). Its

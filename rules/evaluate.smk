@@ -257,9 +257,9 @@ rule weight_change:
                       category="Figures", subcategory="{variant}"),
         figure_pdf=result("figures/{variant}/weight_change.pdf"),
     params:
-        runs=as_json(PLAN.finetune_runs(from_source_only=True)),
+        runs=as_json(FINETUNE_RUNS_FROM_SOURCE),
         made_by=as_json(MADE_BY),
-        models=lambda w: finetuned_models(w.variant, PLAN.finetune_runs(from_source_only=True)),
+        models=lambda w: finetuned_models(w.variant, FINETUNE_RUNS_FROM_SOURCE),
         domains=PLAN.domains,
         seeds=PLAN.seeds,
         strategies=PLAN.arms_from_source,
@@ -285,9 +285,9 @@ rule similarity:
                      category="Figures", subcategory="{variant}"),
         pwcca_pdf=result("figures/{variant}/similarity_pwcca.pdf"),
     params:
-        runs=as_json(PLAN.similarity_runs()),
+        runs=as_json(SIMILARITY_RUNS),
         made_by=as_json(MADE_BY),
-        models=lambda w: finetuned_models(w.variant, PLAN.similarity_runs()),  # in the folders among the inputs
+        models=lambda w: finetuned_models(w.variant, SIMILARITY_RUNS),  # in the folders among the inputs
         sources=[[source, seed] for source in dict.fromkeys(s for s, _ in PLAN.similarity_pairs) for seed in PLAN.seeds],
         slices=EVALUATION["similarity"]["slices"],
         positions=EVALUATION["similarity"]["positions"],

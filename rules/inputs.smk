@@ -99,7 +99,7 @@ def score_tables():
 
 def weight_change_models(w):
     """The variant's fine-tuning folders (the models: weight_change's param), then its source models."""
-    return {"models": finetuned_folders(w.variant, PLAN.finetune_runs(from_source_only=True)),
+    return {"models": finetuned_folders(w.variant, FINETUNE_RUNS_FROM_SOURCE),
             "sources": expand(SOURCE_MODEL, variant=w.variant, domain=PLAN.domains, seed=PLAN.seeds)}
 
 
@@ -109,7 +109,7 @@ def similarity_inputs(w):
     sources = dict.fromkeys(source for source, _ in PLAN.similarity_pairs)
     targets = dict.fromkeys(target for _, target in PLAN.similarity_pairs)
     return {**scans_read(sets_of=lambda w: [(target, "test") for target in targets])(w),
-            "models": finetuned_folders(w.variant, PLAN.similarity_runs()),
+            "models": finetuned_folders(w.variant, SIMILARITY_RUNS),
             "sources": expand(SOURCE_MODEL, variant=w.variant, domain=sources, seed=PLAN.seeds)}
 
 

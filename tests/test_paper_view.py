@@ -103,7 +103,8 @@ def test_published_tables_match_their_sources_rows_and_columns():
     for name, spec in published.TABLES.items():
         if spec.paper in ("fcn_transfer", "cnn3d_depth_width"):
             cells = published.load(name)
-            assert (cells.row.nunique(), cells.column.nunique()) == spec.shape and len(cells) == spec.shape[0] * spec.shape[1]
+            rows, columns = spec.shape
+            assert (cells.row.nunique(), cells.column.nunique()) == spec.shape and len(cells) == rows * columns
             assert not cells.duplicated(["row", "column"]).any() and cells.value.notna().all()
             assert cells["std"].notna().all() == (name not in ("fcn_table6", "fcn_table8"))
     table, _ = paper_view.paper_vs_ours("cnn3d_depth_width", pd.DataFrame(), {}, [], 0.1, {}, synthetic=True)

@@ -16,10 +16,14 @@ metrics run on the CPU beside it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
-from mrishift import test_time
 from mrishift.data.splits import parse_budget
+
+if TYPE_CHECKING:
+    from mrishift.plan import Plan
 
 SLICES_PER_SCAN = 270  # CC359 at 1 mm (../shared/PROTOCOL.md)
 MEASURED_WIDTH = 1.0  # bench/gpu_throughput.py measures the paper's network
@@ -29,7 +33,7 @@ SLOWER_THAN_ALL = {"spottune": 2.5}  # bench/train_speed.py on a CPU: spottune's
 BF16_SWITCHES = {"bf16", "all_but_compile", "all"}  # bench/gpu_throughput.py's switch settings that train in bf16
 
 
-def gpu_hours(plan, throughput: dict, switches: str = "defaults") -> pd.DataFrame:
+def gpu_hours(plan: Plan, throughput: dict, switches: str = "defaults") -> pd.DataFrame:
     """GPU-hours per part of ``plan``'s study on the GPU ``throughput`` describes (bench/gpu_throughput.py's JSON):
     columns part, runs (or models, or volumes), million slices, GPU-hours."""
     training, splits = plan.config["training"], plan.config["splits"]
@@ -71,8 +75,8 @@ def gpu_hours(plan, throughput: dict, switches: str = "defaults") -> pd.DataFram
     for part, (models, scans) in scored.items():
         slices = models * scans * SLICES_PER_SCAN
         rows.append((part, models, slices, slices / inference))
-    for arm, spec in plan.config["test_time"].items():  # per test volume: the method's passes over its slices
-        training_passes, inference_passes = test_time.build_arm(arm, spec).passes()
+    for arm, method in plan.test_time_methods.items():  # per test volume: the method's passes over its slices
+        training_passes, inference_passes = method.passes()
         volumes = per_variant * len(plan.method_pairs[arm]) * test_scans
         slices = volumes * SLICES_PER_SCAN
         rows.append((f"adapt_score {arm}", volumes, slices * (training_passes + inference_passes),

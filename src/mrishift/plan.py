@@ -14,7 +14,7 @@ import yaml
 
 from mrishift import architectures, protocol, registry, similarity, strategies, test_time
 from mrishift.config import apply_overlay, validate_config
-from mrishift.cost import bill, width_cost  # noqa: F401  (the bill of a plan; importable from here as before)
+from mrishift.cost import bill, gpu_hours, width_cost  # noqa: F401  (bill, width_cost: importable from here as before)
 from mrishift.data.cc359 import DOMAINS, case_id, subject_ids
 from mrishift.data.splits import scan_roles
 
@@ -89,20 +89,22 @@ class Plan:
         # fine-tuning arms: name -> {strategy: class (default: the name), budgets, sources, targets, hyper-parameters}
         self.arms = config["strategies"]
         self.strategies = list(self.arms)
-        self.arm_descriptions = {arm: strategies.describe_arm(arm, spec) for arm, spec in self.arms.items()}
+        built = {arm: strategies.build_arm(arm, spec) for arm, spec in self.arms.items()}
+        self.arm_descriptions = {arm: strategies.describe(strategy) for arm, strategy in built.items()}
         self.arms_from_scratch = {arm: d["from_scratch"] for arm, d in self.arm_descriptions.items()}
         self.arms_from_source = [arm for arm in self.arms if not self.arms_from_scratch[arm]]
-        self.arms_using_source_data = {arm: strategies.build_arm(arm, spec).uses_source_data
-                                       for arm, spec in self.arms.items()}
+        self.arms_using_source_data = {arm: strategy.uses_source_data for arm, strategy in built.items()}
         self.arm_pairs = {arm: strategies.arm_pairs(spec, self.pairs) for arm, spec in self.arms.items()}
         self.arm_budgets = {arm: strategies.arm_budgets(spec, self.budgets) for arm, spec in self.arms.items()}
         # test-time arms (budget 0): name -> {method: class (default: the name), sources, targets, hyper-parameters}
         self.test_time_arms = config["test_time"]
         self.methods = list(self.test_time_arms)
-        built = {arm: test_time.build_arm(arm, spec) for arm, spec in self.test_time_arms.items()}
+        self.test_time_methods = {arm: test_time.build_arm(arm, spec) for arm, spec in self.test_time_arms.items()}
         self.method_pairs = {arm: test_time.arm_pairs(spec, self.domains) for arm, spec in self.test_time_arms.items()}
-        self.method_models = {arm: method.source_model for arm, method in built.items()}  # "plain" or "normalized"
-        self.methods_reading_reference = {arm for arm, method in built.items() if method.uses_reference}
+        self.method_models = {arm: method.source_model  # "plain" or "normalized"
+                              for arm, method in self.test_time_methods.items()}
+        self.methods_reading_reference = {arm for arm, method in self.test_time_methods.items()
+                                          if method.uses_reference}
         self.normalized_domains = [d for d in self.domains if any(
             d == source for arm, kind in self.method_models.items() if kind == "normalized"
             for source, _ in self.method_pairs[arm])]
@@ -214,6 +216,4 @@ class Plan:
 
     def gpu_hours(self, throughput: dict, switches: str = "defaults") -> pd.DataFrame:
         """GPU-hours per part of the study on a measured GPU (mrishift.cost.gpu_hours)."""
-        from mrishift.cost import gpu_hours
-
         return gpu_hours(self, throughput, switches)

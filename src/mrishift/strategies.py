@@ -86,7 +86,11 @@ def arm_pairs(spec: dict, study_pairs: list[tuple[str, str]]) -> list[tuple[str,
 
 def describe_arm(arm: str, spec: dict) -> dict:
     """What the analysis needs to know of an arm: its class, resolved hyper-parameters and whether it trains."""
-    strategy = build_arm(arm, spec)
+    return describe(build_arm(arm, spec))
+
+
+def describe(strategy: "Strategy") -> dict:
+    """``describe_arm`` of an arm already built."""
     return {"class": strategy.name, "hparams": strategy.hparams, "trains": strategy.trains,
             "from_scratch": strategy.from_scratch}
 

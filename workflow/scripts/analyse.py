@@ -43,8 +43,8 @@ gap_table.index = [arm if arm_pairs.get(arm, n_pairs) == n_pairs
 n_defined = per_pair.dropna(subset=["gap_closed"]).groupby(["source", "target"]).ngroups
 spread = "std over the seeds' means" if per_pair.seed.nunique() > 1 else "std over pairs"
 tables.write_table(gap_table, out.gap_closed.removesuffix(".csv"),
-                   f"Our view: gap closed of {words} (0 = no adaptation, 1 = oracle), mean ({spread}) {interval_words}, pairs "
-                   "then their test scans resampled, pairs treated as independent although each source model serves "
+                   f"Our view: gap closed of {words} (0 = no adaptation, 1 = oracle), mean ({spread}) "
+                   f"{interval_words}, pairs then their test scans resampled, pairs treated as independent although each source model serves "
                    "several; conditional on the trained models] over the "
                    f"{n_defined} of {n_pairs} source→target pairs with an oracle−baseline gap of at least "
                    f"{params.min_gap:g} (the paper's view, paper_gap_closed, keeps every pair), per strategy (rows) and "

@@ -40,6 +40,7 @@ plots.save(plots.gap_closed_figure(pairs.groupby(["strategy", "budget", "source"
 scored = paper_view.with_reference_scores(per_scan, scores, metric)
 numbers, table, _, spread = paper_view.score_table(scored, arms, metric, bootstrap)
 tables.write_table(table, out.scores.removesuffix(".csv"),
-                   f"{paper_view.metric_words(metric, params.tolerance_mm)} of the paper's arms per target-data budget, and of the unadapted source model and the oracle on "
-                   f"the same test scans: {spread}.", numbers=numbers)
+                   f"{paper_view.metric_words(metric, params.tolerance_mm)} of the paper's arms per target-data "
+                   f"budget, and of the unadapted source model and the oracle on the same test scans: {spread}.",
+                   numbers=numbers)
 log.info("paper arms %s; wins per budget:\n%s", arms, counts)
