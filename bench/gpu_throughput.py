@@ -3,7 +3,7 @@
     .venv/bin/python bench/gpu_throughput.py                       # on a GPU: every switch, 1-8 runs at once
     .venv/bin/python bench/gpu_throughput.py --steps 3 --concurrent 1 2 --json results/bench/cpu.json   # a CPU
 
-Training goes through the real loop (``mrishift.train.train``) on random volumes (speed does not depend on
+Training goes through the real loop (``mrishift.training.loop.train``) on random volumes (speed does not depend on
 content), so what it measures is what the workflow runs. Printed:
 
 1. slices/s per role (source training = all layers of a fresh network; fine-tuning first / last layers) and switch
@@ -11,7 +11,7 @@ content), so what it measures is what the workflow runs. Printed:
    on a CPU bf16, compile and device-held data are ignored by the trainer, so those rows only repeat the baseline;
 2. inference slices/s (``predict_volume`` over a patch × patch × 160 volume) per precision and memory format;
 3. several fine-tuning runs at once on the device (``training.runs_per_device``): one process each, as
-   ``mrishift.jobs`` runs them, started together; the aggregate slices/s and the speed-up over one run.
+   ``mrishift.training.jobs`` runs them, started together; the aggregate slices/s and the speed-up over one run.
 
 ``--json`` writes every figure, for ``bench/plan_paper.py --throughput`` (the study's GPU-hour estimate).
 """
@@ -19,7 +19,6 @@ content), so what it measures is what the workflow runs. Printed:
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import platform
 import time
@@ -29,11 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mrishift import models, strategies
-from mrishift.evaluate import predict_volume
+from mrishift.adaptation import strategies
+from mrishift.evaluation.scoring import predict_volume
 from mrishift.io import write_json
-from mrishift.sampling import SliceSampler
-from mrishift.train import Recipe, resolve_device, train
+from mrishift.models import networks
+from mrishift.models.inputs import resolve_device
+from mrishift.training.loop import Recipe, train
+from mrishift.training.sampling import SliceSampler
 
 ROLES = {"source": "ft_all", "ft_all": "ft_all", "ft_first": "ft_first", "ft_last": "ft_last"}
 SWITCHES = {  # name -> recipe changes from the baseline (fp32, contiguous, eager, batches cut on the host)
@@ -60,7 +61,7 @@ def synthetic_sampler(patch: int, batch: int, seed: int = 0, depth: int = 32) ->
 def _warmed_up(role: str, recipe: Recipe, steps: int, width: float, warmup: int):
     """A run after ``warmup`` steps (compilation, cuDNN autotuning); returns the call that trains ``steps`` more."""
     torch.manual_seed(0)
-    model = models.build("unet2d_residual", width=width)
+    model = networks.build("unet2d_residual", width=width)
     strategy = strategies.build(ROLES[role])
     train(model, strategy, synthetic_sampler(recipe.patch_size, recipe.batch_size),
           replace(recipe, epochs=1, iters_per_epoch=warmup), seed=0)
@@ -83,7 +84,7 @@ def training_rate(role: str, recipe: Recipe, steps: int, width: float, warmup: i
 
 
 def inference_rate(device: str, bf16: bool, channels_last: bool, width: float, patch: int, repeats: int = 3) -> float:
-    model = models.build("unet2d_residual", width=width)
+    model = networks.build("unet2d_residual", width=width)
     volume = np.random.default_rng(0).random((patch, patch, 160), dtype=np.float32)
     predict_volume(model, volume, 32, device, bf16, channels_last)  # warm-up
     _synchronize()
@@ -108,7 +109,7 @@ def _concurrent_worker(role, recipe, steps, width, warmup, barrier, results):
 
 
 def concurrent_rate(n: int, role: str, recipe: Recipe, steps: int, width: float, warmup: int) -> float:
-    """Aggregate slices/s of ``n`` runs trained at once, one process each (as ``mrishift.jobs`` does)."""
+    """Aggregate slices/s of ``n`` runs trained at once, one process each (as ``mrishift.training.jobs`` does)."""
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(n + 1), context.Queue()
     workers = [context.Process(target=_concurrent_worker, args=(role, recipe, steps, width, warmup, barrier, results))

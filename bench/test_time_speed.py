@@ -19,9 +19,10 @@ import numpy as np
 import torch
 import yaml
 
-from mrishift import models, test_time
-from mrishift.evaluate import predict_volume
-from mrishift.train import resolve_device
+from mrishift.adaptation import test_time
+from mrishift.evaluation.scoring import predict_volume
+from mrishift.models import networks
+from mrishift.models.inputs import resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +39,7 @@ def best_time(fn, repeats: int) -> float:
 def source_model(arch: str, width: float, shape) -> torch.nn.Module:
     """A network whose BatchNorm statistics come from a few training-mode passes (the content does not change cost)."""
     torch.manual_seed(0)
-    model = models.build(arch, width=width).train()
+    model = networks.build(arch, width=width).train()
     with torch.no_grad():
         for _ in range(3):
             model(torch.rand(8, 1, shape[0], shape[1]))
@@ -57,7 +58,7 @@ def main():
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     source_models = {kind: source_model("unet2d_residual" + suffix, args.width, args.shape)
-                     for kind, suffix in (("plain", ""), ("normalized", models.NORMALIZED))}
+                     for kind, suffix in (("plain", ""), ("normalized", networks.NORMALIZED))}
     model = source_models["plain"]
     rng = np.random.default_rng(0)
     image = rng.random(args.shape, dtype=np.float32)

@@ -4,9 +4,9 @@ strategy's speed relative to fine-tuning all layers (the per-step cost of its pe
     .venv/bin/python bench/train_speed.py --patch 80 256 --batch 16 --threads 1 2
     .venv/bin/python bench/train_speed.py --patch 64 --batch 8 --threads 1 --width 0.5 --strategies all   # the demo's
 
-Prints one line per (patch, threads, strategy). Uses random slices (speed does not depend on content) and
-the real trainer loop (mrishift.train.train), so what it measures is what the workflow runs: a strategy mixing in
-source slices gets a source sampler, one continuing the source optimizer a source run's state.
+Prints one line per (patch, threads, strategy). Uses random slices (speed does not depend on content) and the real
+trainer loop (mrishift.training.loop.train), so what it measures is what the workflow runs: a strategy mixing in source
+slices gets a source sampler, one continuing the source optimizer a source run's state.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ import time
 import numpy as np
 import torch
 
-from mrishift import models, strategies
-from mrishift.sampling import SliceSampler
-from mrishift.train import Recipe, train
+from mrishift.adaptation import strategies
+from mrishift.models import networks
+from mrishift.training.loop import Recipe, train
+from mrishift.training.sampling import SliceSampler
 
 
 def measure(patch: int, batch: int, threads: int, strategy: str, steps: int, device: str, bf16: bool,
@@ -29,7 +30,7 @@ def measure(patch: int, batch: int, threads: int, strategy: str, steps: int, dev
     volumes = [(rng.random((patch, patch, 8), dtype=np.float32), (rng.random((patch, patch, 8)) > 0.5).astype(np.float32))]
     recipe = Recipe(epochs=1, iters_per_epoch=steps, batch_size=batch, patch_size=patch, device=device, bf16=bf16)
     warmup = Recipe(**{**recipe.__dict__, "iters_per_epoch": 2})
-    model = models.build("unet2d_residual", width=width)
+    model = networks.build("unet2d_residual", width=width)
     sampler = SliceSampler(volumes, [range(8)], batch, patch, 0.0, rng)
     source = SliceSampler(volumes, [range(8)], batch, patch, 0.0, np.random.default_rng(1))
     source_run = train(model, strategies.build("ft_all"), sampler, warmup, seed=0, keep_optimizer=True)

@@ -16,7 +16,11 @@ from mrishift.jobenv import export_library_path
 
 export_library_path(SRC)
 
-from mrishift import architectures, plan, strategies, test_time  # no torch
+from mrishift.models import architectures  # no torch
+
+from mrishift import plan
+
+from mrishift.adaptation import strategies, test_time
 from mrishift.config import apply_overlay, validate_config
 
 for overlay in workflow.config_settings.configfiles:  # each --configfile's arms and budgets replace, in order

@@ -128,7 +128,7 @@ rule data_qc:
         "../workflow/scripts/data_qc.py"
 
 
-# A scan set (mrishift.protocol.SCAN_SETS): the scans of one role of a domain in one folder, hard-linked (copied where
+# A scan set (mrishift.data.protocol.SCAN_SETS): the scans of one role of a domain in one folder, hard-linked (copied where
 # links cannot be made), for the jobs that read all of them; one declared input instead of ~120 per scoring job.
 rule scan_set:
     input:

@@ -332,7 +332,7 @@ rule prediction_qc:
         "../workflow/scripts/prediction_qc.py"
 
 
-# The study as its paper reads it (config study: its arms and metric; mrishift.paper_view): gap closed of every pair,
+# The study as its paper reads it (config study: its arms and metric; mrishift.analysis.paper_view): gap closed of every pair,
 # winners among the paper's arms with the sign test on per-scan gap closed, and the absolute-score table.
 rule paper_view:
     input:
@@ -370,7 +370,7 @@ rule paper_view:
         "../workflow/scripts/paper_view.py"
 
 
-# The published numbers beside ours, and the paper's claims with our evidence (study.paper; mrishift.published).
+# The published numbers beside ours, and the paper's claims with our evidence (study.paper; mrishift.analysis.published).
 rule paper_vs_ours:
     input:
         scores=result("scores/scores.tsv"),

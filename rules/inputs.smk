@@ -3,7 +3,7 @@
 
 
 # --- Training (rules/train.smk) ------------------------------------------------------------------------------------
-# What each training job reads (for scans_read): scans, or (domain, scan set) pairs, as mrishift.protocol decides.
+# What each training job reads (for scans_read): scans, or (domain, scan set) pairs, as mrishift.data.protocol decides.
 def source_training_sets(w):
     return [(w.domain, "source")]
 
@@ -50,7 +50,7 @@ def source_strategy(w):
 
 
 # --- Evaluation (rules/evaluate.smk) -------------------------------------------------------------------------------
-# What each scoring job reads (for scans_read): (domain, scan set) pairs, as mrishift.protocol decides.
+# What each scoring job reads (for scans_read): (domain, scan set) pairs, as mrishift.data.protocol decides.
 def in_domain_test_sets(w):
     """The oracle folds' test scans and the source model's held-out scans (forgetting's reference): every scan."""
     return [(w.domain, "all")]

@@ -3,7 +3,6 @@ import os
 import nibabel as nib
 import numpy as np
 import pytest
-
 import workflow_runs
 
 # Under pytest-xdist the other worker is usually running a Snakemake study whose jobs keep both cores busy. A test

@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mrishift import bootstrap, stats
-from mrishift.tables import gap_closed_table, mean_std
+from mrishift.analysis import bootstrap, stats
+from mrishift.analysis.stats import mean_std
+from mrishift.reporting.tables import gap_closed_table
 
 
 def test_the_interval_of_a_constant_is_a_point():

@@ -74,7 +74,7 @@ def test_bad_config_names_the_key(config, message):
 
 
 def test_finetune_pairs_default_to_every_ordered_pair_and_keep_the_study_order():
-    from mrishift.registry import chosen_pairs
+    from mrishift.adaptation.registry import chosen_pairs
 
     domains = ["siemens_15", "ge_3", "philips_3"]
     assert chosen_pairs(validate_config({})["splits"]["finetune_pairs"], domains) == [

@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from mrishift import models
-from mrishift.evaluate import predict_volume
+from mrishift.evaluation.scoring import predict_volume
+from mrishift.models import networks
 
 
 class Threshold(torch.nn.Module):
@@ -25,7 +25,7 @@ def test_prediction_is_aligned_with_the_volume():
 
 
 def test_real_network_predicts_every_slice_in_eval_mode():
-    model = models.build("unet2d_residual", width=0.25)
+    model = networks.build("unet2d_residual", width=0.25)
     image = np.random.default_rng(1).random((40, 24, 6)).astype(np.float32)
     first = predict_volume(model, image, batch_size=2, device="cpu")
     assert not model.training and first.shape == image.shape
@@ -37,7 +37,7 @@ def test_prediction_leaves_the_network_trainable_in_its_memory_format():
     inference tensors (autograd refuses to save those for backward) nor change their memory format."""
     image = np.random.default_rng(2).random((16, 16, 4)).astype(np.float32)
     for channels_last in (False, True):
-        model = models.build("unet2d_residual", width=0.25)
+        model = networks.build("unet2d_residual", width=0.25)
         if channels_last:
             model.to(memory_format=torch.channels_last)
         before = [p.stride() for p in model.parameters()]
@@ -52,8 +52,8 @@ def test_prediction_leaves_the_network_trainable_in_its_memory_format():
 def test_a_truncated_preprocessed_volume_is_caught_with_its_name(tmp_path):
     import pytest
 
+    from mrishift.data.scans import load_case, scan_files
     from mrishift.data.volumes import VolumeError, save_volume
-    from mrishift.runs import load_case, scan_files
 
     affine = np.diag([3.0, 3.0, 3.0, 1.0])
     image = tmp_path / "preprocessed" / "CC0120_image.nii.gz"

@@ -1,7 +1,6 @@
 import gzip
 
 import numpy as np
-import pytest
 from conftest import ball, write_nifti
 
 from mrishift.cli import main

@@ -6,8 +6,8 @@ import stat
 
 import pytest
 
+from mrishift.data.scans import scan_files
 from mrishift.io import atomic_path, write_linked_folder, write_text
-from mrishift.runs import scan_files
 
 
 def test_a_failed_write_leaves_nothing_and_a_finished_one_is_readable_by_others(tmp_path):

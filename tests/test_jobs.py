@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from mrishift import models
 from mrishift.data.volumes import save_volume
-from mrishift.jobs import Job, Run, train_runs
-from mrishift.sampling import SliceSampler
-from mrishift.train import Recipe
+from mrishift.models import networks
+from mrishift.training.jobs import Job, Run, train_runs
+from mrishift.training.loop import Recipe
+from mrishift.training.sampling import SliceSampler
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU"))]
 
@@ -42,7 +42,7 @@ def test_device_batches_rotate_and_flip_like_numpy():
     """Known answer: one 4 × 4 slice of 0..15, every flip and rotation the draw can ask for."""
     image = np.arange(16, dtype=np.float32).reshape(4, 4, 1)
     sampler = SliceSampler([(image, image)], [[0]], 1, 4, 0.0, np.random.default_rng(0)).to_device("cpu")
-    from mrishift.sampling import Draw
+    from mrishift.training.sampling import Draw
 
     for flip_x in (False, True):
         for flip_y in (False, True):
@@ -85,7 +85,7 @@ def test_runs_trained_at_once_equal_runs_trained_alone(tmp_path, device):
     cases = list(files)
     torch.manual_seed(0)
     source = tmp_path / "source.pt"
-    torch.save({"arch": "unet2d_residual", "width": 0.25, "model": models.build("unet2d_residual", width=0.25)
+    torch.save({"arch": "unet2d_residual", "width": 0.25, "model": networks.build("unet2d_residual", width=0.25)
                 .state_dict()}, source)
     alone = finetune_job(tmp_path, device, 1, cases, str(source), files)
     together = finetune_job(tmp_path, device, 2, cases, str(source), files)
@@ -101,7 +101,7 @@ def test_runs_trained_at_once_equal_runs_trained_alone(tmp_path, device):
         assert record["losses"] == other_record["losses"] and record["seed"] == other_record["seed"]
         seeds.add(record["seed"])
     assert len(seeds) == len(cases)  # each run its own seed, from its identity
-    initial = models.build("unet2d_residual", width=0.25)
+    initial = networks.build("unet2d_residual", width=0.25)
     initial.load_state_dict(torch.load(source, weights_only=True)["model"])
     trained = torch.load(alone[0].model_path, map_location="cpu", weights_only=True)["model"]
     assert not torch.equal(initial.state_dict()["init.weight"], trained["init.weight"])  # it did train

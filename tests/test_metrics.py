@@ -4,13 +4,12 @@ import math
 
 import numpy as np
 import pytest
+from needs import missing
 from scipy import ndimage
 
-from mrishift import metrics
 from mrishift.data.synthetic import load_reference_head
-from mrishift.metrics import assd, dice, hd95, surface_dice
-
-from needs import missing
+from mrishift.evaluation import metrics
+from mrishift.evaluation.metrics import assd, dice, hd95, surface_dice
 
 try:
     import surface_distance

@@ -1,12 +1,13 @@
-"""The paper's own statistics (mrishift.paper_view, stats.winners' tested quantity and direction) and the published
-numbers as data (mrishift.published): hand-made scores with known answers, and the transcribed tables' shapes."""
+"""The paper's own statistics (mrishift.analysis.paper_view, stats.winners' tested quantity and direction) and the
+published numbers as data (mrishift.analysis.published): hand-made scores with known answers, and the transcribed
+tables' shapes."""
 
 import numpy as np
 import pandas as pd
 import pytest
-
-from mrishift import paper_view, published, stats
 from test_stats import scores_table
+
+from mrishift.analysis import paper_view, published, stats
 
 BOOTSTRAP = {"samples": 400, "seed": 0, "level": 0.95}
 

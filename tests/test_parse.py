@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mrishift import architectures, models
+from mrishift.models import architectures, networks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +39,7 @@ def test_the_workflow_plans_with_torch_unimportable(tmp_path):
 def test_the_networks_facts_known_before_torch_are_the_built_networks(name, dims, levels, stride):
     assert (architectures.dims(name), architectures.default_levels(name), architectures.stride(name)) == (
         dims, levels, stride)
-    network = models.build(name, width=0.25)
+    network = networks.build(name, width=0.25)
     assert (network.dims, network.levels) == (dims, levels)
     side = 2 * stride if dims == 2 else stride
     import torch
@@ -50,7 +50,7 @@ def test_the_networks_facts_known_before_torch_are_the_built_networks(name, dims
 
 
 def test_every_registered_network_and_no_other_is_known_to_the_workflow():
-    assert models.names() == architectures.names()
+    assert networks.names() == architectures.names()
     assert len(architectures.names()) == 9  # 3 networks, each plain, normalized and SpotTune
     with pytest.raises(ValueError, match="unknown model 'unet4d'"):
         architectures.dims("unet4d")

@@ -13,7 +13,6 @@ import os
 
 import pandas as pd
 import pytest
-
 from needs import CI
 from workflow_runs import ROOT
 

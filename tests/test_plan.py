@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from workflow_runs import ENV, planned_jobs
 
 from mrishift import plan
 from mrishift.config import validate_config
-from workflow_runs import ENV, planned_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mrishift import plots
+from mrishift.reporting import plots
 
 
 def per_pair_and_intervals():

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import ball
 
 from mrishift.data.preprocess import resample_pair, scale_intensity
 from mrishift.data.volumes import VolumeError

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from workflow_runs import ENV, SNAKEMAKE
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,8 +1,8 @@
-"""Which scans each role trains, validates and is tested on (mrishift.protocol), on splits of two small domains."""
+"""Which scans each role trains, validates and is tested on (mrishift.data.protocol), on splits of two small domains."""
 
 import pytest
 
-from mrishift import protocol
+from mrishift.data import protocol
 from mrishift.data.splits import make_splits, scan_roles
 
 CASES = {"siemens_15": [f"CC{i:04d}" for i in range(120, 128)], "ge_3": [f"CC{i:04d}" for i in range(300, 306)]}

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mrishift import metrics, qc
 from mrishift.data.volumes import VolumeError
+from mrishift.evaluation import metrics, qc
 
 
 def test_the_contour_of_a_square_is_exactly_its_boundary():

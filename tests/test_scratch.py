@@ -1,16 +1,17 @@
-"""Arms trained from scratch (mrishift.scratch): DART 2020's preliminary reference points."""
+"""Arms trained from scratch (mrishift.adaptation.scratch): DART 2020's preliminary reference points."""
 
 import numpy as np
 import pytest
 import torch
-
-from mrishift import jobs, models, strategies
-from mrishift.jobs import Job, Run, train_runs
-from mrishift.runs import load_saved
-from mrishift.sampling import SliceSampler
-from mrishift.train import Recipe
-
 from test_jobs import write_cases
+
+from mrishift.adaptation import strategies
+from mrishift.models import networks
+from mrishift.training import jobs
+from mrishift.training.jobs import Job, Run, train_runs
+from mrishift.training.loop import Recipe
+from mrishift.training.runs import load_saved
+from mrishift.training.sampling import SliceSampler
 
 
 @pytest.mark.parametrize("arm", ["scratch_target", "scratch_joint"])
@@ -21,14 +22,14 @@ def test_a_scratch_arm_starts_from_the_seeded_initialisation_and_never_reads_a_s
 
     monkeypatch.setattr(jobs, "load_model", no_model)
     monkeypatch.setattr(jobs, "load_saved", no_model)
-    built, original = [], models.build
+    built, original = [], networks.build
 
     def build(*args, **kwargs):  # the network the run trains, as it starts
         network = original(*args, **kwargs)
         built.append({k: v.clone() for k, v in network.state_dict().items()})
         return network
 
-    monkeypatch.setattr(jobs.models, "build", build)
+    monkeypatch.setattr(jobs.networks, "build", build)
     files = write_cases(tmp_path / "data", n=2)
     recipe = Recipe(epochs=1, iters_per_epoch=2, batch_size=4, patch_size=16, lr=0.05, lr_drop_epoch=0)
     job = Job(role="finetune", arch="unet2d_residual", width=0.25, arm=arm, hparams={}, recipe=recipe, scans=files)
@@ -38,7 +39,7 @@ def test_a_scratch_arm_starts_from_the_seeded_initialisation_and_never_reads_a_s
     train_runs(job, [run])
     monkeypatch.undo()
     torch.manual_seed(run.seed)
-    seeded = models.build("unet2d_residual", width=0.25).state_dict()
+    seeded = networks.build("unet2d_residual", width=0.25).state_dict()
     assert len(built) == 1 and built[0].keys() == seeded.keys()
     assert all(torch.equal(built[0][k], seeded[k]) for k in seeded)
     trained = load_saved(run.model_path)["model"]

@@ -4,8 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from mrishift import models
-from mrishift.similarity import block_activations, block_similarity, canonical_correlations, linear_cka, pwcca
+from mrishift.evaluation.similarity import (
+    block_activations,
+    block_similarity,
+    canonical_correlations,
+    linear_cka,
+    pwcca,
+)
+from mrishift.models import networks
 
 
 def random_orthogonal(n, rng):
@@ -64,7 +70,7 @@ def test_pwcca_matches_the_whitened_covariance_computation():
 
 def test_block_activations_take_the_same_positions_of_each_block_for_two_models():
     torch.manual_seed(0)
-    a, b = (models.build("unet2d_residual", width=0.25) for _ in range(2))
+    a, b = (networks.build("unet2d_residual", width=0.25) for _ in range(2))
     slices = torch.rand(2, 1, 32, 32)
     first, second = block_activations(a, slices, positions=100, seed=7), block_activations(b, slices, 100, 7)
     names = [name for name, _ in a.blocks()]

@@ -14,11 +14,10 @@ import sys
 import time
 from pathlib import Path
 
+import one_pair
 import pandas as pd
 import pytest
 import yaml
-
-import one_pair
 from needs import missing
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from mrishift import models, strategies
-from mrishift.sampling import SliceSampler
-from mrishift.train import Recipe, train
+from mrishift.adaptation import strategies
+from mrishift.models import networks
+from mrishift.training.loop import Recipe, train
+from mrishift.training.sampling import SliceSampler
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
 BASE = Recipe(epochs=2, iters_per_epoch=3, batch_size=4, patch_size=16, lr=0.05, lr_drop_epoch=0, bf16=False,
@@ -20,7 +21,7 @@ def trained(recipe: Recipe, strategy="ft_all", augment_p=0.5) -> tuple[dict, dic
     rng = np.random.default_rng(0)
     data = [(rng.random((20, 18, 6), dtype=np.float32), (rng.random((20, 18, 6)) > 0.5).astype(np.float32))]
     torch.manual_seed(0)
-    model = models.build("unet2d_residual", width=0.25)
+    model = networks.build("unet2d_residual", width=0.25)
     sampler = SliceSampler(data, [range(6)], recipe.batch_size, recipe.patch_size, augment_p, np.random.default_rng(1))
     record = train(model, strategies.build(strategy), sampler, recipe, seed=0)
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}, record

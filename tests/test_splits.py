@@ -1,8 +1,7 @@
 import pytest
 
 from mrishift.data import budget_slices, parse_budget
-from mrishift.data.splits import Budget
-from mrishift.data.splits import make_splits
+from mrishift.data.splits import Budget, make_splits
 
 
 def test_budget_slices_exact_indices():

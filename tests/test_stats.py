@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mrishift import stats
-from mrishift.tables import budget_order, gap_closed_table, mean_std
+from mrishift.analysis import stats
+from mrishift.analysis.stats import mean_std
+from mrishift.data.splits import budget_order
+from mrishift.reporting.tables import gap_closed_table
 
 
 def test_gap_closed_arithmetic_and_zero_gap():
@@ -230,7 +232,7 @@ def test_forgetting_refuses_a_fine_tune_without_its_source_model_on_the_same_sca
 
 
 def test_forgetting_table_gives_before_arrow_after_and_the_spread_of_the_change():
-    from mrishift.tables import SOURCE_MODEL_ROW, forgetting_table
+    from mrishift.reporting.tables import SOURCE_MODEL_ROW, forgetting_table
 
     numbers, text = forgetting_table(stats.forgetting_per_pair(forgetting_scores()), ["ft_all", "ft_first"])
     # before: the two pairs' source models, 0.85 and 0.7; ft_all after 0.55 and 0.6, changes −0.3 and −0.1
@@ -251,7 +253,7 @@ def test_gap_closed_by_size_averages_each_variants_pairs_and_keeps_its_size():
     assert table.loc["v", "gap_closed"] == pytest.approx(0.3) and table.loc["v", "n_pairs"] == 2  # NaN: no gap
     assert table.loc["v_w2", "gap_closed"] == pytest.approx(0.8) and table.loc["v_w2", "width"] == 2.0
     assert not table.loc["v_w2", "on_levels_axis"]
-    from mrishift import plots
+    from mrishift.reporting import plots
 
     figure = plots.size_effects_figure(table.reset_index(), ["ft_all"], "sizes")
     width_axis, levels_axis = figure.axes[:2]

@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from mrishift import batchnorm, models, test_time
+from mrishift.adaptation import batchnorm, test_time
 from mrishift.config import ConfigError, validate_config
 from mrishift.data.histogram import intensity_quantiles, match_histogram
-from mrishift.evaluate import ScanCache, predict_volume, score_scans, volume_slices
-from mrishift.runs import load_model, save_model
+from mrishift.evaluation.scoring import ScanCache, predict_volume, score_scans
+from mrishift.models import networks
+from mrishift.models.inputs import volume_slices
+from mrishift.training.runs import load_model, save_model
 
 REFERENCE = test_time.SourceReference(np.linspace(0.05, 0.95, 1001))
 
@@ -18,7 +20,7 @@ REFERENCE = test_time.SourceReference(np.linspace(0.05, 0.95, 1001))
 def source_model(seed=0, arch="unet2d_residual"):
     """A small residual U-Net whose running statistics are those of bright, high-contrast slices (the 'source')."""
     torch.manual_seed(seed)
-    model = models.build(arch, width=0.25)
+    model = networks.build(arch, width=0.25)
     model.train()
     with torch.no_grad():
         for _ in range(5):
@@ -36,7 +38,7 @@ def shifted_volume(seed=0):
 
 def arch_for(name):
     """The source model a method adapts: the study's, or the one with a normalizer in front."""
-    return "unet2d_residual" + ("" if test_time.build(name).source_model == "plain" else models.NORMALIZED)
+    return "unet2d_residual" + ("" if test_time.build(name).source_model == "plain" else networks.NORMALIZED)
 
 
 def model_for(name):
@@ -249,10 +251,10 @@ def test_a_source_reference_is_read_and_checked(tmp_path):
 
 
 def test_a_normalizer_starts_as_the_identity_and_bn_kl_normalizer_moves_only_it():
-    model = source_model(arch="unet2d_residual" + models.NORMALIZED)
+    model = source_model(arch="unet2d_residual" + networks.NORMALIZED)
     x = torch.rand(3, 1, 32, 32)
     assert torch.equal(model.normalizer(x), x)  # the last convolution starts at zero
-    assert models.count(model, model.layer_groups()["normalizer"]) == (9 * 16 + 16) + (16 * 16 * 9 + 16) + (16 * 9 + 1)
+    assert networks.count(model, model.layer_groups()["normalizer"]) == (9 * 16 + 16) + (16 * 16 * 9 + 16) + (16 * 9 + 1)
     groups = model.layer_groups()
     assert sorted(groups["encoder"] + groups["decoder"]) == sorted(n for n, _ in model.named_parameters())
     model.normalizer.body[-1].weight.data.normal_(0, 0.01)  # as after source training: not the identity

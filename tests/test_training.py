@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from mrishift import models, strategies
-from mrishift.sampling import SliceSampler
-from mrishift.train import Recipe, learning_rate, train
+from mrishift.adaptation import strategies
+from mrishift.models import networks
+from mrishift.training.loop import Recipe, learning_rate, train
+from mrishift.training.sampling import SliceSampler
 
 
 def residual_block(c):  # two pre-activations: BN (weight + bias) then a bias-free 3×3 conv
@@ -14,50 +15,50 @@ def residual_block(c):  # two pre-activations: BN (weight + bias) then a bias-fr
 
 
 def test_paper_unet_parameter_counts():
-    model = models.build("unet2d_residual")
+    model = networks.build("unet2d_residual")
     groups = model.layer_groups()
     # PUBLIC-CODE.md derives these from the public UNet2D (neuro-ml/domain_shift_anatomy, yishayahu/MMTL)
     assert sum(p.numel() for p in model.parameters()) == 1_561_491
     first = 16 * 9 + residual_block(16)  # bias-free 3×3 conv + first block
     last = residual_block(16) + (2 * 16 + 16 + 1)  # last block + pre-activated 1×1 conv (BN(16), weights, bias)
     assert (first, last) == (4816, 4721)
-    assert models.count(model, groups["first"]) == first and models.count(model, groups["last"]) == last
-    assert models.count(model, groups["output"]) == 2 * 16 + 16 + 1 + 2  # head + final BN(1)
-    assert models.count(model, groups["last2"]) == (2 * 16 + 16 * 16 * 9) + (2 * 16 + 16 + 1)  # 2nd conv + head
+    assert networks.count(model, groups["first"]) == first and networks.count(model, groups["last"]) == last
+    assert networks.count(model, groups["output"]) == 2 * 16 + 16 + 1 + 2  # head + final BN(1)
+    assert networks.count(model, groups["last2"]) == (2 * 16 + 16 * 16 * 9) + (2 * 16 + 16 + 1)  # 2nd conv + head
     assert abs(first - last) / first < 0.05  # the paper's fairness condition
     every = [n for n, _ in model.named_parameters()]
     assert sorted(groups["encoder"] + groups["decoder"]) == sorted(every)
-    assert set(groups) == set(models.LAYER_GROUPS)
+    assert set(groups) == set(networks.LAYER_GROUPS)
     assert model(torch.zeros(2, 1, 80, 80)).shape == (2, 1, 80, 80)
 
 
 def test_vanilla_unet_and_width():
-    vanilla = models.build("unet_vanilla")
+    vanilla = networks.build("unet_vanilla")
     groups = vanilla.layer_groups()
     # DART20's freeze lists: init_path (two bias-free conv + BN) and out_path (two conv + BN, 1×1, BN(1))
-    assert models.count(vanilla, groups["first"]) == (9 * 64 + 128) + (64 * 64 * 9 + 128) == 37_696
-    assert models.count(vanilla, groups["last"]) == (128 * 64 * 9 + 128) + (64 * 64 * 9 + 128) + 64 + 2 == 110_914
-    assert models.count(vanilla, groups["last2"]) == (64 * 64 * 9 + 128) + 64 + 2 == 37_058
-    half = models.build("unet2d_residual", width=0.5)
-    assert models.count(half, half.layer_groups()["first"]) == 8 * 9 + residual_block(8)
+    assert networks.count(vanilla, groups["first"]) == (9 * 64 + 128) + (64 * 64 * 9 + 128) == 37_696
+    assert networks.count(vanilla, groups["last"]) == (128 * 64 * 9 + 128) + (64 * 64 * 9 + 128) + 64 + 2 == 110_914
+    assert networks.count(vanilla, groups["last2"]) == (64 * 64 * 9 + 128) + 64 + 2 == 37_058
+    half = networks.build("unet2d_residual", width=0.5)
+    assert networks.count(half, half.layer_groups()["first"]) == 8 * 9 + residual_block(8)
     with pytest.raises(ValueError, match="unknown model"):
-        models.build("resnet")
+        networks.build("resnet")
 
 
 def test_resolution_levels_change_depth_and_stride_not_the_first_and_last_layers():
     for levels, channels in ((2, [16, 32]), (3, [16, 32, 64]), (5, [16, 32, 64, 128, 256])):
-        model = models.build("unet2d_residual", levels=levels)
-        assert model.stride == models.stride("unet2d_residual", levels) == 2 ** (levels - 1)
+        model = networks.build("unet2d_residual", levels=levels)
+        assert model.stride == networks.stride("unet2d_residual", levels) == 2 ** (levels - 1)
         assert [stage[0].body[0][0].num_features for stage in model.encoder] == channels[:-1]
         assert model.bottleneck[0].body[0][0].num_features == channels[-1]
         groups = model.layer_groups()  # the paper's first/last layers do not depend on depth
-        assert (models.count(model, groups["first"]), models.count(model, groups["last"])) == (4816, 4721)
+        assert (networks.count(model, groups["first"]), networks.count(model, groups["last"])) == (4816, 4721)
         assert model(torch.zeros(1, 1, 32, 32)).shape == (1, 1, 32, 32)
-    assert models.stride("unet2d_residual") == 8 and models.stride("unet_vanilla") == 16
-    shallow = models.build("unet_vanilla", width=0.25, levels=3)
+    assert networks.stride("unet2d_residual") == 8 and networks.stride("unet_vanilla") == 16
+    shallow = networks.build("unet_vanilla", width=0.25, levels=3)
     assert shallow.stride == 4 and len(shallow.encoder) == 2 and shallow(torch.zeros(1, 1, 8, 8)).shape == (1, 1, 8, 8)
     with pytest.raises(ValueError, match="at least 2 resolution levels"):
-        models.build("unet2d_residual", levels=1)
+        networks.build("unet2d_residual", levels=1)
 
 
 def test_step_schedule_at_epoch_boundaries():
@@ -86,7 +87,7 @@ def source_run(optimizer="sgd", epochs=1):
     """A source model of the tests' network trained for ``epochs`` and its final optimizer state (what octl
     continues)."""
     torch.manual_seed(0)
-    model = models.build("unet2d_residual", width=0.25)
+    model = networks.build("unet2d_residual", width=0.25)
     record = train(model, strategies.build("ft_all"), sampler(seed=7), Recipe(**{**TINY, "epochs": epochs,
                    "optimizer": optimizer}), seed=2, keep_optimizer=True)
     return model, record["optimizer_state"]
@@ -96,10 +97,10 @@ def source_run(optimizer="sgd", epochs=1):
 def test_each_strategy_changes_exactly_its_parameters(name):
     torch.manual_seed(0)
     strategy = strategies.build(name)
-    model, _ = strategy.network(models.build("unet2d_residual", width=0.25), "unet2d_residual", 0.25)
+    model, _ = strategy.network(networks.build("unet2d_residual", width=0.25), "unet2d_residual", 0.25)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    base = {n for n, _ in models.build("unet2d_residual", width=0.25).named_parameters()}
-    policy = {f"policy.{n}" for n, _ in models.PolicyNetwork(33).named_parameters()}  # 33 blocks at 4 levels
+    base = {n for n, _ in networks.build("unet2d_residual", width=0.25).named_parameters()}
+    policy = {f"policy.{n}" for n, _ in networks.PolicyNetwork(33).named_parameters()}  # 33 blocks at 4 levels
     intended = set(strategy.trainable(model))
     train(model, strategy, sampler(), Recipe(**TINY), seed=1, source=sampler(seed=9),  # mmtl mixes source slices in
           source_optimizer=source_run()[1])  # octl continues a source run's optimizer
@@ -123,18 +124,18 @@ def test_each_strategy_changes_exactly_its_parameters(name):
 
 
 def test_frozen_batchnorm_modes():
-    model = models.build("unet2d_residual", width=0.25)
+    model = networks.build("unet2d_residual", width=0.25)
     stats = model.bottleneck[0].body[0][0].running_mean.clone()
     train(model, strategies.build("ft_first", frozen_bn="eval"), sampler(), Recipe(**TINY), seed=1)
     assert torch.equal(model.bottleneck[0].body[0][0].running_mean, stats)
-    drifting = models.build("unet2d_residual", width=0.25)  # the default, as the public code: statistics follow
+    drifting = networks.build("unet2d_residual", width=0.25)  # the default, as the public code: statistics follow
     train(drifting, strategies.build("ft_first"), sampler(), Recipe(**TINY), seed=1)
     assert not torch.equal(drifting.bottleneck[0].body[0][0].running_mean, stats)
 
 
 def test_bn_stats_reestimates_statistics_and_moves_no_weight():
     torch.manual_seed(0)
-    model = models.build("unet2d_residual", width=0.25)
+    model = networks.build("unet2d_residual", width=0.25)
     weights = {n: p.detach().clone() for n, p in model.named_parameters()}
     buffers = {n: b.clone() for n, b in model.named_buffers() if "running" in n}
     target = sampler()
@@ -253,7 +254,7 @@ def test_l2sp_penalty_gradient_pulls_each_weight_back_to_its_start():
 def test_resume_after_interruption_gives_the_same_weights(tmp_path, strategy):  # resumes too; spottune: its policy
     def fresh():
         torch.manual_seed(0)
-        return strategies.build(strategy).network(models.build("unet2d_residual", width=0.25), "unet2d_residual",
+        return strategies.build(strategy).network(networks.build("unet2d_residual", width=0.25), "unet2d_residual",
                                                   0.25)[0]
 
     straight = fresh()
@@ -303,7 +304,7 @@ def test_octl_continues_the_source_optimizer_as_if_never_interrupted(kind):
     """Two epochs straight vs one epoch, then octl — set to the source's own momentum or betas and step count, at
     the same lr — for one more: the same weights. Its defaults (μ 0.99; β1 0.99, step 100) then differ from that."""
     torch.manual_seed(0)
-    straight = models.build("unet2d_residual", width=0.25)
+    straight = networks.build("unet2d_residual", width=0.25)
     recipe = Recipe(**{**TINY, "epochs": 2, "lr_drop_epoch": 5, "optimizer": kind})
     train(straight, strategies.build("ft_all"), sampler(seed=7), recipe, seed=2)
     model, state = source_run(kind, epochs=1)
@@ -361,7 +362,7 @@ def test_augmentation_moves_image_and_mask_together():
 def test_validation_is_logged_and_survives_a_resume(tmp_path):
     def fresh():
         torch.manual_seed(0)
-        return models.build("unet2d_residual", width=0.25)
+        return networks.build("unet2d_residual", width=0.25)
 
     calls = []
 
@@ -385,7 +386,7 @@ def test_validation_is_logged_and_survives_a_resume(tmp_path):
 def test_a_damaged_checkpoint_is_moved_aside_and_the_run_restarts(tmp_path, caplog):
     def fresh():
         torch.manual_seed(0)
-        return models.build("unet2d_residual", width=0.25)
+        return networks.build("unet2d_residual", width=0.25)
 
     straight = fresh()
     train(straight, strategies.build("ft_all"), sampler(), Recipe(**TINY), seed=3)
@@ -402,10 +403,10 @@ def test_a_damaged_checkpoint_is_moved_aside_and_the_run_restarts(tmp_path, capl
 
 
 def test_an_unreadable_model_file_names_itself_and_its_rule(tmp_path):
-    from mrishift.runs import ModelFileError, load_model, save_model
+    from mrishift.training.runs import ModelFileError, load_model, save_model
 
     path = tmp_path / "model.pt"
-    save_model(path, models.build("unet2d_residual", width=0.25), "unet2d_residual", 0.25)
+    save_model(path, networks.build("unet2d_residual", width=0.25), "unet2d_residual", 0.25)
     assert isinstance(load_model(path), torch.nn.Module)
     path.write_bytes(path.read_bytes()[:500])
     with pytest.raises(ModelFileError, match=f"{path}: unreadable model file .*rerun rule finetune, which makes it"):
@@ -434,7 +435,7 @@ def test_mmtl_mixes_the_scheduled_share_of_target_slices_into_each_batch():
 def spottune_pair(seed=0):
     """A source model of the tests' network and its SpotTune network, the fine-tuned copy then moved off the source."""
     torch.manual_seed(seed)
-    source = models.build("unet2d_residual", width=0.25).eval()
+    source = networks.build("unet2d_residual", width=0.25).eval()
     model, arch = strategies.build("spottune").network(source, "unet2d_residual", 0.25)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -457,7 +458,7 @@ def test_spottune_through_frozen_blocks_is_the_source_model_and_through_tuned_on
     force_policy(model, 0)
     assert torch.equal(model(slices), source(slices))  # bit-identical: every block is the frozen copy
     force_policy(model, 1)
-    alone = models.build("unet2d_residual", width=0.25).eval()
+    alone = networks.build("unet2d_residual", width=0.25).eval()
     alone.load_state_dict({n: v for n, v in model.state_dict().items() if not n.startswith(("frozen.", "policy."))})
     assert torch.equal(model(slices), alone(slices))
     assert not torch.allclose(alone(slices), source(slices))
@@ -503,7 +504,7 @@ def test_spottune_policy_trains_at_its_own_rate_on_the_recipe_schedule(tmp_path)
 
 
 def test_spottune_model_file_rebuilds_the_same_network(tmp_path):
-    from mrishift.runs import load_model, save_model
+    from mrishift.training.runs import load_model, save_model
     _, model, arch = spottune_pair()
     save_model(tmp_path / "model.pt", model, arch, 0.25)
     slices = torch.rand(3, 1, 16, 16)

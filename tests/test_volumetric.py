@@ -9,13 +9,15 @@ import torch
 import yaml
 from torch.nn import functional as F
 
-from mrishift import models, strategies
+from mrishift.adaptation import strategies
+from mrishift.adaptation.losses import IGNORE, segmentation_loss
 from mrishift.config import ConfigError, validate_config
-from mrishift.evaluate import predict_volume, sliding_window_logits, volume_windows, window_starts
-from mrishift.losses import IGNORE, segmentation_loss
-from mrishift.runs import load_model, save_model
-from mrishift.sampling import PatchSampler, sampler
-from mrishift.train import Recipe, train
+from mrishift.evaluation.scoring import predict_volume, sliding_window_logits
+from mrishift.models import networks
+from mrishift.models.inputs import volume_windows, window_starts
+from mrishift.training.loop import Recipe, train
+from mrishift.training.runs import load_model, save_model
+from mrishift.training.sampling import PatchSampler, sampler
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,23 +27,23 @@ def residual_block_3d(c):  # two pre-activations: BN (weight + bias) then a bias
 
 
 def test_3d_unet_shapes_strides_and_equal_first_and_last_groups():
-    model = models.build("unet3d_residual")
-    assert (model.dims, models.dims("unet3d_residual"), models.dims("unet2d_residual")) == (3, 3, 2)
-    assert model.stride == models.stride("unet3d_residual") == 8
+    model = networks.build("unet3d_residual")
+    assert (model.dims, networks.dims("unet3d_residual"), networks.dims("unet2d_residual")) == (3, 3, 2)
+    assert model.stride == networks.stride("unet3d_residual") == 8
     groups = model.layer_groups()
     first = 16 * 27 + residual_block_3d(16)  # bias-free 3×3×3 conv + first block
     last = residual_block_3d(16) + (2 * 16 + 16 + 1)  # last block + pre-activated 1×1×1 conv (BN(16), weights, bias)
     assert (first, last) == (14_320, 13_937)
-    assert models.count(model, groups["first"]) == first and models.count(model, groups["last"]) == last
+    assert networks.count(model, groups["first"]) == first and networks.count(model, groups["last"]) == last
     assert abs(first - last) / first < 0.05  # the paper's fairness condition holds in 3D too
     assert sorted(groups["encoder"] + groups["decoder"]) == sorted(n for n, _ in model.named_parameters())
     assert not any(isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d)) for m in model.modules())
-    small = models.build("unet3d_residual", width=0.25)
+    small = networks.build("unet3d_residual", width=0.25)
     assert small(torch.zeros(2, 1, 16, 24, 8)).shape == (2, 1, 16, 24, 8)
     with pytest.raises(RuntimeError):
         small(torch.zeros(1, 1, 12, 16, 16))  # 12 is no multiple of the stride: the skips do not line up
     for variant in ("unet3d_residual_spottune", "unet3d_residual_normalized"):
-        assert models.build(variant, width=0.25)(torch.zeros(2, 1, 8, 8, 8)).shape == (2, 1, 8, 8, 8)
+        assert networks.build(variant, width=0.25)(torch.zeros(2, 1, 8, 8, 8)).shape == (2, 1, 8, 8, 8)
 
 
 def test_window_starts_cover_every_voxel_with_the_last_window_flush():
@@ -68,7 +70,7 @@ def test_sliding_windows_reconstruct_an_identity_network_exactly(window):
 
 def test_a_pointwise_network_predicts_the_same_mask_in_windows_or_whole():
     torch.manual_seed(0)
-    model = models.build("unet3d_residual", width=0.25).eval()
+    model = networks.build("unet3d_residual", width=0.25).eval()
     image = np.random.default_rng(0).random((20, 18, 13)).astype(np.float32)
     model.window = (8, 8, 8)
     windowed = predict_volume(model, image, batch_size=3)
@@ -160,7 +162,7 @@ def patch_sampler(seed=0, slices=((2, 6), (1,))):
 @pytest.mark.parametrize("name", ["ft_first", "ft_last", "ft_encoder"])
 def test_3d_fine_tuning_moves_exactly_the_strategy_layers(name):
     torch.manual_seed(0)
-    model = models.build("unet3d_residual", width=0.25)
+    model = networks.build("unet3d_residual", width=0.25)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     group = {"ft_first": "first", "ft_last": "last", "ft_encoder": "encoder"}[name]
     expected = set(model.layer_groups()[group])
@@ -172,7 +174,7 @@ def test_3d_fine_tuning_moves_exactly_the_strategy_layers(name):
 def test_a_killed_3d_run_resumes_to_the_same_weights(tmp_path):
     def fresh():
         torch.manual_seed(0)
-        return models.build("unet3d_residual", width=0.25)
+        return networks.build("unet3d_residual", width=0.25)
 
     straight = fresh()
     train(straight, strategies.build("ft_all"), patch_sampler(), Recipe(**TINY3D), seed=3)
@@ -195,7 +197,7 @@ def test_a_killed_3d_run_resumes_to_the_same_weights(tmp_path):
 
 def test_bn_stats_on_a_3d_network_reads_the_covering_patches_and_saving_keeps_the_window(tmp_path):
     torch.manual_seed(0)
-    model = models.build("unet3d_residual", width=0.25)
+    model = networks.build("unet3d_residual", width=0.25)
     weights = {n: p.detach().clone() for n, p in model.named_parameters()}
     train(model, strategies.build("bn_stats"), patch_sampler(), Recipe(**TINY3D), seed=0)
     assert all(torch.equal(p, weights[n]) for n, p in model.named_parameters())

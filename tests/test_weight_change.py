@@ -5,13 +5,13 @@ import copy
 import pytest
 import torch
 
-from mrishift import models
-from mrishift.weight_change import block_parameters, relative_change
+from mrishift.evaluation.weight_change import block_parameters, relative_change
+from mrishift.models import networks
 
 
 @pytest.mark.parametrize("name", ["unet2d_residual", "unet_vanilla", "unet2d_residual_normalized"])
 def test_blocks_hold_every_parameter_exactly_once_in_depth_order(name):
-    model = models.build(name, width=0.25)
+    model = networks.build(name, width=0.25)
     in_blocks = [id(p) for _, block in model.blocks() for p in block.parameters()]
     assert sorted(in_blocks) == sorted(id(p) for p in model.parameters())
     names = [block for block, _ in model.blocks()]
@@ -23,7 +23,7 @@ def test_blocks_hold_every_parameter_exactly_once_in_depth_order(name):
 
 def test_a_block_scaled_by_ten_percent_moved_exactly_that_much():
     torch.manual_seed(0)
-    source = models.build("unet2d_residual", width=0.25)
+    source = networks.build("unet2d_residual", width=0.25)
     model = copy.deepcopy(source)
     blocks = dict(model.blocks())
     with torch.no_grad():

@@ -8,14 +8,22 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+import report_browser
 import torch
 import yaml
+from workflow_runs import (
+    ROOT,
+    SNAKEMAKE,
+    planned_jobs,
+    planned_with_overlay,
+    snakemake,
+    study_copy,
+    write_changed_config,
+)
 
-from mrishift import models, plan
+from mrishift import plan
+from mrishift.models import networks
 
-import report_browser
-from workflow_runs import (ROOT, SNAKEMAKE, planned_jobs, planned_with_overlay, snakemake, study_copy,
-                           write_changed_config)
 pytestmark = pytest.mark.workflow
 
 
@@ -466,9 +474,9 @@ def test_a_frozen_random_encoder_variant_trains_only_the_decoder_of_its_source_m
     assert result.returncode == 0, result.stderr[-3000:]
     record = json.loads(model.with_name("record.json").read_text())
     torch.manual_seed(record["seed"])
-    initial = models.build("unet2d_residual", width=0.5).state_dict()
+    initial = networks.build("unet2d_residual", width=0.5).state_dict()
     trained = torch.load(model, weights_only=True)["model"]
-    groups = models.build("unet2d_residual", width=0.5).layer_groups()
+    groups = networks.build("unet2d_residual", width=0.5).layer_groups()
     assert all(torch.equal(trained[n], initial[n]) for n in groups["encoder"])  # still its random initialisation
     assert not any(torch.equal(trained[n], initial[n]) for n in groups["decoder"] if n.endswith("weight"))
 
@@ -521,7 +529,7 @@ def test_a_spottune_arm_saves_its_gated_network_and_scores_it_through_the_same_p
     assert table.role.value_counts().to_dict() == {"finetune": 2, "forgetting": 1}
     assert table.sdice.between(0, 1).all()
     moved = pd.read_csv(changes, sep="\t").query("strategy == 'spottune'")
-    assert len(moved) == len(models.build("unet2d_residual", width=0.5).blocks())  # its fine-tuned copy, block by block
+    assert len(moved) == len(networks.build("unet2d_residual", width=0.5).blocks())  # its fine-tuned copy, block by block
     assert (moved.relative_change > 0).any()
 
 

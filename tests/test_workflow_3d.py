@@ -3,14 +3,14 @@ own file, so that pytest-xdist runs it beside the other workflow tests.)"""
 
 import json
 
+import one_pair
 import pandas as pd
 import pytest
 import torch
-
-from mrishift import evaluate, models
-
-import one_pair
 from workflow_runs import ROOT, planned_with_overlay, snakemake
+
+from mrishift.evaluation import scoring
+from mrishift.models import networks
 
 pytestmark = pytest.mark.workflow
 
@@ -40,10 +40,10 @@ def test_the_3d_unet_runs_the_study_through_the_same_rules(tiny_run, tmp_path):
     assert three_d.role.value_counts().to_dict() == one_pair.ROWS_PER_ROLE | {"test_time": (3 * 6 + 2 * 2) * 2}
     assert three_d.sdice.between(0, 1).all()
     # the same rules score the same scans for both networks: the 3D variant's rows are the 2D variant's, key for key
-    keys = [column for column in evaluate.IDENTITY_COLUMNS if column != "variant"] + ["case"]
+    keys = [column for column in scoring.IDENTITY_COLUMNS if column != "variant"] + ["case"]
     two_d = scores[scores.variant == "unet2d_residual"]
     assert sorted(map(tuple, three_d[keys].astype(str).values)) == sorted(map(tuple, two_d[keys].astype(str).values))
     similarity = pd.read_csv(workdir / "results/stats/unet3d_residual/similarity.tsv", sep="\t")
-    assert similarity.block.nunique() == len(models.build("unet3d_residual", width=0.5).blocks())
+    assert similarity.block.nunique() == len(networks.build("unet3d_residual", width=0.5).blocks())
     assert similarity.cka.between(0, 1 + 1e-6).all()
     assert (workdir / "results/tables/unet3d_residual/gap_closed.md").exists()

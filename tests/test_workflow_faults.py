@@ -8,10 +8,9 @@ import signal
 import subprocess
 import time
 
+import one_pair
 import pandas as pd
 import pytest
-
-import one_pair
 from workflow_runs import ENV, ROOT, planned_jobs, snakemake, snakemake_command, study_copy, write_changed_config
 
 pytestmark = pytest.mark.workflow

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "results-page":
         from pathlib import Path
 
-        from mrishift import results_page
+        from mrishift.reporting import results_page
 
         print(results_page.write(Path(args.results), Path(args.out), args.config, args.wall, args.calibration,
                                  Path.cwd()))

@@ -82,7 +82,7 @@ def _check_semantics(config: dict) -> None:
         from mrishift.data.fetch import HOW_TO_GET
 
         raise ConfigError("config key 'data.cc359.paths' is required when data.source is 'cc359'. " + HOW_TO_GET)
-    from mrishift import registry, strategies
+    from mrishift.adaptation import registry, strategies
 
     try:
         study_pairs = registry.chosen_pairs(config["splits"]["finetune_pairs"], data["domains"])
@@ -95,7 +95,8 @@ def _check_semantics(config: dict) -> None:
             strategies.arm_pairs(spec, study_pairs)
         except ValueError as error:
             raise ConfigError(f"config key 'strategies.{arm}': {error}") from error
-    from mrishift import similarity, test_time
+    from mrishift.adaptation import test_time
+    from mrishift.evaluation import similarity
 
     for arm, spec in config["test_time"].items():
         try:
@@ -114,7 +115,7 @@ def _check_semantics(config: dict) -> None:
     if not set(analysed) & set(finetuned):
         raise ConfigError("config key 'evaluation.similarity': none of its pairs is fine-tuned "
                           f"(splits.finetune_pairs: {finetuned})")
-    from mrishift import architectures
+    from mrishift.models import architectures
 
     sizes = config["models"]["sizes"]
     for architecture in config["models"]["architectures"]:

@@ -12,11 +12,14 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from mrishift import architectures, protocol, registry, similarity, strategies, test_time
+from mrishift.adaptation import registry, strategies, test_time
 from mrishift.config import apply_overlay, validate_config
 from mrishift.cost import bill, gpu_hours, width_cost  # noqa: F401  (bill, width_cost: importable from here as before)
+from mrishift.data import protocol
 from mrishift.data.cc359 import DOMAINS, case_id, subject_ids
 from mrishift.data.splits import scan_roles
+from mrishift.evaluation import similarity
+from mrishift.models import architectures
 
 # What one fine-tuning, scoring or test-time job covers (training.finetune_job): its key among a run's (source, target).
 JOB_UNITS = {"pair": lambda s, t: (s, t), "target": lambda s, t: t, "strategy": lambda s, t: None}

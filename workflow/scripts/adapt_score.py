@@ -7,12 +7,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from mrishift import protocol, test_time
-from mrishift.evaluate import IDENTITY_COLUMNS, SCORE_COLUMNS, ScanCache, score_scans
+from mrishift.adaptation import test_time
+from mrishift.data import protocol
+from mrishift.data.scans import scan_files
+from mrishift.evaluation.scoring import IDENTITY_COLUMNS, SCORE_COLUMNS, ScanCache, score_scans
 from mrishift.io import write_table
 from mrishift.logs import log_to, progress
-from mrishift.runs import load_model, scan_files
-from mrishift.train import resolve_device
+from mrishift.models.inputs import resolve_device
+from mrishift.training.runs import load_model
 
 log = log_to(snakemake.log[0])
 params, wildcards = snakemake.params, dict(snakemake.wildcards.items())

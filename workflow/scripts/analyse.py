@@ -5,10 +5,11 @@ import json
 
 import pandas as pd
 
-from mrishift import bootstrap, paper_view, stats, tables
-from mrishift.evaluate import read_scores
+from mrishift.analysis import bootstrap, paper_view, stats
+from mrishift.evaluation.scoring import read_scores
 from mrishift.io import write_json, write_table
 from mrishift.logs import log_to
+from mrishift.reporting import tables
 
 log = log_to(snakemake.log[0])
 params, out = snakemake.params, snakemake.output

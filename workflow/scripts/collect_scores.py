@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from mrishift.evaluate import IDENTITY_COLUMNS, SCORE_COLUMNS, read_scores
+from mrishift.evaluation.scoring import IDENTITY_COLUMNS, SCORE_COLUMNS, read_scores
 from mrishift.io import write_table
 from mrishift.logs import log_to
 

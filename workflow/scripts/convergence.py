@@ -1,9 +1,9 @@
 """Learning curves of every training run of one model variant, from the run records (rule convergence)."""
 
-from mrishift import plots
 from mrishift.io import write_table, write_text
 from mrishift.logs import log_to
-from mrishift.runs import convergence_summary, learning_curves
+from mrishift.reporting import plots
+from mrishift.training.runs import convergence_summary, learning_curves
 
 log = log_to(snakemake.log[0])
 out = snakemake.output

@@ -2,9 +2,10 @@
 
 import pandas as pd
 
-from mrishift import plots, qc
 from mrishift.data.cc359 import DOMAINS
+from mrishift.evaluation import qc
 from mrishift.logs import log_to
+from mrishift.reporting import plots
 
 log = log_to(snakemake.log[0])
 params, inputs, domain = snakemake.params, snakemake.input, snakemake.wildcards.domain

@@ -2,9 +2,10 @@
 
 import json
 
-from mrishift import plots, stats
-from mrishift.evaluate import read_scores
+from mrishift.analysis import stats
+from mrishift.evaluation.scoring import read_scores
 from mrishift.logs import log_to
+from mrishift.reporting import plots
 
 log = log_to(snakemake.log[0])
 params, out, variant = snakemake.params, snakemake.output, snakemake.wildcards.variant

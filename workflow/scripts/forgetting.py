@@ -1,10 +1,11 @@
 """How much of its source domain each fine-tuned model forgets (rule forgetting): the source model's and the fine-tuned
 model's surface Dice on the source's held-out scans, as a table and a figure per model variant."""
 
-from mrishift import plots, stats, tables
-from mrishift.evaluate import read_scores
+from mrishift.analysis import stats
+from mrishift.evaluation.scoring import read_scores
 from mrishift.io import write_table
 from mrishift.logs import log_to
+from mrishift.reporting import plots, tables
 
 log = log_to(snakemake.log[0])
 params, out, variant = snakemake.params, snakemake.output, snakemake.wildcards.variant

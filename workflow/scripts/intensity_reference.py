@@ -4,11 +4,11 @@ histogram matching maps a target volume onto."""
 import json
 from pathlib import Path
 
-from mrishift import protocol
+from mrishift.data import protocol
 from mrishift.data.histogram import QUANTILE_LEVELS, intensity_quantiles
+from mrishift.data.scans import load_cases, scan_files
 from mrishift.io import write_json
 from mrishift.logs import log_to
-from mrishift.runs import load_cases, scan_files
 
 log = log_to(snakemake.log[0])
 domain, inputs = snakemake.wildcards.domain, snakemake.input

@@ -1,10 +1,11 @@
 """The study as its paper reads it, for one model variant (rule paper_view): gap closed of every pair, winners and
 sign tests among the paper's arms (DART 2020's Figs. 2 and 3), and the absolute-score table."""
 
-from mrishift import paper_view, plots, stats, tables
-from mrishift.evaluate import read_scores
+from mrishift.analysis import paper_view, stats
+from mrishift.evaluation.scoring import read_scores
 from mrishift.io import write_table
 from mrishift.logs import log_to
+from mrishift.reporting import plots, tables
 
 log = log_to(snakemake.log[0])
 params, out, variant = snakemake.params, snakemake.output, snakemake.wildcards.variant

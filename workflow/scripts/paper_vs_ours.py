@@ -2,8 +2,8 @@
 
 import json
 
-from mrishift import paper_view, published
-from mrishift.evaluate import read_scores
+from mrishift.analysis import paper_view, published
+from mrishift.evaluation.scoring import read_scores
 from mrishift.io import write_table, write_text
 from mrishift.logs import log_to
 

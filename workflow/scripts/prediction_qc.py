@@ -8,12 +8,16 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from mrishift import metrics, plots, qc, stats, test_time
-from mrishift.evaluate import ScanCache, predict_volume, read_scores
+from mrishift.adaptation import test_time
+from mrishift.analysis import stats
+from mrishift.data.scans import scan_files
+from mrishift.evaluation import metrics, qc
+from mrishift.evaluation.scoring import ScanCache, predict_volume, read_scores
 from mrishift.io import write_table
 from mrishift.logs import log_to, progress
-from mrishift.runs import load_model, scan_files
-from mrishift.train import resolve_device
+from mrishift.models.inputs import resolve_device
+from mrishift.reporting import plots
+from mrishift.training.runs import load_model
 
 # Re-predicting on the CPU gives the scored mask bit for bit; on a GPU, kernels may round differently. Beyond this the
 # figure would show another prediction than the one scored: a wrong model or scan, never rounding.

@@ -8,14 +8,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mrishift import plots, protocol
-from mrishift.evaluate import ScanCache, network_inputs
+from mrishift.data import protocol
+from mrishift.data.scans import scan_files
+from mrishift.evaluation.scoring import ScanCache
+from mrishift.evaluation.similarity import MEASURES, block_activations, block_similarity
 from mrishift.io import write_table
 from mrishift.logs import log_to, progress
-from mrishift.runs import load_model, scan_files
+from mrishift.models.inputs import network_inputs, resolve_device
+from mrishift.reporting import plots
 from mrishift.seeding import seed_hash
-from mrishift.similarity import MEASURES, block_activations, block_similarity
-from mrishift.train import resolve_device
+from mrishift.training.runs import load_model
 
 log = log_to(snakemake.log[0])
 params, variant = snakemake.params, snakemake.wildcards.variant

@@ -4,10 +4,11 @@ import json
 
 import pandas as pd
 
-from mrishift import plots, stats
-from mrishift.evaluate import read_scores
+from mrishift.analysis import stats
+from mrishift.evaluation.scoring import read_scores
 from mrishift.io import write_table
 from mrishift.logs import log_to
+from mrishift.reporting import plots
 
 log = log_to(snakemake.log[0])
 params, out = snakemake.params, snakemake.output

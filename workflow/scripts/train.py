@@ -1,15 +1,16 @@
 """Train a source model, an oracle fold, or the fine-tuning runs of one job (rules train_source, train_oracle,
-finetune): turn snakemake's wildcards and params into the job's runs, and train them (mrishift.jobs). A fine-tuning
-job's runs save their models and records in its output folder, at the paths its params list."""
+finetune): turn snakemake's wildcards and params into the job's runs, and train them (mrishift.training.jobs). A
+fine-tuning job's runs save their models and records in its output folder, at the paths its params list."""
 
 import json
 from pathlib import Path
 
-from mrishift import protocol, strategies
-from mrishift.jobs import Job, Run, train_runs
+from mrishift.adaptation import strategies
+from mrishift.data import protocol
+from mrishift.data.scans import scan_files
 from mrishift.logs import log_to
-from mrishift.runs import scan_files
-from mrishift.train import Recipe
+from mrishift.training.jobs import Job, Run, train_runs
+from mrishift.training.loop import Recipe
 
 log = log_to(snakemake.log[0])
 params, config, inputs = snakemake.params, snakemake.config, snakemake.input

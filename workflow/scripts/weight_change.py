@@ -6,11 +6,11 @@ from itertools import product
 
 import pandas as pd
 
-from mrishift import plots
+from mrishift.evaluation.weight_change import block_parameters, relative_change
 from mrishift.io import write_table
 from mrishift.logs import log_to, progress
-from mrishift.runs import load_saved, same_network, saved_network
-from mrishift.weight_change import block_parameters, relative_change
+from mrishift.reporting import plots
+from mrishift.training.runs import load_saved, same_network, saved_network
 
 log = log_to(snakemake.log[0])
 params, variant = snakemake.params, snakemake.wildcards.variant

@@ -123,3 +123,8 @@ def make_splits(cases_by_domain: dict[str, list[str]], n_slices: dict[str, int],
             for domain, cases in cases_by_domain.items()
         },
     }
+
+
+def budget_order(budgets) -> list[str]:
+    """Budgets from the least to the most target data (scans ÷ slice step); ``0`` (test-time: no label) first."""
+    return sorted(set(budgets), key=lambda b: 0 if b == ZERO_BUDGET else parse_budget(b).scans / parse_budget(b).every)

@@ -21,7 +21,6 @@ import concurrent.futures
 import contextlib
 import functools
 import importlib.resources
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 

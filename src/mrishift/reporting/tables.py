@@ -6,30 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from mrishift.analysis.stats import mean_std
 from mrishift.data.cc359 import DOMAINS
-from mrishift.data.splits import ZERO_BUDGET, parse_budget
+from mrishift.data.splits import budget_order
 from mrishift.io import write_text
-
-
-def budget_order(budgets) -> list[str]:
-    """Budgets from the least to the most target data (scans ÷ slice step); ``0`` (test-time: no label) first."""
-    return sorted(set(budgets), key=lambda b: 0 if b == ZERO_BUDGET else parse_budget(b).scans / parse_budget(b).every)
-
-
-def mean_std(mean: pd.DataFrame, std: pd.DataFrame, low: pd.DataFrame | None = None, high: pd.DataFrame | None = None,
-             digits: int = 2) -> pd.DataFrame:
-    """'mean (std)' strings, as in the paper's tables, with the bootstrap interval after them when given:
-    'mean (std) [low, high]'; blank where there is no value."""
-    def cell(m, s, lo, hi):
-        if pd.isna(m):
-            return ""
-        text = f"{m:.{digits}f}" if pd.isna(s) else f"{m:.{digits}f} ({s:.{digits}f})"
-        return text if pd.isna(lo) else f"{text} [{lo:.{digits}f}, {hi:.{digits}f}]"
-    low = low.reindex_like(mean) if low is not None else pd.DataFrame(float("nan"), mean.index, mean.columns)
-    high = high.reindex_like(mean) if high is not None else low
-    return pd.DataFrame([[cell(*values) for values in zip(*rows)]
-                         for rows in zip(mean.values, std.values, low.values, high.values)],
-                        index=mean.index, columns=mean.columns)
 
 
 def sdice_matrix_table(mean: pd.DataFrame, std: pd.DataFrame, low: pd.DataFrame | None = None,

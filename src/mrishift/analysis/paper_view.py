@@ -2,7 +2,7 @@
 tables, and its published numbers beside ours.
 
 Our own views (every arm, the BatchNorm comparison, gap closed over the pairs with a gap of at least
-``evaluation.min_gap``) stay in ``mrishift.stats``; this module is the paper's reading of the same scores:
+``evaluation.min_gap``) stay in ``mrishift.analysis.stats``; this module is the paper's reading of the same scores:
 
 - gap closed ("DR") of every pair, as the paper averages all 30: a pair whose oracle − baseline gap is small or
   negative is kept and flagged (``small_gap``), never dropped;
@@ -20,9 +20,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mrishift import published, stats
+from mrishift.analysis import published, stats
+from mrishift.analysis.stats import mean_std
+from mrishift.data.splits import budget_order
 from mrishift.seeding import seed_hash
-from mrishift.tables import budget_order, mean_std
 
 METRIC_LABELS = {"sdice": "surface Dice", "dice": "Dice", "hd95_mm": "HD95 (mm)", "assd_mm": "ASSD (mm)"}
 
@@ -175,7 +176,7 @@ SCRATCH_ARMS = {"scratch_target": ("scratch (target)", "the target's budget only
 def dart2020_rows(scores: pd.DataFrame, per_scan: pd.DataFrame, arms: list[str], significance: float,
                   bootstrap: dict, variant: str) -> list[dict]:
     """Table 1's 36 cells and the paper's three claims, against this study's ``variant``."""
-    from mrishift import bootstrap as resampling
+    from mrishift.analysis import bootstrap as resampling
 
     rows = []
     table = published.load("dart2020_table1")
@@ -313,7 +314,7 @@ def paper_vs_ours(paper_key: str, scores: pd.DataFrame, variants: dict[str, dict
         rows = [row(paper.title, "other data set", "no cell-for-cell numbers",
                     note="its claims are read from this study's tables and figures (config header)")]
         rows += [row(published.TABLES[name].caption, f"{len(published.load(name))} cells as printed: "
-                     f"src/mrishift/published/{name}.tsv", "— (another data set)",
+                     f"src/mrishift/analysis/published/{name}.tsv", "— (another data set)",
                      where=published.TABLES[name].where) for name in paper.tables]
     return pd.DataFrame(rows), note
 

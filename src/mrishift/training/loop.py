@@ -1,6 +1,6 @@
 """One plain training loop for every run (source, oracle, fine-tuning), resumable to the exact same weights.
 
-Batches come from a ``mrishift.sampling`` sampler (random axial slices cropped to the patch, or a 3D network's
+Batches come from a ``mrishift.training.sampling`` sampler (random axial slices cropped to the patch, or a 3D network's
 patches). BCE with logits over the labelled voxels;
 SGD with Nesterov momentum (or Adam); a step learning-rate schedule. A checkpoint (model, optimizer, epoch, loss
 curve, RNG states) is written atomically after every epoch; a killed run restarts from it and ends with the weights
@@ -8,7 +8,7 @@ an uninterrupted run gives.
 
 GPU switches (``Recipe``): bf16 autocast, channels_last, ``torch.compile`` and batches assembled on the device from
 slices held there. On a CPU bf16, compile and device-held data are ignored, so one config runs anywhere; the last
-draws exactly the batches of the host path (``mrishift.sampling``), so it never changes what a run computes.
+draws exactly the batches of the host path (``mrishift.training.sampling``), so it never changes what a run computes.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from mrishift import models
 from mrishift.io import atomic_path, error_summary
-from mrishift.sampling import SliceSampler
+from mrishift.models import networks
+from mrishift.models.inputs import resolve_device
+from mrishift.training.sampling import SliceSampler
 
 log = logging.getLogger("mrishift")
 
@@ -65,12 +66,6 @@ class Recipe:
 def learning_rate(recipe: Recipe, epoch: int) -> float:
     """The public code's step schedule: the factor applies from the epoch *after* ``lr_drop_epoch``."""
     return recipe.lr * (recipe.lr_factor if epoch > recipe.lr_drop_epoch else 1.0)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def freeze(model: nn.Module, trainable: list[str]) -> list[nn.Parameter]:
@@ -170,7 +165,7 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
         strategy.adapt(model, target, device)
         return record(epochs=0)
     model.to(device)
-    layout = models.memory_format(model)
+    layout = networks.memory_format(model)
     if recipe.channels_last:
         model.to(memory_format=layout)
     on_gpu = device.type == "cuda"

@@ -1,6 +1,6 @@
 """What the workflow knows of each network without building one: its spatial dimensions, default resolution levels,
 input stride and the names of its variants. The workflow reads this when it is parsed (and again at the start of
-every cluster job), so it imports no torch; mrishift.models registers each network class under these names and
+every cluster job), so it imports no torch; mrishift.models.networks registers each network class under these names and
 checks, when it is imported, that the class says the same."""
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mrishift.registry import chosen_pairs
+from mrishift.adaptation.registry import chosen_pairs
 
 if TYPE_CHECKING:  # torch is imported where activations are taken: the workflow reads analysed_pairs when it parses
     import torch

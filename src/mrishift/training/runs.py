@@ -1,4 +1,5 @@
-"""What a training job reads and writes: preprocessed volumes in, weights + a self-describing run record out."""
+"""What a training job writes and what later jobs read back: weights + a self-describing run record (the scans it
+reads are ``mrishift.data.scans``)."""
 
 from __future__ import annotations
 
@@ -12,50 +13,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mrishift import __version__, models
-from mrishift.data.volumes import Volume, load_volume
+from mrishift import __version__
 from mrishift.io import atomic_path, error_summary, write_json
-
-
-ScanFiles = dict[str, tuple[str, str]]  # case id -> (scaled image, reference mask): the files a job was given
-
-
-def scan_files(images: list[str], masks: list[str], scan_sets: list[str] = ()) -> ScanFiles:
-    """Pair a job's input files by case (``…/<case>_image.nii.gz`` with ``…/<case>_mask.nii.gz``), wherever they
-    are, with those of the scan-set folders it was given: the library reads the files Snakemake hands a job, never a
-    results-folder layout of its own."""
-    in_sets = [path for folder in scan_sets for path in sorted(map(str, Path(folder).glob("*.nii.gz")))]
-    images = [*images, *(path for path in in_sets if path.endswith("_image.nii.gz"))]
-    masks = [*masks, *(path for path in in_sets if path.endswith("_mask.nii.gz"))]
-    image_of = {Path(path).name.removesuffix("_image.nii.gz"): str(path) for path in images}
-    mask_of = {Path(path).name.removesuffix("_mask.nii.gz"): str(path) for path in masks}
-    if set(image_of) != set(mask_of):
-        raise ValueError(f"images and masks given for different cases: images only {sorted(set(image_of) - set(mask_of))}"
-                         f", masks only {sorted(set(mask_of) - set(image_of))}")
-    return {case: (image_of[case], mask_of[case]) for case in image_of}
-
-
-def load_case(case: str, files: ScanFiles) -> tuple[Volume, Volume]:
-    """The scaled image and the reference mask of a case on the resampled grid."""
-    if case not in files:
-        raise ValueError(f"{case}: not among the {len(files)} scans this job was given (an undeclared input)")
-    image_path, mask_path = files[case]
-    image, mask = load_volume(image_path), load_volume(mask_path)
-    if image.array.shape != mask.array.shape:
-        raise ValueError(f"{case}: preprocessed image {image.array.shape} ({image_path}) and mask {mask.array.shape} "
-                         f"({mask_path}) differ")
-    return image, mask
-
-
-def load_cases(cases: list[str], files: ScanFiles) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(scaled image, binary mask) arrays indexed (x, y, z) for each case id."""
-    return [tuple(volume.array for volume in load_case(case, files)) for case in cases]
+from mrishift.models import networks
 
 
 def save_model(path: str | Path, model: torch.nn.Module, arch: str, width: float,
                optimizer: dict | None = None) -> None:
     """Plain (uncompiled) state_dict plus what rebuilds the network; loadable with weights_only=True. ``optimizer``
-    (a source run's final ``mrishift.train.optimizer_state``) is kept under that key when given."""
+    (a source run's final ``mrishift.training.loop.optimizer_state``) is kept under that key when given."""
     saved = {"arch": arch, "width": width, "levels": model.levels, "model": model.state_dict()}
     if getattr(model, "window", None) is not None:  # a 3D network's sliding window (its training patch)
         saved["window"] = list(model.window)
@@ -83,7 +49,7 @@ def load_saved(path: str | Path, map_location="cpu", made_by: str = "") -> dict:
 def saved_network(saved: dict) -> torch.nn.Module:
     """A freshly initialised network of the architecture, width and resolution levels a ``load_saved`` dict names
     (a 3D network with the sliding window it was saved with)."""
-    model = models.build(saved["arch"], width=saved["width"], **{k: saved[k] for k in ("levels",) if k in saved})
+    model = networks.build(saved["arch"], width=saved["width"], **{k: saved[k] for k in ("levels",) if k in saved})
     if "window" in saved:
         model.window = tuple(saved["window"])
     return model
@@ -93,7 +59,7 @@ def same_network(a: dict, b: dict) -> bool:
     """Whether two saved models are the same network (architecture, width, levels), their weights aside. A SpotTune
     network counts as its base: its own parameters are the base's, under the same names, beside a frozen copy and a
     policy (``models.SPOTTUNE``)."""
-    return (models.base_name(a["arch"]) == models.base_name(b["arch"])
+    return (networks.base_name(a["arch"]) == networks.base_name(b["arch"])
             and all(a.get(key) == b.get(key) for key in ("width", "levels")))
 
 
@@ -130,7 +96,7 @@ def learning_curves(record_paths) -> pd.DataFrame:
         identity, steps = record["identity"], record["recipe"]["iters_per_epoch"]
         validation = {v["epoch"]: v for v in record.get("validation", [])}
         for epoch, loss in enumerate(record["losses"], start=1):
-            role = identity["role"] + ("_normalized" if record.get("arch", "").endswith(models.NORMALIZED) else "")
+            role = identity["role"] + ("_normalized" if record.get("arch", "").endswith(networks.NORMALIZED) else "")
             rows.append({"run": str(Path(path).parent), "role": role,
                          "strategy": identity.get("strategy") if identity["role"] == "finetune" else identity["role"],
                          "source": identity.get("source", identity.get("domain")), "target": identity.get("target"),

@@ -9,15 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
-from mrishift import metrics, models
-from mrishift.runs import ScanFiles, load_case
-from mrishift.train import resolve_device
+from mrishift.data.scans import ScanFiles, load_case
+from mrishift.evaluation import metrics
+from mrishift.models import networks
+from mrishift.models.inputs import resolve_device, volume_slices, window_grid
 
 log = logging.getLogger("mrishift")
 
-WINDOW_OVERLAP = 0.5  # of a 3D network's sliding windows, along each axis
 IDENTITY_COLUMNS = ["variant", "role", "strategy", "source", "target", "budget", "seed", "fold"]
 SCORE_COLUMNS = ["case", "sdice", "dice", "hd95_mm", "assd_mm"]
 
@@ -37,7 +36,7 @@ def predict_volume(model: torch.nn.Module, image: np.ndarray, batch_size: int = 
     model.eval().to(device)
     came_as = _memory_format(model)
     if channels_last:
-        model.to(memory_format=models.memory_format(model))
+        model.to(memory_format=networks.memory_format(model))
     try:
         with torch.inference_mode():
             if getattr(model, "dims", 2) == 3:
@@ -50,7 +49,7 @@ def predict_volume(model: torch.nn.Module, image: np.ndarray, batch_size: int = 
 def _memory_format(model: torch.nn.Module) -> torch.memory_format:
     """Channels-last when the model's convolution weights are (as ``model.to(memory_format=...)`` leaves them), else
     contiguous. A weight laid out the same either way (a 1×1 convolution's) says nothing."""
-    layout, rank = models.memory_format(model), 5 if getattr(model, "dims", 2) == 3 else 4
+    layout, rank = networks.memory_format(model), 5 if getattr(model, "dims", 2) == 3 else 4
     telling = [p for p in model.parameters()
                if p.dim() == rank and p.is_contiguous() != p.is_contiguous(memory_format=layout)]
     if telling and all(p.is_contiguous(memory_format=layout) for p in telling):
@@ -86,34 +85,11 @@ def _predict_windows(model, image, batch_size, device, bf16, channels_last) -> n
     return (sliding_window_logits(network, volume, model.window, model.stride, batch_size) >= 0).cpu().numpy()
 
 
-def window_starts(n: int, window: int, overlap: float = WINDOW_OVERLAP) -> list[int]:
-    """Starts of windows of ``window`` voxels along an axis of ``n`` (>= window) voxels: a step of
-    window × (1 − overlap) (at least 1), the last window flush with the end, so every voxel is covered."""
-    step = max(1, int(window * (1 - overlap)))
-    starts = list(range(0, n - window + 1, step))
-    if starts[-1] != n - window:
-        starts.append(n - window)
-    return starts
-
-
-def window_grid(volume: torch.Tensor, window, stride: int):
-    """An (x, y, z) volume zero-padded at its far ends (each axis at least the window and a multiple of ``stride``;
-    zero is background after scaling), the window size, and every window's corner in it. ``window`` None: the whole
-    padded volume in one window."""
-    padded = [n + -n % stride for n in volume.shape]
-    if window is not None:
-        padded = [max(n, w) for n, w in zip(padded, window)]
-    volume = F.pad(volume, [p for n, size in zip(reversed(volume.shape), reversed(padded)) for p in (0, size - n)])
-    size = padded if window is None else list(window)
-    starts = [window_starts(n, w) for n, w in zip(padded, size)]
-    return volume, size, [(x, y, z) for x in starts[0] for y in starts[1] for z in starts[2]]
-
-
 def sliding_window_logits(network, volume: torch.Tensor, window, stride: int, batch_size: int) -> torch.Tensor:
     """Logits of an (x, y, z) volume from a 3D ``network`` ((B, 1, wx, wy, wz) -> same shape) applied to windows of
-    ``window`` voxels overlapping by ``WINDOW_OVERLAP`` (``window_grid``): each voxel's logit is the plain mean over
-    the windows that hold it (nnU-Net weights window centres higher; a plain mean keeps the reconstruction exact),
-    cropped back to the volume's shape."""
+    ``window`` voxels overlapping by ``models.inputs.WINDOW_OVERLAP`` (``window_grid``): each voxel's logit is the
+    plain mean over the windows that hold it (nnU-Net weights window centres higher; a plain mean keeps the
+    reconstruction exact), cropped back to the volume's shape."""
     shape = volume.shape
     volume, size, corners = window_grid(volume, window, stride)
     total = torch.zeros(volume.shape, device=volume.device)
@@ -125,30 +101,6 @@ def sliding_window_logits(network, volume: torch.Tensor, window, stride: int, ba
             total[view] += value
             hits[view] += 1
     return (total / hits)[:shape[0], :shape[1], :shape[2]]
-
-
-def volume_windows(image: np.ndarray, window, stride: int, device) -> torch.Tensor:
-    """The (N, 1, wx, wy, wz) sliding windows a 3D network predicts an (x, y, z) volume from: what test-time methods
-    adapt a 3D network to."""
-    volume = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(device)
-    volume, size, corners = window_grid(volume, window, stride)
-    return torch.stack([volume[tuple(slice(c, c + s) for c, s in zip(corner, size))] for corner in corners])[:, None]
-
-
-def network_inputs(model: torch.nn.Module, image: np.ndarray, device) -> torch.Tensor:
-    """What a network sees of a volume: its padded axial slices (2D) or its sliding windows (3D)."""
-    if getattr(model, "dims", 2) == 3:
-        return volume_windows(image, model.window, model.stride, device)
-    return volume_slices(image, model.stride, device)
-
-
-def volume_slices(image: np.ndarray, stride: int, device) -> torch.Tensor:
-    """The (z, 1, x', y') axial slices of an (x, y, z) volume on ``device``, zero-padded up to multiples of
-    ``stride``. One copy in, the axis reordering done on the device: on a GPU, per-batch transfers and a host-side
-    transpose cost more than the network."""
-    nx, ny, _ = image.shape
-    slices = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(device).permute(2, 0, 1)[:, None]
-    return F.pad(slices, (0, -ny % stride, 0, -nx % stride))  # F.pad order: last dim first
 
 
 class ScanCache:

@@ -13,9 +13,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from mrishift.data.cc359 import DOMAINS  # noqa: E402
+from mrishift.data.splits import ZERO_BUDGET, budget_order  # noqa: E402
 from mrishift.io import atomic_path  # noqa: E402
-from mrishift.data.splits import ZERO_BUDGET  # noqa: E402
-from mrishift.tables import budget_order  # noqa: E402
 
 STRATEGY_LABELS = {"ft_all": "fine-tune all layers", "ft_first": "fine-tune first layers",
                    "ft_last": "fine-tune last layers"}

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from mrishift.architectures import LAYER_GROUPS, NORMALIZED
+from mrishift.adaptation.registry import Registry, chosen_pairs, is_number, resolve_hparams
 from mrishift.data.histogram import match_histogram
 from mrishift.data.splits import ZERO_BUDGET  # noqa: F401  (the budget column of every test-time score)
-from mrishift.registry import Registry, chosen_pairs, is_number, resolve_hparams
+from mrishift.models.architectures import LAYER_GROUPS, NORMALIZED
 from mrishift.seeding import seed_hash
 
 # torch (and the modules built on it) is imported by the methods that run in a job, not here: the workflow builds and
@@ -83,7 +83,7 @@ class TestTimeMethod:
     name: ClassVar[str]
     HPARAMS: ClassVar[dict] = {}
     # which source model it adapts: "plain" (the study's) or "normalized" (trained with a normalizer CNN in front,
-    # mrishift.models.NORMALIZED; the workflow trains those for the arm's source domains)
+    # mrishift.models.networks.NORMALIZED; the workflow trains those for the arm's source domains)
     source_model: ClassVar[str] = "plain"
     # whether adapt() reads the source domain's SourceReference (the workflow computes one only for such arms;
     # every other method gets None)
@@ -124,14 +124,14 @@ class TestTimeMethod:
 
 def _slices(model: nn.Module, image: np.ndarray) -> torch.Tensor:
     """A volume as the network sees it: its axial slices, or a 3D network's sliding windows."""
-    from mrishift.evaluate import network_inputs
+    from mrishift.models.inputs import network_inputs
 
     return network_inputs(model, image, next(model.parameters()).device)
 
 
 def _batchnorm_affine(model: nn.Module, layers: str) -> list[nn.Parameter]:
     """The affine parameters (weight, bias) of the BatchNorm layers in a layer group (``all``: every one)."""
-    from mrishift import batchnorm
+    from mrishift.adaptation import batchnorm
 
     chosen = None if layers == "all" else set(model.layer_groups()[layers])
     names_of = {id(p): n for n, p in model.named_parameters()}
@@ -234,7 +234,7 @@ class BatchNormKL(GradientMethod):
     def loss(self, model, slices):
         import torch
 
-        from mrishift import batchnorm
+        from mrishift.adaptation import batchnorm
 
         with batchnorm.record_inputs(model) as inputs:
             model(slices)
@@ -245,16 +245,16 @@ class BatchNormKL(GradientMethod):
 class NormalizerKL(BatchNormKL):
     """BN-statistics alignment through a normalizer (the test-time BN-statistics paper's first method): the same loss
     as ``bn_kl_affine``, minimised over the parameters of the 3-layer normalizer CNN in front of the network
-    (``models.Normalizer``), which was trained jointly with it on the source; the network, BatchNorm statistics
+    (``networks.Normalizer``), which was trained jointly with it on the source; the network, BatchNorm statistics
     included, stays frozen; the iterate of lowest loss is kept. Its source models are the normalized ones."""
 
     HPARAMS = {k: v for k, v in GradientMethod.HPARAMS.items() if k != "layers"}
     source_model = "normalized"
 
     def trained_parameters(self, model):
-        from mrishift import models
+        from mrishift.models import networks
 
-        if not isinstance(getattr(model, "normalizer", None), models.Normalizer):
+        if not isinstance(getattr(model, "normalizer", None), networks.Normalizer):
             raise ValueError(f"{self.name} adapts a normalizer, and this {type(model).__name__} has none: its source "
                              f"model must be a '*{NORMALIZED}' architecture")
         return list(model.normalizer.parameters())
@@ -272,7 +272,7 @@ class Tent(GradientMethod):
     HPARAMS = {**GradientMethod.HPARAMS, "iterations": 1, "layers": "all", "keep_best": False}
 
     def prepare(self, model):
-        from mrishift import batchnorm
+        from mrishift.adaptation import batchnorm
 
         model.train()
         for norm in batchnorm.layers(model):
@@ -282,7 +282,7 @@ class Tent(GradientMethod):
         return binary_entropy(model(slices)).mean()
 
     def finish(self, model, slices):
-        from mrishift import batchnorm
+        from mrishift.adaptation import batchnorm
 
         batchnorm.reestimate_statistics(model, slices)
 
@@ -302,7 +302,7 @@ class AdaBN(TestTimeMethod):
     slices (one forward pass, no gradient, no weight moves)."""
 
     def adapt(self, model, image, reference):
-        from mrishift import batchnorm
+        from mrishift.adaptation import batchnorm
 
         batchnorm.reestimate_statistics(model, _slices(model, image))
         return model, image

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mrishift.losses import IGNORE
+from mrishift.adaptation.losses import IGNORE
 
 
 @dataclass(frozen=True)

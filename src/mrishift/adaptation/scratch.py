@@ -12,7 +12,7 @@ so gap closed, winners and every table take them; the analyses of where fine-tun
 
 from __future__ import annotations
 
-from mrishift.strategies import Strategy, mixed_batch, register
+from mrishift.adaptation.strategies import Strategy, mixed_batch, register
 
 
 @register("scratch_target")

@@ -21,10 +21,10 @@ from typing import Callable
 import torch
 from torch import nn
 
-from mrishift import architectures
-# re-exported: the library's callers ask mrishift.models
-from mrishift.architectures import (LAYER_GROUPS, NORMALIZED, SPOTTUNE, default_levels, dims,  # noqa: F401
-                                    size_suffix, stride)
+from mrishift.models import architectures
+
+# re-exported: the library's callers ask mrishift.models.networks
+from mrishift.models.architectures import LAYER_GROUPS, NORMALIZED, SPOTTUNE, default_levels, dims, size_suffix, stride  # noqa: F401
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -384,11 +384,11 @@ for _name, _base in [(n, b) for n, b in _MODELS.items() if not n.endswith(NORMAL
     _MODELS[_name + SPOTTUNE] = _with_spottune(_base)
 
 
-# The workflow plans with mrishift.architectures (no torch); every class registered here must agree with it.
+# The workflow plans with mrishift.models.architectures (no torch); every class registered here must agree with it.
 if names() != architectures.names() or any((cls.dims, cls.levels) != (dims(n), default_levels(n))
                                            for n, cls in _MODELS.items()):
-    raise RuntimeError("mrishift.models and mrishift.architectures disagree on the registered networks, their "
-                       "dimensions or their default levels")
+    raise RuntimeError("mrishift.models.networks and mrishift.models.architectures disagree on the registered "
+                       "networks, their dimensions or their default levels")
 
 
 def count(model: nn.Module, parameter_names: list[str]) -> int:

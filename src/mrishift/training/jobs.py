@@ -24,12 +24,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mrishift import models, sampling, strategies
-from mrishift.evaluate import ScanCache, validation_scores
+from mrishift.adaptation import strategies
+from mrishift.data.scans import ScanFiles, load_cases
+from mrishift.evaluation.scoring import ScanCache, validation_scores
 from mrishift.logs import progress
-from mrishift.runs import ScanFiles, load_cases, load_model, load_saved, save_model, write_record
+from mrishift.models import networks
 from mrishift.seeding import seed_hash
-from mrishift.train import Recipe, train
+from mrishift.training import sampling
+from mrishift.training.loop import Recipe, train
+from mrishift.training.runs import load_model, load_saved, save_model, write_record
 
 log = logging.getLogger("mrishift")
 
@@ -78,7 +81,7 @@ def train_run(job: Job, run: Run) -> None:
     """Train one run to its model file and run record (resuming from its checkpoint when there is one)."""
     volumes = load_cases(run.cases, job.scans)
     slices = run.slices or [range(v[0].shape[2]) for v in volumes]
-    dims = models.dims(job.arch)
+    dims = networks.dims(job.arch)
     sampler = sampling.sampler(dims, volumes, slices, job.recipe.batch_size, job.recipe.patch_size,
                                job.recipe.augment_p, np.random.default_rng(run.seed))
     strategy = strategies.build_arm(job.arm, job.hparams)
@@ -92,7 +95,7 @@ def train_run(job: Job, run: Run) -> None:
         model, arch = strategy.network(model, job.arch, job.width)
     else:
         torch.manual_seed(run.seed)
-        model = models.build(job.arch, width=job.width, **({"levels": job.levels} if job.levels else {}))
+        model = networks.build(job.arch, width=job.width, **({"levels": job.levels} if job.levels else {}))
     if dims == 3:  # it validates and predicts with windows of the patch it trains on (nnU-Net's choice)
         model.window = tuple(job.recipe.patch_size)
     source = None
@@ -123,9 +126,9 @@ def train_run(job: Job, run: Run) -> None:
 
 def train_runs(job: Job, runs: list[Run], runs_per_device: int = 1, threads: int = 1,
                log_path: str | None = None) -> None:
-    """Train every run of a job; ``runs_per_device > 1`` trains that many at once, each in its own process
-    (``python -m mrishift.jobs``) with ``threads`` torch threads, appending to the job's log. The first failing run
-    stops the job (the others are killed; their checkpoints stay) with an error naming the run."""
+    """Train every run of a job; ``runs_per_device > 1`` trains that many at once, each in its own process (``python -m
+    mrishift.training.jobs``) with ``threads`` torch threads, appending to the job's log. The first failing run stops
+    the job (the others are killed; their checkpoints stay) with an error naming the run."""
     in_flight = min(runs_per_device, len(runs))
     if in_flight <= 1:
         torch.set_num_threads(threads)
@@ -143,8 +146,8 @@ def train_runs(job: Job, runs: list[Run], runs_per_device: int = 1, threads: int
                     spec = Path(scratch) / f"run{len(runs) - len(waiting)}.pkl"
                     spec.write_bytes(pickle.dumps((job, run, threads)))
                     output.flush()
-                    process = subprocess.Popen([sys.executable, "-m", "mrishift.jobs", str(spec)], stdout=output,
-                                               stderr=subprocess.STDOUT)
+                    process = subprocess.Popen([sys.executable, "-m", "mrishift.training.jobs", str(spec)],
+                                               stdout=output, stderr=subprocess.STDOUT)
                     running[process] = run
                 time.sleep(0.2)
                 for process in [p for p in running if p.poll() is not None]:
@@ -161,7 +164,7 @@ def train_runs(job: Job, runs: list[Run], runs_per_device: int = 1, threads: int
 
 
 def _train_one_process(spec: str) -> None:
-    """A run of a job that trains several at once: ``python -m mrishift.jobs SPEC`` (written by train_runs)."""
+    """A run of a job that trains several at once: ``python -m mrishift.training.jobs SPEC`` (written by train_runs)."""
     job, run, threads = pickle.loads(Path(spec).read_bytes())
     torch.set_num_threads(threads)
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, force=True,

@@ -32,7 +32,7 @@ def commit_of(folder: Path) -> str:
 def winner_counts_markdown(path: Path) -> str:
     import pandas as pd
 
-    from mrishift.tables import budget_order
+    from mrishift.data.splits import budget_order
 
     counts = pd.read_csv(path, sep="\t", dtype={"budget": str})
     if counts.empty:

@@ -248,3 +248,19 @@ def compare_arms(per_scan: pd.DataFrame, a: str, b: str, significance: float, me
                      "p_value": p, "better": a if lead > 0 else b if lead < 0 else "tie",
                      "significant": significant and lead != 0})
     return pd.DataFrame(rows)
+
+
+def mean_std(mean: pd.DataFrame, std: pd.DataFrame, low: pd.DataFrame | None = None, high: pd.DataFrame | None = None,
+             digits: int = 2) -> pd.DataFrame:
+    """'mean (std)' strings, as in the paper's tables, with the bootstrap interval after them when given:
+    'mean (std) [low, high]'; blank where there is no value."""
+    def cell(m, s, lo, hi):
+        if pd.isna(m):
+            return ""
+        text = f"{m:.{digits}f}" if pd.isna(s) else f"{m:.{digits}f} ({s:.{digits}f})"
+        return text if pd.isna(lo) else f"{text} [{lo:.{digits}f}, {hi:.{digits}f}]"
+    low = low.reindex_like(mean) if low is not None else pd.DataFrame(float("nan"), mean.index, mean.columns)
+    high = high.reindex_like(mean) if high is not None else low
+    return pd.DataFrame([[cell(*values) for values in zip(*rows)]
+                         for rows in zip(mean.values, std.values, low.values, high.values)],
+                        index=mean.index, columns=mean.columns)

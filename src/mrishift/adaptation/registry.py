@@ -1,5 +1,6 @@
-"""Classes registered by name with declared hyper-parameters: the fine-tuning strategies (mrishift.strategies) and
-the test-time methods (mrishift.test_time) share this, so a study arm is built and checked the same way for both."""
+"""Classes registered by name with declared hyper-parameters: the fine-tuning strategies
+(mrishift.adaptation.strategies) and the test-time methods (mrishift.adaptation.test_time) share this, so a study arm is
+built and checked the same way for both."""
 
 from __future__ import annotations
 

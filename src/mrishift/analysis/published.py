@@ -3,8 +3,8 @@
 The tables live beside this module (``published/*.tsv``, package data), transcribed from the paper texts in
 ``../shared/papers/`` and checked against a second, independent transcription. Only the CC359 studies publish numbers
 our study regenerates cell for cell (DART 2020's Table 1; the gradient-transfer study's Tables 2 and 3); the other
-papers report on other data sets, so their claims, not their numbers, are compared (``mrishift.paper_view``), and
-their tables are here as printed (the FCN study's Tables II–VIII, the 3D-CNN study's Tables 1–2; the test-time study
+papers report on other data sets, so their claims, not their numbers, are compared (``mrishift.analysis.paper_view``),
+and their tables are here as printed (the FCN study's Tables II–VIII, the 3D-CNN study's Tables 1–2; the test-time study
 prints its numbers in an image the text lacks): ``row, column, value, std`` (std empty where none is printed).
 """
 
@@ -15,7 +15,7 @@ from importlib import resources
 
 import pandas as pd
 
-FOLDER = resources.files("mrishift") / "published"
+FOLDER = resources.files("mrishift.analysis") / "published"
 
 
 @dataclass(frozen=True)

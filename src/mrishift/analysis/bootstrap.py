@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from mrishift.analysis import stats
+from mrishift.analysis.stats import GAP_EPS, matrix_cells
 from mrishift.seeding import seed_hash
-from mrishift import stats
-from mrishift.stats import GAP_EPS, matrix_cells
 
 
 def percentile_interval(replicates, level: float) -> tuple[float, float]:
