@@ -23,6 +23,7 @@ localrules:
     forgetting,
     size_effects,
     convergence,
+    test_time_loss,
     all,
 
 
@@ -30,7 +31,8 @@ include: "rules/common.smk"
 include: "rules/inputs.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
-include: "rules/evaluate.smk"
+include: "rules/score.smk"
+include: "rules/analyse.smk"
 
 
 rule all:

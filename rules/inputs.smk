@@ -49,7 +49,7 @@ def source_strategy(w):
     return PLAN.variants[w.variant]["source_strategy"]
 
 
-# --- Evaluation (rules/evaluate.smk) -------------------------------------------------------------------------------
+# --- Scoring and analyses (rules/score.smk, rules/analyse.smk) -----------------------------------------------------
 # What each scoring job reads (for scans_read): (domain, scan set) pairs, as mrishift.data.protocol decides.
 def in_domain_test_sets(w):
     """The oracle folds' test scans and the source model's held-out scans (forgetting's reference): every scan."""
@@ -113,6 +113,12 @@ def similarity_inputs(w):
             "sources": expand(SOURCE_MODEL, variant=w.variant, domain=sources, seed=PLAN.seeds)}
 
 
+def loss_predictor_tables(w):
+    """The score tables, with each scan's loss, of the test-time arms whose loss is read as a predictor."""
+    pairs = {arm: PLAN.method_pairs[arm] for arm in PLAN.loss_predictor_arms}
+    return job_files(TEST_TIME_SCORES, w.variant, "method", pairs)
+
+
 def prediction_qc_inputs(w):
     """What redraws any scored scan: the scores, every model of the variant (the fine-tuned ones in their job
     folders), the references test-time arms read and every scan (which are the best, median and worst is known only
@@ -132,11 +138,15 @@ def study_outputs():
                      name=["winners.tsv", "summary.json", "batchnorm_tests.tsv", "convergence.tsv", "convergence.md"])
     figures = expand(result("figures/{variant}/{name}.{ext}"), variant=variants,
                      name=["sdice_matrix", "gap_closed", "winners", "batchnorm", "forgetting", "convergence",
-                           "weight_change", "similarity_cka", "similarity_pwcca"], ext=["png", "pdf"])
+                           "weight_change", "similarity_cka", "similarity_pwcca", "filters", "feature_maps"],
+                     ext=["png", "pdf"])
     paper = expand(result("tables/{variant}/paper_{name}.{ext}"), variant=variants, name=["gap_closed", "scores"],
                    ext=["csv", "md", "tex"])
     paper += expand(result("figures/{variant}/paper_{name}.{ext}"), variant=variants, name=["winners", "gap_closed"],
                     ext=["png", "pdf"])
+    if PLAN.loss_predictor_arms:
+        tables += expand(result("tables/{variant}/test_time_loss.{ext}"), variant=variants, ext=["csv", "md", "tex"])
+        figures += expand(result("figures/{variant}/test_time_loss.{ext}"), variant=variants, ext=["png", "pdf"])
     return tables + figures + paper + [result("tables/paper_vs_ours.md")]
 
 

@@ -42,14 +42,15 @@ def test_gpu_hours_count_every_step_and_predicted_slice():
     assert seconds["score_baseline"] == pytest.approx(2 * test_scans * 270 / 100)
     assert seconds["score_finetune"] == pytest.approx(3 * 2 * test_scans * 270 / 100)  # 3 arms × 2 runs
     # test-time, per volume of the 59 test scans of each pair: adabn 2 forward passes; tent (from ge_15 only) one
-    # training step, the statistics pass and the prediction; bn_kl_affine 3 steps, the last iterate's loss, prediction
+    # training step, its loss after it (stored), the statistics pass and the prediction; bn_kl_affine 3 steps, the
+    # last iterate's loss, prediction
     # a variant twice as wide costs 4×, a narrower one width 1's rate: mean factor (1 + 4 + 1) / 3 on every part
     config["models"]["sizes"] = [{}, {"width": 2.0}, {"width": 0.25}]
     wider = plan.Plan(validate_config(config)).gpu_hours(throughput, "defaults")
     assert dict(zip(wider.part, wider.gpu_hours)) == pytest.approx(
         {part: 3 * hours * (1 + 4 + 1) / 3 for part, hours in zip(hours.part, hours.gpu_hours)})
     assert seconds["adapt_score adabn"] == pytest.approx(2 * test_scans * 270 * 2 / 100)
-    assert seconds["adapt_score tent"] == pytest.approx(test_scans * 270 * (1 / 10 + 2 / 100))
+    assert seconds["adapt_score tent"] == pytest.approx(test_scans * 270 * (1 / 10 + 3 / 100))
     assert seconds["adapt_score bn_kl_affine"] == pytest.approx(2 * test_scans * 270 * (3 / 10 + 2 / 100))
 
 
@@ -133,6 +134,15 @@ def test_each_study_config_plans_the_runs_its_paper_implies():
     # test-time: every source model adapted to every other domain by 5 methods; the normalizer's own source models
     assert runs_per_role("studies/test-time-bn.yaml") == {"source": 6, "source_normalized": 6, "oracle": 18,
                                                            "finetune": 30, "test_time": 30 * 5}
+    # its sensitivity overlay: both KL methods under 2 optimizers x 2 learning rates x 2 iteration counts, every pair
+    assert runs_per_role("studies/test-time-bn.yaml", "test-time-sensitivity.yaml") == {
+        "source": 6, "source_normalized": 6, "oracle": 18, "finetune": 30, "test_time": 30 * (5 + 2 * 8)}
+    sweep = plan.Plan(load("studies/test-time-bn.yaml", "test-time-sensitivity.yaml")).test_time_methods
+    settings = [(m.name, m.hparams["optimizer"], m.hparams["lr"], m.hparams["iterations"]) for arm, m in sweep.items()
+                if arm.startswith("kl_")]
+    assert len(settings) == 16 and set(settings) == {
+        (name, optimizer, lr, iterations) for name in ("bn_kl_affine", "bn_kl_normalizer")
+        for optimizer in ("adam", "sgd") for lr in (1e-3, 5e-3) for iterations in (20, 50)}
     # depth and width: seven sizes (widths 0.5, 1, 2, 4, 5; 3 and 5 levels), each the whole study
     assert runs_per_role("studies/cnn3d-depth-width.yaml") == {"source": 7 * 6, "oracle": 7 * 18,
                                                                 "finetune": 7 * 30 * 3 * 3}

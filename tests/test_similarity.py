@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from mrishift.evaluation import features
 from mrishift.evaluation.similarity import (
     block_activations,
     block_similarity,
@@ -82,3 +83,21 @@ def test_block_activations_take_the_same_positions_of_each_block_for_two_models(
     assert [r["block"] for r in rows] == names and all(r["cka"] == pytest.approx(1.0) for r in rows)
     assert all(r["pwcca"] == pytest.approx(1.0) for r in rows)
     assert block_similarity(first, second)[0]["cka"] < 0.99  # another initialisation computes something else
+
+
+def test_first_layer_filters_and_feature_maps_of_a_model_and_its_change():
+    torch.manual_seed(0)
+    source = networks.build("unet2d_residual", width=0.25)
+    conv = features.first_convolution(source)
+    assert conv is next(m for m in source.modules() if isinstance(m, torch.nn.Conv2d))
+    filters = features.first_filters(source, 4)
+    assert filters.shape == (4, *conv.kernel_size)
+    assert np.allclose(filters, conv.weight.detach().numpy()[:4, 0])
+    maps = features.first_block_maps(source, torch.rand(1, 1, 32, 32), 3)
+    assert maps.shape == (3, 32, 32)
+    moved = networks.build("unet2d_residual", width=0.25)
+    moved.load_state_dict(source.state_dict())
+    assert features.relative_change(moved, source) == 0
+    with torch.no_grad():
+        features.first_convolution(moved).weight.mul_(1.5)
+    assert features.relative_change(moved, source) == pytest.approx(0.5)

@@ -267,3 +267,36 @@ def test_a_normalizer_starts_as_the_identity_and_bn_kl_normalizer_moves_only_it(
     assert min(method.losses) < method.losses[0] and np.array_equal(image, shifted_volume())
     with pytest.raises(ValueError, match="bn_kl_normalizer adapts a normalizer, and this ResidualUNet2D has none"):
         test_time.build("bn_kl_normalizer").per_volume(source_model(), REFERENCE, torch.device("cpu"))(shifted_volume())
+
+
+@pytest.mark.parametrize("name", ["bn_kl_affine", "bn_kl_normalizer", "tent"])
+def test_the_stored_loss_before_and_after_adapting_equal_a_recomputation(name):
+    """volume_loss: the loss at the source model (an untouched copy, in the method's mode) and at the network that
+    predicts (before finish); tent keeps no best iterate, so its loss after is one more forward pass that must leave
+    every buffer as it was."""
+    image, model = shifted_volume(), model_for(name)
+    method = test_time.build(name, iterations=3, lr=1e-2)
+    adapted, _ = method.per_volume(model, REFERENCE, torch.device("cpu"))(image)
+    before, after = method.volume_loss()
+    fresh = model_for(name)
+    method.prepare(fresh)
+    with torch.no_grad():
+        assert before == pytest.approx(method.loss(fresh, volume_slices(image, 8, "cpu")).item(), rel=1e-5)
+    assert after < before
+    if name == "tent":  # the loss at the network that finish() gets, and a forward pass that leaves no trace
+        recorded = []
+        method.finish = lambda network, slices: recorded.append(method.loss(network, slices).item())
+        method.per_volume(model_for(name), REFERENCE, torch.device("cpu"))(image)
+        assert recorded == [pytest.approx(after, rel=1e-5)]
+        network = model_for(name).train()  # BN momentum 0.1: a plain forward pass would move the running statistics
+        kept = buffers(network)
+        method._loss_now(network, volume_slices(image, 8, "cpu"))
+        assert all(torch.equal(kept[k], v) for k, v in buffers(network).items())
+    else:
+        assert after == pytest.approx(min(method.losses), rel=1e-6)
+
+
+def test_a_method_without_a_loss_stores_none():
+    method = test_time.build("adabn")
+    method.per_volume(model_for("adabn"), REFERENCE, torch.device("cpu"))(shifted_volume())
+    assert all(np.isnan(value) for value in method.volume_loss())

@@ -276,7 +276,9 @@ def test_the_report_shows_every_figure_in_a_browser(tiny_run, tmp_path):
         assert snakemake(tiny_run, "--report", "results/report.html").returncode == 0
     figures = sorted(path for subcategories in report_browser.report_categories(report.read_text()).values()
                      for paths in subcategories.values() for path in paths if path.endswith(".png"))
-    assert len(figures) == 3 + 11 + 13  # data QC per domain, the study's figures (2 of the paper's view), prediction QC
+    # data QC per domain, the study's figures (2 of the paper's view, filters, feature maps, the test-time loss),
+    # prediction QC
+    assert len(figures) == 3 + 14 + 13
     driver = report_browser.chromium(tmp_path / "chromium")
     try:
         seen = report_browser.view_every_figure(driver, report)
@@ -302,8 +304,30 @@ def test_similarity_compares_every_block_of_the_analysed_pairs_models_with_their
     # (its first conv alone moved too little for CKA to tell: 4 steps at lr 1e-3)
     per_model = table[table.strategy == "ft_all"].groupby(["source", "target", "budget"]).cka.mean()
     assert (per_model < 0.99).all()
-    for name in ("similarity_cka", "similarity_pwcca"):
+    for name in ("similarity_cka", "similarity_pwcca", "filters", "feature_maps"):
         assert (tiny_run / f"results/figures/unet2d_residual/{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_test_time_loss_is_stored_per_scan_and_read_against_the_unadapted_score(tiny_run):
+    """tiny.yaml: tent on every pair, bn_kl_affine from Siemens 1.5T (both adapt the plain source model and minimise a
+    loss); bn_kl_normalizer adapts another source model and is left out; adabn and hist_match minimise none."""
+    per_scan = pd.read_csv(tiny_run / "results/stats/unet2d_residual/test_time_loss_per_scan.tsv", sep="\t",
+                           dtype={"seed": str})
+    scores = pd.read_csv(tiny_run / "results/scores/scores.tsv", sep="\t", dtype={"budget": str, "seed": str})
+    adapted = scores[scores.strategy.isin(["tent", "bn_kl_affine"])]
+    assert set(per_scan.strategy) == {"tent", "bn_kl_affine"} and len(per_scan) == len(adapted)
+    baseline = scores[scores.role == "baseline"].set_index(["source", "target", "seed", "case"]).sdice
+    assert np.allclose(per_scan.unadapted, baseline.loc[list(zip(per_scan.source, per_scan.target, per_scan.seed,
+                                                                 per_scan.case))].to_numpy())
+    assert (per_scan.loss_before > 0).all() and (per_scan.loss_after <= per_scan.loss_before + 1e-9).all()
+    table = pd.read_csv(tiny_run / "results/tables/unet2d_residual/test_time_loss.csv")
+    pooled = table[table.target == "all"].set_index("strategy")
+    assert pooled.n.to_dict() == per_scan.strategy.value_counts().to_dict()
+    assert pooled.rho.between(-1, 1).all()
+    for path in (tiny_run / "results/scores/unet2d_residual/test_time/adabn").rglob("*.tsv"):  # no loss minimised
+        kept = pd.read_csv(path, sep="\t")
+        assert len(kept) and kept[["loss_before", "loss_after"]].isna().all().all()
+    assert (tiny_run / "results/figures/unet2d_residual/test_time_loss.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_prediction_qc_redraws_the_scored_best_median_and_worst_of_every_arm(tiny_run):
@@ -335,7 +359,7 @@ def test_rerun_plans_only_what_a_change_touches(tiny_run):
     assert "Nothing to be done" in snakemake(tiny_run, "-n").stdout
     one_strategy = changed_config(tiny_run, lambda c: c["strategies"].update(ft_first={"lr": 0.01}))
     study = {"collect_scores": 1, "analyse": 1, "figures": 1, "forgetting": 1, "paper_view": 1, "paper_vs_ours": 1,
-             "prediction_qc": 1, "all": 1}
+             "prediction_qc": 1, "test_time_loss": 1, "all": 1}
     retrained = {**study, "convergence": 1, "weight_change": 1, "similarity": 1}  # every run record / fine-tuned model
     assert one_strategy == {"finetune": 3, "score_finetune": 3, **retrained}  # ft_first's 3 targets (6 pairs) only
     new_arm = changed_config(tiny_run, lambda c: c["strategies"].update(ft_last_bn_eval={"strategy": "ft_last",
@@ -431,7 +455,7 @@ def test_a_changed_mask_replans_exactly_the_jobs_that_read_it(tiny_run, tmp_path
         "score_baseline": 3,  # to ge_15 reads it; to siemens_15 and siemens_3 test ge_15's source model
         "finetune": into_ge + out_of_ge, "score_finetune": scoring_jobs,
         "collect_scores": 1, "analyse": 1, "figures": 1, "forgetting": 1, "convergence": 1, "weight_change": 1,
-        "similarity": 1, "paper_view": 1, "paper_vs_ours": 1, "prediction_qc": 1, "all": 1}
+        "similarity": 1, "paper_view": 1, "paper_vs_ours": 1, "prediction_qc": 1, "test_time_loss": 1, "all": 1}
     outputs = [line for line in dry.stdout.splitlines() if line.strip().startswith("output:")]
     for untouched in ("source/siemens_15/", "source/siemens_3/", "oracle/siemens", "scan_sets/siemens",
                       "scan_sets/ge_15/test", "bn_kl_affine/to_siemens_3"):

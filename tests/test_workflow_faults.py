@@ -98,4 +98,4 @@ def test_keep_going_keeps_every_other_result_and_reruns_only_the_failed_jobs(tin
     # similarity read the bad scan too (a ge_15 test scan of an analysed pair); prediction_qc waits for the scores
     assert planned_jobs(dry.stdout) == {"score_finetune": 1, "similarity": 1, "collect_scores": 1, "analyse": 1,
                                         "figures": 1, "forgetting": 1, "paper_view": 1, "paper_vs_ours": 1,
-                                        "prediction_qc": 1, "all": 1}
+                                        "prediction_qc": 1, "test_time_loss": 1, "all": 1}

@@ -106,6 +106,9 @@ class Plan:
         self.method_pairs = {arm: test_time.arm_pairs(spec, self.domains) for arm, spec in self.test_time_arms.items()}
         self.method_models = {arm: method.source_model  # "plain" or "normalized"
                               for arm, method in self.test_time_methods.items()}
+        # the arms whose label-free loss before adapting is read against their plain source model's unadapted score
+        self.loss_predictor_arms = [arm for arm, method in self.test_time_methods.items()
+                                    if isinstance(method, test_time.GradientMethod) and method.source_model == "plain"]
         self.methods_reading_reference = {arm for arm, method in self.test_time_methods.items()
                                           if method.uses_reference}
         self.normalized_domains = [d for d in self.domains if any(

@@ -1,5 +1,7 @@
 """Test-time adaptation (rule adapt_score): each test scan of a pair adapted on its own, with no label, from the
-pair's source model, then scored; one tidy table per job, one row per (source model, test scan), budget 0."""
+pair's source model, then scored; one tidy table per job, one row per (source model, test scan), budget 0, with the
+method's label-free loss on the scan at the source model and at the adapted network (``loss_before``,
+``loss_after``; empty for a method that minimises none)."""
 
 import json
 from pathlib import Path
@@ -16,6 +18,7 @@ from mrishift.logs import log_to, progress
 from mrishift.models.inputs import resolve_device
 from mrishift.training.runs import load_model
 
+LOSS_COLUMNS = ["loss_before", "loss_after"]
 log = log_to(snakemake.log[0])
 params, wildcards = snakemake.params, dict(snakemake.wildcards.items())
 makers = json.loads(params.made_by)  # what makes each model a job reads (named when one is damaged)
@@ -34,10 +37,17 @@ for (source, target, seed), model_path in progress(runs, "test_time"):
     cases = protocol.test_time_test(splits, target)
     log.info("%s: %s adapted to each of %d scans of %s", method.arm, model_path, len(cases), target)
     model = load_model(model_path, made_by=makers[method.source_model])
-    adapt = method.for_run(model, references, device, source, target, seed)
+    adapt, losses = method.for_run(model, references, device, source, target, seed), []
+
+    def adapt_and_keep_loss(image):
+        adapted = adapt(image)
+        losses.append(method.volume_loss())  # score_scans adapts the cases in order, one call each
+        return adapted
+
     table = score_scans(model, cases, scans, params.tolerance_mm, runtime["evaluation"]["batch_size"], device,
-                        runtime["training"]["bf16"], adapt)
+                        runtime["training"]["bf16"], adapt_and_keep_loss)
     identity = {"variant": wildcards["variant"], "role": "test_time", "strategy": method.arm, "source": source,
                 "target": target, "budget": test_time.ZERO_BUDGET, "seed": seed, "fold": ""}
-    tables.append(table.assign(**identity)[IDENTITY_COLUMNS + SCORE_COLUMNS])
+    table[LOSS_COLUMNS] = losses
+    tables.append(table.assign(**identity)[IDENTITY_COLUMNS + SCORE_COLUMNS + LOSS_COLUMNS])
 write_table(snakemake.output.table, pd.concat(tables, ignore_index=True))

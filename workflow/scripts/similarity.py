@@ -1,5 +1,6 @@
 """Each fine-tuned model's per-block representation similarity to its source model on its pair's test slices, and
-the figures (rule similarity)."""
+the figures (rule similarity); for the first analysed pair and seed, every model's first-layer filters and first-block
+feature maps on one of the pair's test slices beside its source model's."""
 
 import json
 from pathlib import Path
@@ -10,6 +11,7 @@ import torch
 
 from mrishift.data import protocol
 from mrishift.data.scans import scan_files
+from mrishift.evaluation import features
 from mrishift.evaluation.scoring import ScanCache
 from mrishift.evaluation.similarity import MEASURES, block_activations, block_similarity
 from mrishift.io import write_table
@@ -51,12 +53,30 @@ def reference(source: str, target: str, seed: str):
     return reference_cache[(source, target, seed)]
 
 
+FILTERS, MAPS = 16, 8  # first-layer channels drawn
+runs = list(zip(json.loads(params.runs), params.models, strict=True))
+shown = tuple(runs[0][0][1:3]) + (runs[0][0][4],) if runs else None  # (source, target, seed) of the first run
+filters, maps = [], []
+
+
+def first_layer(label: str, model, change: str = "") -> None:
+    """The model's first-layer filters and its first block's feature maps on the shown pair's middle test slice."""
+    slices = reference(*shown)[0]
+    filters.append((f"{label}{change}", features.first_filters(model, FILTERS)))
+    maps.append((label, features.first_block_maps(model, slices[len(slices) // 2:][:1], MAPS)))
+
+
+if shown:
+    shown_source = load_model(source_paths[(shown[0], shown[2])], made_by=makers["source"]).to(device)
+    first_layer("source model", shown_source)
 rows = []
-for (strategy, source, target, run_budget, seed), path in progress(
-        list(zip(json.loads(params.runs), params.models, strict=True)), "similarity"):
+for (strategy, source, target, run_budget, seed), path in progress(runs, "similarity"):
     slices, before = reference(source, target, seed)
     model = load_model(path, made_by=makers["finetune"]).to(device)
     after = block_activations(model, slices, params.positions, seed_hash(params.seed, source, target))
+    if (source, target, seed) == shown:
+        first_layer(f"{strategy} {run_budget}", model,
+                    f" (Δw {features.relative_change(model, shown_source):.1%})")
     rows += [{"variant": variant, "strategy": strategy, "source": source, "target": target, "budget": run_budget,
               "seed": seed, **row} for row in block_similarity(before, after)]
 table = pd.DataFrame(rows)
@@ -70,3 +90,11 @@ for measure, png, pdf in (("cka", snakemake.output.cka, snakemake.output.cka_pdf
                                           "pairs)"), png, pdf)
 log.info("%d fine-tuned models; mean similarity per arm and budget:\n%s", len(table) // table.block.nunique(),
          table.groupby(["strategy", "budget"])[list(MEASURES)].mean().to_string())
+if shown:
+    pair = f"{shown[0]} → {shown[1]}, seed {shown[2]}"
+    plots.save(plots.first_layer_figure(filters, f"{variant}: the first convolution's first {FILTERS} filters, {pair} "
+                                        "(Δw: relative change from the source model)", symmetric=True),
+               snakemake.output.filters, snakemake.output.filters_pdf)
+    plots.save(plots.first_layer_figure(maps, f"{variant}: the first block's first {MAPS} feature maps on the middle "
+                                        f"test slice of {pair}", symmetric=False),
+               snakemake.output.feature_maps, snakemake.output.feature_maps_pdf)

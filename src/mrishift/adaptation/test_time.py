@@ -101,6 +101,12 @@ class TestTimeMethod:
         bench/plan_paper.py prices at the measured training and inference rates."""
         return 0, 1
 
+    def volume_loss(self) -> tuple[float, float]:
+        """The label-free loss of the last adapted volume at the source model and at the network that predicts it
+        (the test-time BN-statistics study's Fig. 8 reads the first as a predictor of failure); NaN for a method that
+        minimises none."""
+        return math.nan, math.nan
+
     def per_volume(self, source_model: nn.Module, reference: SourceReference | None, device: torch.device,
                    seed: int = 0):
         """``image -> (adapted model, image to predict)``, each volume starting again from ``source_model`` and from
@@ -163,7 +169,11 @@ class GradientMethod(TestTimeMethod):
 
     def passes(self):
         finish = 1 if type(self).finish is not GradientMethod.finish else 0
-        return self.hparams["iterations"], int(self.hparams["keep_best"]) + finish + 1
+        loss_after = 0 if self.hparams["keep_best"] else 1
+        return self.hparams["iterations"], int(self.hparams["keep_best"]) + finish + loss_after + 1
+
+    def volume_loss(self):
+        return self.loss_before, self.loss_after
 
     def trained_parameters(self, model: nn.Module) -> list[nn.Parameter]:
         """What the loss is minimised over (default: the BatchNorm affine parameters of ``layers``)."""
@@ -178,6 +188,18 @@ class GradientMethod(TestTimeMethod):
     def finish(self, model: nn.Module, slices: torch.Tensor) -> None:
         """What the adapted network needs before predicting (default: eval mode)."""
         model.eval()
+
+    def _loss_now(self, model: nn.Module, slices: torch.Tensor) -> float:
+        """The loss at the final iterate (without ``keep_best`` no step has seen it), leaving every buffer as it was:
+        one more forward pass that changes nothing the prediction uses."""
+        import torch
+
+        buffers = {name: value.clone() for name, value in model.named_buffers()}
+        with torch.no_grad():
+            loss = self.loss(model, slices).item()
+            for name, value in model.named_buffers():
+                value.copy_(buffers[name])
+        return loss
 
     def adapt(self, model, image, reference):
         import torch
@@ -209,6 +231,8 @@ class GradientMethod(TestTimeMethod):
                     parameter.copy_(value)
         for parameter in model.parameters():
             parameter.requires_grad_(False)
+        self.loss_before = self.losses[0]
+        self.loss_after = min(self.losses) if h["keep_best"] else self._loss_now(model, slices)
         self.finish(model, slices)
         if h["keep_best"]:
             log.info("%s: loss %.4g at the source model, %.4g (the lowest) at iterate %d of %d", self.name,

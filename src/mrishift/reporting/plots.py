@@ -273,3 +273,48 @@ def convergence_figure(curves: pd.DataFrame, title: str):
     figure.suptitle(title)
     figure.tight_layout()
     return figure
+
+
+def loss_predictor_figure(rows: pd.DataFrame, correlations: pd.DataFrame, metric_label: str, title: str):
+    """One panel per test-time arm: each adapted scan's loss at the source model (before adapting) against the
+    unadapted source model's ``metric_label``, coloured by target domain, with Spearman's ρ over all the arm's scans
+    and its interval (``loss_predictor.correlations``)."""
+    arms = list(dict.fromkeys(rows.strategy))
+    figure, axes = plt.subplots(1, max(1, len(arms)), figsize=(4.6 * max(1, len(arms)), 4.2), squeeze=False)
+    targets = [d for d in DOMAINS if d in set(rows.target)]
+    colours = dict(zip(targets, palette(max(1, len(targets)))))
+    for ax, arm in zip(axes[0], arms):
+        of_arm = rows[rows.strategy == arm]
+        for target in targets:
+            points = of_arm[of_arm.target == target]
+            ax.scatter(points.loss_before, points.unadapted, s=14, color=colours[target], label=DOMAINS[target].short)
+        pooled = correlations[(correlations.strategy == arm) & (correlations.target == "all")].iloc[0]
+        ax.set_title(f"{label(arm)}\nSpearman ρ = {pooled.rho:.2f} [{pooled.low:.2f}, {pooled.high:.2f}], "
+                     f"n = {pooled.n}", fontsize=9)
+        ax.set_xlabel("loss before adapting (at the source model)")
+        ax.set_ylabel(f"{metric_label} without adaptation")
+    axes[0][-1].legend(title="target", loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    figure.suptitle(title)
+    return figure
+
+
+def first_layer_figure(rows: list[tuple[str, np.ndarray]], title: str, symmetric: bool):
+    """One row per model (``rows``: label, (count, h, w) images), one column per channel; every image of a column on
+    one colour scale (``symmetric``: centred on 0, for filters), so a column shows how one filter or feature map moved
+    from model to model."""
+    count = rows[0][1].shape[0]
+    figure, axes = plt.subplots(len(rows), count, figsize=(0.9 * count + 2.2, 0.95 * len(rows) + 0.6),
+                                squeeze=False)
+    for column in range(count):
+        values = np.stack([images[column] for _, images in rows])
+        high = float(np.abs(values).max()) if symmetric else float(values.max())
+        low = -high if symmetric else float(values.min())
+        for row, (_, images) in enumerate(rows):
+            ax = axes[row][column]
+            ax.imshow(images[column].T, cmap="RdBu_r" if symmetric else "gray", vmin=low, vmax=high or 1,
+                      origin="lower", interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+    for row, (text, _) in enumerate(rows):
+        axes[row][0].set_ylabel(text, rotation=0, ha="right", va="center", fontsize=7)
+    figure.suptitle(title, fontsize=9)
+    return figure

@@ -1,110 +1,5 @@
-# Evaluation: per-scan scores of the oracle, the baseline and every fine-tuned model; the study's statistics,
-# tables and figures. The tolerance reaches every scoring job as a param, so changing it rescores without retraining.
-
-rule score_oracle:
-    input:
-        unpack(scans_read(sets_of=in_domain_test_sets)),
-        models=expand(ORACLE_MODEL, fold=PLAN.folds, allow_missing=True),
-        source_model=SOURCE_MODEL,  # on its own held-out scans: the reference of forgetting
-    output:
-        table=ORACLE_SCORES,
-    params:
-        role="oracle",
-        tolerance_mm=EVALUATION["tolerance_mm"],
-        made_by=as_json(MADE_BY),
-    threads: config["training"]["threads"]
-    resources:
-        gpu=1,
-    log:
-        "logs/score_oracle/{variant}/{domain}/seed{seed}.log",
-    conda:
-        ENV
-    script:
-        "../workflow/scripts/score.py"
-
-
-use rule score_oracle as score_baseline with:
-    input:
-        unpack(scans_read(sets_of=baseline_test_sets)),
-        models=baseline_models,
-    output:
-        table=BASELINE_SCORES,
-    params:
-        role="baseline",
-        made_by=as_json(MADE_BY),
-        sources=baseline_sources,
-        tolerance_mm=EVALUATION["tolerance_mm"],
-    log:
-        "logs/score_baseline/{variant}/to_{target}/seed{seed}.log",
-
-
-use rule score_oracle as score_finetune with:
-    input:
-        unpack(scans_read(sets_of=finetune_score_sets)),
-        runs=FINETUNED_RUNS,
-    output:
-        table=FINETUNE_SCORES,
-    params:
-        role="finetune",
-        made_by=as_json(MADE_BY),
-        runs=lambda w: as_json(job_runs(w)),
-        models=finetuned_run_files(FINETUNED_MODEL, job_runs),
-        tolerance_mm=EVALUATION["tolerance_mm"],
-    log:
-        f"logs/score_finetune/{{variant}}/{FINETUNE_JOB_ID}.log",
-
-
-# Test-time adaptation (budget 0): each volume of a pair's test scans adapted, with no label, from its source
-# model, then scored; one job per arm and pair or per arm (training.finetune_job), every seed.
-rule adapt_score:
-    input:
-        unpack(scans_read(sets_of=lambda w: [(target, "test") for _, target, _ in test_time_runs(w)])),
-        models=test_time_models,
-        references=test_time_references,
-    output:
-        table=TEST_TIME_SCORES,
-    params:
-        runs=lambda w: as_json(test_time_runs(w)),
-        made_by=as_json(MADE_BY),
-        hparams=lambda w: as_json(test_time.run_settings(PLAN.test_time_arms[w.method])),
-        tolerance_mm=EVALUATION["tolerance_mm"],
-    threads: config["training"]["threads"]
-    resources:
-        gpu=1,
-    log:
-        f"logs/adapt_score/{{variant}}/{TEST_TIME_JOB_ID}.log",
-    conda:
-        ENV
-    script:
-        "../workflow/scripts/adapt_score.py"
-
-
-# What histogram matching keeps of a source domain: the quantiles of its training scans' pooled intensities.
-rule intensity_reference:
-    input:
-        unpack(scans_read(sets_of=lambda w: [(w.domain, "source_train")])),
-    output:
-        reference=INTENSITY_REFERENCE,
-    log:
-        "logs/intensity_reference/{domain}.log",
-    conda:
-        ENV
-    script:
-        "../workflow/scripts/intensity_reference.py"
-
-
-rule collect_scores:
-    input:
-        tables=score_tables(),
-    output:
-        scores=report(result("scores/scores.tsv"), caption="../report/scores.rst", category="Tables"),
-    log:
-        "logs/collect_scores.log",
-    conda:
-        ENV
-    script:
-        "../workflow/scripts/collect_scores.py"
-
+# The study's statistics, tables and figures, from the collected scores and the trained models: our views, the
+# paper's own (paper_view) and the published numbers beside ours (paper_vs_ours).
 
 rule analyse:
     input:
@@ -284,6 +179,12 @@ rule similarity:
         pwcca=report(result("figures/{variant}/similarity_pwcca.png"), caption="../report/similarity.rst",
                      category="Figures", subcategory="{variant}"),
         pwcca_pdf=result("figures/{variant}/similarity_pwcca.pdf"),
+        filters=report(result("figures/{variant}/filters.png"), caption="../report/filters.rst",
+                       category="Figures", subcategory="{variant}"),
+        filters_pdf=result("figures/{variant}/filters.pdf"),
+        feature_maps=report(result("figures/{variant}/feature_maps.png"), caption="../report/feature_maps.rst",
+                            category="Figures", subcategory="{variant}"),
+        feature_maps_pdf=result("figures/{variant}/feature_maps.pdf"),
     params:
         runs=as_json(SIMILARITY_RUNS),
         made_by=as_json(MADE_BY),
@@ -332,8 +233,36 @@ rule prediction_qc:
         "../workflow/scripts/prediction_qc.py"
 
 
-# The study as its paper reads it (config study: its arms and metric; mrishift.analysis.paper_view): gap closed of every pair,
-# winners among the paper's arms with the sign test on per-scan gap closed, and the absolute-score table.
+# The test-time loss as a predictor of failure (the test-time BN-statistics study's Fig. 8): each adapted scan's
+# loss at the source model against its unadapted score, Spearman's rho with a bootstrap interval; planned when an arm
+# has such a loss.
+rule test_time_loss:
+    input:
+        scores=result("scores/scores.tsv"),
+        tables=loss_predictor_tables,
+    output:
+        table=report(result("tables/{variant}/test_time_loss.csv"), caption="../report/test_time_loss_table.rst",
+                     category="Tables", subcategory="{variant}"),
+        table_md=result("tables/{variant}/test_time_loss.md"),
+        table_tex=result("tables/{variant}/test_time_loss.tex"),
+        per_scan=result("stats/{variant}/test_time_loss_per_scan.tsv"),
+        figure=report(result("figures/{variant}/test_time_loss.png"), caption="../report/test_time_loss.rst",
+                      category="Figures", subcategory="{variant}"),
+        figure_pdf=result("figures/{variant}/test_time_loss.pdf"),
+    params:
+        metric=config["study"]["metric"],
+        tolerance_mm=EVALUATION["tolerance_mm"],
+        bootstrap=EVALUATION["bootstrap"],
+    log:
+        "logs/test_time_loss/{variant}.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/test_time_loss.py"
+
+
+# The study as its paper reads it (config study: its arms and metric; mrishift.analysis.paper_view): gap closed of
+# every pair, winners among the paper's arms with the sign test on per-scan gap closed, and the absolute-score table.
 rule paper_view:
     input:
         scores=result("scores/scores.tsv"),
@@ -370,7 +299,8 @@ rule paper_view:
         "../workflow/scripts/paper_view.py"
 
 
-# The published numbers beside ours, and the paper's claims with our evidence (study.paper; mrishift.analysis.published).
+# The published numbers beside ours, and the paper's claims with our evidence (study.paper;
+# mrishift.analysis.published).
 rule paper_vs_ours:
     input:
         scores=result("scores/scores.tsv"),

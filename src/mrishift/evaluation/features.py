@@ -1,0 +1,51 @@
+"""What a network's first layer computes (the transfer-learning FCN study's Figs 8–10, the 3D-CNN study's Fig. 4): its
+first convolution's filters and its first block's feature maps on one slice, so a fine-tuned model can be set beside
+its source model (an arm that freezes the first layers must show the source's filters unchanged)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+def first_convolution(model: nn.Module) -> nn.Module:
+    """The first convolution the input meets: the first of the first block's modules (``model.blocks()``)."""
+    from torch import nn
+
+    _, first_block = model.blocks()[0]
+    return next(m for m in first_block.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d)))
+
+
+def first_filters(model: nn.Module, count: int) -> np.ndarray:
+    """The first ``count`` filters of the first convolution, (count, k, k): each averaged over its input channels
+    (one for the study's networks), a 3D kernel at its middle axial slice."""
+    weight = first_convolution(model).weight.detach().float().cpu().numpy()[:count].mean(axis=1)
+    return weight[..., weight.shape[-1] // 2] if weight.ndim == 4 else weight
+
+
+def first_block_maps(model: nn.Module, image: torch.Tensor, count: int) -> np.ndarray:
+    """The first block's first ``count`` output channels on one input (1, 1, H, W) — or a 3D window, at its middle
+    axial slice — in eval mode: (count, H', W')."""
+    import torch
+
+    _, first_block = model.blocks()[0]
+    captured = []
+    hook = first_block.register_forward_hook(lambda _, __, output: captured.append(output))
+    try:
+        with torch.no_grad():
+            model.eval()(image)
+    finally:
+        hook.remove()
+    maps = captured[0][0, :count].float().cpu().numpy()
+    return maps[..., maps.shape[-1] // 2] if maps.ndim == 4 else maps
+
+
+def relative_change(model: nn.Module, source: nn.Module) -> float:
+    """‖w − w_source‖ / ‖w_source‖ of the first convolution's weights."""
+    w, w0 = (first_convolution(m).weight.detach().float().cpu() for m in (model, source))
+    return float((w - w0).norm() / w0.norm())
