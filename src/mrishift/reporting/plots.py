@@ -304,7 +304,7 @@ def first_layer_figure(rows: list[tuple[str, np.ndarray]], title: str, symmetric
     from model to model."""
     count = rows[0][1].shape[0]
     figure, axes = plt.subplots(len(rows), count, figsize=(0.9 * count + 2.2, 0.95 * len(rows) + 0.6),
-                                squeeze=False)
+                                squeeze=False, layout="constrained")
     for column in range(count):
         values = np.stack([images[column] for _, images in rows])
         high = float(np.abs(values).max()) if symmetric else float(values.max())
