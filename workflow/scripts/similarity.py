@@ -40,43 +40,43 @@ def test_slices(target: str, model) -> torch.Tensor:
     return every[np.linspace(0, len(every) - 1, min(params.slices, len(every))).round().astype(int)]
 
 
+FILTERS, MAPS = 16, 8  # first-layer channels drawn
+runs = list(zip(json.loads(params.runs), params.models, strict=True))
+shown = tuple(runs[0][0][1:3]) + (runs[0][0][4],) if runs else None  # (source, target, seed) of the first run
+filters, maps, shown_source = [], [], []
+
+
+def first_layer(label: str, model, slices: torch.Tensor, change: str = "") -> None:
+    """The model's first-layer filters and its first block's feature maps on the shown pair's middle test slice."""
+    filters.append((f"{label}{change}", features.first_filters(model, FILTERS)))
+    maps.append((label, features.first_block_maps(model, slices[len(slices) // 2:][:1], MAPS)))
+
+
 reference_cache = {}
 
 
 def reference(source: str, target: str, seed: str):
-    """The source model's block activations on the pair's slices (computed once per pair and seed)."""
+    """The source model's block activations on the pair's slices (computed once per pair and seed); for the shown
+    pair, also its first layer, and the model is kept to measure the fine-tuned models' first-layer change."""
     if (source, target, seed) not in reference_cache:
         model = load_model(source_paths[(source, seed)], made_by=makers["source"]).to(device)
         slices = test_slices(target, model)
         reference_cache[(source, target, seed)] = (slices, block_activations(
             model, slices, params.positions, seed_hash(params.seed, source, target)))
+        if (source, target, seed) == shown:
+            shown_source.append(model)
+            first_layer("source model", model, slices)
     return reference_cache[(source, target, seed)]
 
 
-FILTERS, MAPS = 16, 8  # first-layer channels drawn
-runs = list(zip(json.loads(params.runs), params.models, strict=True))
-shown = tuple(runs[0][0][1:3]) + (runs[0][0][4],) if runs else None  # (source, target, seed) of the first run
-filters, maps = [], []
-
-
-def first_layer(label: str, model, change: str = "") -> None:
-    """The model's first-layer filters and its first block's feature maps on the shown pair's middle test slice."""
-    slices = reference(*shown)[0]
-    filters.append((f"{label}{change}", features.first_filters(model, FILTERS)))
-    maps.append((label, features.first_block_maps(model, slices[len(slices) // 2:][:1], MAPS)))
-
-
-if shown:
-    shown_source = load_model(source_paths[(shown[0], shown[2])], made_by=makers["source"]).to(device)
-    first_layer("source model", shown_source)
 rows = []
 for (strategy, source, target, run_budget, seed), path in progress(runs, "similarity"):
     slices, before = reference(source, target, seed)
     model = load_model(path, made_by=makers["finetune"]).to(device)
     after = block_activations(model, slices, params.positions, seed_hash(params.seed, source, target))
     if (source, target, seed) == shown:
-        first_layer(f"{strategy} {run_budget}", model,
-                    f" (Δw {features.relative_change(model, shown_source):.1%})")
+        first_layer(f"{strategy} {run_budget}", model, slices,
+                    f" (Δw {features.relative_change(model, shown_source[0]):.1%})")
     rows += [{"variant": variant, "strategy": strategy, "source": source, "target": target, "budget": run_budget,
               "seed": seed, **row} for row in block_similarity(before, after)]
 table = pd.DataFrame(rows)

@@ -26,8 +26,8 @@ text = found.assign(rho=[f"{r:.2f} [{lo:.2f}, {hi:.2f}]" for r, lo, hi in zip(fo
 text = text[["strategy", "target", "pairs", "n", "rho", "p", "mean_loss_before", "mean_loss_after", "mean_unadapted"]]
 tables.write_table(text.round(4).set_index("strategy"), out.table.removesuffix(".csv"),
                    f"The test-time loss as a predictor: Spearman's ρ [{boot['level']:.0%} bootstrap interval over "
-                   f"scans] of each adapted scan's loss before adapting with the unadapted source model's {metric}, per arm "
-                   "over all its scans and per target domain.", numbers=found.set_index(["strategy", "target"]))
+                   f"scans] of each adapted scan's loss before adapting with the unadapted source model's {metric}, "
+                   "per arm over all its scans and per target domain.", numbers=found.set_index(["strategy", "target"]))
 plots.save(plots.loss_predictor_figure(rows, found, metric,
                                        f"{variant}: the loss before adapting vs the unadapted score"),
            out.figure, out.figure_pdf)

@@ -234,12 +234,9 @@ class GradientMethod(TestTimeMethod):
         self.loss_before = self.losses[0]
         self.loss_after = min(self.losses) if h["keep_best"] else self._loss_now(model, slices)
         self.finish(model, slices)
-        if h["keep_best"]:
-            log.info("%s: loss %.4g at the source model, %.4g (the lowest) at iterate %d of %d", self.name,
-                     self.losses[0], min(self.losses), int(np.argmin(self.losses)), h["iterations"])
-        else:
-            log.info("%s: loss %.4g at the source model, %.4g before the last of %d steps", self.name, self.losses[0],
-                     self.losses[-1], h["iterations"])
+        kept = f"the lowest, iterate {int(np.argmin(self.losses))} of" if h["keep_best"] else "after"
+        log.info("%s: loss %.4g at the source model, %.4g at the network that predicts (%s %d steps)", self.name,
+                 self.loss_before, self.loss_after, kept, h["iterations"])
         return model, image
 
 

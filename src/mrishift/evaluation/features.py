@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mrishift.evaluation.similarity import block_outputs
+
 if TYPE_CHECKING:
     import torch
     from torch import nn
@@ -31,17 +33,8 @@ def first_filters(model: nn.Module, count: int) -> np.ndarray:
 def first_block_maps(model: nn.Module, image: torch.Tensor, count: int) -> np.ndarray:
     """The first block's first ``count`` output channels on one input (1, 1, H, W) — or a 3D window, at its middle
     axial slice — in eval mode: (count, H', W')."""
-    import torch
-
-    _, first_block = model.blocks()[0]
-    captured = []
-    hook = first_block.register_forward_hook(lambda _, __, output: captured.append(output))
-    try:
-        with torch.no_grad():
-            model.eval()(image)
-    finally:
-        hook.remove()
-    maps = captured[0][0, :count].float().cpu().numpy()
+    (output,) = block_outputs(model, image, count=1).values()
+    maps = output[0, :count].float().cpu().numpy()
     return maps[..., maps.shape[-1] // 2] if maps.ndim == 4 else maps
 
 

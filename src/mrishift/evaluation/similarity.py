@@ -86,6 +86,24 @@ def analysed_pairs(settings: dict, domains: list[str]) -> list[tuple[str, str]]:
     return chosen_pairs(settings, domains)
 
 
+def block_outputs(model: nn.Module, inputs: torch.Tensor, count: int | None = None) -> dict[str, torch.Tensor]:
+    """The output of each of ``model.blocks()`` (the first ``count`` of them; None: all), by name, from one forward
+    pass in eval mode without gradients."""
+    import torch
+
+    blocks = model.blocks()[:count]
+    captured = {}
+    hooks = [module.register_forward_hook(lambda _, __, output, name=name: captured.__setitem__(name, output))
+             for name, module in blocks]
+    try:
+        with torch.no_grad():
+            model.eval()(inputs)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return {name: captured[name] for name, _ in blocks}
+
+
 def block_activations(model: nn.Module, slices: torch.Tensor, positions: int, seed: int) -> dict[str, np.ndarray]:
     """Each of ``model.blocks()``'s output on ``slices`` (B, 1, H, W), or a 3D network's patches (B, 1, H, W, D), as
     an (N, C) matrix: ``positions`` data points drawn without replacement from its B × H' × W' (× D') positions (all
@@ -93,18 +111,9 @@ def block_activations(model: nn.Module, slices: torch.Tensor, positions: int, se
     the same positions."""
     import torch
 
-    captured = {}
-    hooks = [module.register_forward_hook(lambda _, __, output, name=name: captured.__setitem__(name, output))
-             for name, module in model.blocks()]
-    try:
-        with torch.no_grad():
-            model.eval()(slices)
-    finally:
-        for hook in hooks:
-            hook.remove()
     activations = {}
-    for name, _ in model.blocks():
-        output = captured[name].float()
+    for name, output in block_outputs(model, slices).items():
+        output = output.float()
         points = output.movedim(1, -1).reshape(-1, output.shape[1])  # (B·H'·W'[·D'], C)
         if points.shape[0] > positions:
             generator = np.random.default_rng([seed, *name.encode()])

@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from mrishift.analysis.loss_predictor import ALL_TARGETS  # noqa: E402
 from mrishift.data.cc359 import DOMAINS  # noqa: E402
 from mrishift.data.splits import ZERO_BUDGET, budget_order  # noqa: E402
 from mrishift.io import atomic_path  # noqa: E402
@@ -288,7 +289,7 @@ def loss_predictor_figure(rows: pd.DataFrame, correlations: pd.DataFrame, metric
         for target in targets:
             points = of_arm[of_arm.target == target]
             ax.scatter(points.loss_before, points.unadapted, s=14, color=colours[target], label=DOMAINS[target].short)
-        pooled = correlations[(correlations.strategy == arm) & (correlations.target == "all")].iloc[0]
+        pooled = correlations[(correlations.strategy == arm) & (correlations.target == ALL_TARGETS)].iloc[0]
         ax.set_title(f"{label(arm)}\nSpearman ρ = {pooled.rho:.2f} [{pooled.low:.2f}, {pooled.high:.2f}], "
                      f"n = {pooled.n}", fontsize=9)
         ax.set_xlabel("loss before adapting (at the source model)")
