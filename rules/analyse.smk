@@ -205,6 +205,85 @@ rule similarity:
         "../workflow/scripts/similarity.py"
 
 
+# Similarity between trained models (the transfer-learning FCN study's Tables VII and VIII): every two models of
+# evaluation.model_similarity's arms per pair and budget, and each model's similarity to where it started.
+rule model_similarity:
+    input:
+        unpack(model_similarity_inputs),
+    output:
+        pairs=result("stats/{variant}/model_similarity_pairs.tsv"),
+        initial=result("stats/{variant}/model_similarity_initial.tsv"),
+        table=report(result("tables/{variant}/model_similarity.csv"), caption="../report/model_similarity.rst",
+                     category="Tables", subcategory="{variant}"),
+        table_md=result("tables/{variant}/model_similarity.md"),
+        table_tex=result("tables/{variant}/model_similarity.tex"),
+        tests=result("tables/{variant}/model_similarity_tests.tsv"),
+        reuse=report(result("tables/{variant}/feature_reuse.csv"), caption="../report/feature_reuse.rst",
+                     category="Tables", subcategory="{variant}"),
+        reuse_md=result("tables/{variant}/feature_reuse.md"),
+        reuse_tex=result("tables/{variant}/feature_reuse.tex"),
+    params:
+        runs=as_json(MODEL_SIMILARITY_RUNS),
+        models=lambda w: finetuned_models(w.variant, MODEL_SIMILARITY_RUNS),  # in the folders among the inputs
+        records=lambda w: finetuned_models(w.variant, MODEL_SIMILARITY_RUNS, FINETUNED_RECORD),  # their seeds
+        sources=[list(key) for key in MODEL_SIMILARITY_SOURCES],
+        arms=PLAN.model_similarity_arms,
+        scratch_arms=[arm for arm in PLAN.model_similarity_arms if PLAN.arms_from_scratch[arm]],
+        made_by=as_json(MADE_BY),
+        slices=EVALUATION["similarity"]["slices"],
+        positions=EVALUATION["similarity"]["positions"],
+        seed=EVALUATION["similarity"]["seed"],
+    threads: config["training"]["threads"]
+    resources:
+        gpu=1,
+    log:
+        "logs/model_similarity/{variant}.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/model_similarity.py"
+
+
+# Fine-tuning runs through training, from the models they kept at training.snapshots' steps: similarity to where
+# each started and the held-out score per step, a t-SNE of bottleneck features (the first pair and seed).
+rule snapshots:
+    input:
+        unpack(snapshot_inputs),
+    output:
+        similarity=result("stats/{variant}/snapshot_similarity.tsv"),
+        scores=result("stats/{variant}/snapshot_scores.tsv"),
+        similarity_png=report(result("figures/{variant}/snapshot_similarity.png"), caption="../report/snapshots.rst",
+                              category="Figures", subcategory="{variant}"),
+        similarity_pdf=result("figures/{variant}/snapshot_similarity.pdf"),
+        scores_png=report(result("figures/{variant}/snapshot_scores.png"), caption="../report/snapshots.rst",
+                          category="Figures", subcategory="{variant}"),
+        scores_pdf=result("figures/{variant}/snapshot_scores.pdf"),
+        tsne_png=report(result("figures/{variant}/snapshot_tsne.png"), caption="../report/snapshots.rst",
+                        category="Figures", subcategory="{variant}"),
+        tsne_pdf=result("figures/{variant}/snapshot_tsne.pdf"),
+    params:
+        runs=as_json(SNAPSHOT_RUNS),
+        models=lambda w: finetuned_models(w.variant, SNAPSHOT_RUNS),  # in the folders among the inputs
+        records=lambda w: finetuned_models(w.variant, SNAPSHOT_RUNS, FINETUNED_RECORD),  # their seeds
+        sources=[list(key) for key in SNAPSHOT_SOURCES],
+        steps=PLAN.snapshot_steps,
+        arms=PLAN.strategies,
+        scratch_arms=[arm for arm in PLAN.strategies if PLAN.arms_from_scratch[arm]],
+        made_by=as_json(MADE_BY),
+        slices=EVALUATION["similarity"]["slices"],
+        positions=EVALUATION["similarity"]["positions"],
+        seed=EVALUATION["similarity"]["seed"],
+    threads: config["training"]["threads"]
+    resources:
+        gpu=1,
+    log:
+        "logs/snapshots/{variant}.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/snapshots.py"
+
+
 # What the scores look like: each arm's best, median and worst scan at each budget (and the baseline's and oracle's),
 # redrawn by the model scored on it, with both contours and where surface Dice loses.
 rule prediction_qc:

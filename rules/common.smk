@@ -22,6 +22,7 @@ from mrishift import plan
 
 from mrishift.adaptation import strategies, test_time
 from mrishift.config import apply_overlay, validate_config
+from mrishift.data import protocol
 
 for overlay in workflow.config_settings.configfiles:  # each --configfile's arms and budgets replace, in order
     apply_overlay(config, yaml.safe_load(Path(overlay).read_text()) or {})
@@ -33,6 +34,13 @@ EVALUATION = config["evaluation"]
 # Asked by several rules' params and input functions, per job (the full study: tens of thousands of runs): listed once.
 FINETUNE_RUNS_FROM_SOURCE = PLAN.finetune_runs(from_source_only=True)  # what weight_change and similarity compare
 SIMILARITY_RUNS = PLAN.similarity_runs()
+MODEL_SIMILARITY_RUNS = PLAN.model_similarity_runs()
+SNAPSHOT_RUNS = PLAN.snapshot_runs()
+SNAPSHOT_SOURCES = list(dict.fromkeys((source, seed) for arm, source, _, _, seed in SNAPSHOT_RUNS
+                                      if not PLAN.arms_from_scratch[arm]))  # what the from-source runs started from
+# the source models (source, seed) model_similarity starts the from-source arms' models from
+MODEL_SIMILARITY_SOURCES = list(dict.fromkeys((source, seed) for arm, source, _, _, seed in MODEL_SIMILARITY_RUNS
+                                              if not PLAN.arms_from_scratch[arm]))
 RAW_DATASET = "resources/synthetic_cc359" if config["data"]["source"] == "synthetic" else "resources/cc359"
 # What one fine-tuning, scoring or test-time job covers (training.finetune_job): one arm at every budget it runs, with
 # every seed, for one pair ('pair'), every source into one target ('target') or all of its pairs ('strategy'). Its
@@ -117,6 +125,13 @@ def job_runs(w):
     return PLAN.job_runs(w.strategy, w.get("source"), w.get("target"))
 
 
+def job_run_params(w):
+    """Param: job_runs, each run that keeps snapshots (Plan.snapshot_runs) with {"snapshots": its steps} appended
+    (part of its identity); the other runs as before, so adding snapshots to some runs retrains only those jobs."""
+    keeping = {tuple(run[1:]) for run in SNAPSHOT_RUNS if run[0] == w.strategy}
+    return [[*run, {"snapshots": PLAN.snapshot_steps}] if tuple(run) in keeping else list(run) for run in job_runs(w)]
+
+
 def test_time_runs(w):
     """(source, target, seed) of the source models one test-time job adapts (Plan.test_time_runs)."""
     return PLAN.test_time_runs(w.method, w.get("source"), w.get("target"))
@@ -135,10 +150,11 @@ def finetuned_folders(variant, runs):
                               for strategy, source, target, _, _ in runs))
 
 
-def finetuned_models(variant, runs):
-    """The model of each of these (arm, source, target, budget, seed) runs, in that order."""
-    return [FINETUNED_MODEL.format(variant=variant, strategy=strategy, source=source, target=target, budget=budget,
-                                   seed=seed) for strategy, source, target, budget, seed in runs]
+def finetuned_models(variant, runs, pattern=FINETUNED_MODEL):
+    """The model (``pattern``: or the record, FINETUNED_RECORD) of each of these (arm, source, target, budget, seed)
+    runs, in that order."""
+    return [pattern.format(variant=variant, strategy=strategy, source=source, target=target, budget=budget,
+                           seed=seed) for strategy, source, target, budget, seed in runs]
 
 
 def job_files(pattern, variant, arm_key, arm_pairs):

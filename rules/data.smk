@@ -99,6 +99,7 @@ rule make_splits:
         n_validation=config["splits"]["n_validation"],
         n_folds=config["splits"]["n_folds"],
         budgets=config["splits"]["budgets"],
+        n_finetune_validation=config["splits"]["n_finetune_validation"],
     log:
         "logs/make_splits.log",
     conda:

@@ -113,6 +113,31 @@ def similarity_inputs(w):
             "sources": expand(SOURCE_MODEL, variant=w.variant, domain=sources, seed=PLAN.seeds)}
 
 
+def model_similarity_inputs(w):
+    """The fine-tuning folders of the compared runs (their models and records: model_similarity's params), the source
+    models the from-source arms started from and the targets' test scans."""
+    targets = dict.fromkeys(target for _, _, target, _, _ in MODEL_SIMILARITY_RUNS)
+    return {**scans_read(sets_of=lambda w: [(target, "test") for target in targets])(w),
+            "models": finetuned_folders(w.variant, MODEL_SIMILARITY_RUNS),
+            "sources": [SOURCE_MODEL.format(variant=w.variant, domain=source, seed=seed)
+                        for source, seed in MODEL_SIMILARITY_SOURCES]}
+
+
+def snapshot_inputs(w):
+    """The fine-tuning folders of the runs that keep snapshots, the source models the from-source ones started from,
+    the targets' test scans and held-out fine-tuning validation scans, and for the t-SNE the sources' held-out scans
+    and the first pair's target's training scans."""
+    pairs = dict.fromkeys((source, target) for _, source, target, _, _ in SNAPSHOT_RUNS)
+    held_out = [case for _, target in pairs for case in protocol.finetune_validation(PLAN.scan_roles, target)]
+    if pairs:  # the t-SNE's pair: its target's training scans too
+        held_out += [case for budget in PLAN.budgets for case in PLAN.finetune_scans(next(iter(pairs))[1], budget)]
+    sets = [(target, "test") for _, target in pairs] + [(source, "heldout") for source, _ in pairs]
+    return {**scans_read(cases_of=lambda w: held_out, sets_of=lambda w: sets)(w),
+            "models": finetuned_folders(w.variant, SNAPSHOT_RUNS),
+            "sources": [SOURCE_MODEL.format(variant=w.variant, domain=source, seed=seed)
+                        for source, seed in SNAPSHOT_SOURCES]}
+
+
 def loss_predictor_tables(w):
     """The score tables, with each scan's loss, of the test-time arms whose loss is read as a predictor."""
     pairs = {arm: PLAN.method_pairs[arm] for arm in PLAN.loss_predictor_arms}
@@ -144,6 +169,12 @@ def study_outputs():
                    ext=["csv", "md", "tex"])
     paper += expand(result("figures/{variant}/paper_{name}.{ext}"), variant=variants, name=["winners", "gap_closed"],
                     ext=["png", "pdf"])
+    if PLAN.model_similarity_arms:
+        tables += expand(result("tables/{variant}/{name}.{ext}"), variant=variants,
+                         name=["model_similarity", "feature_reuse"], ext=["csv", "md", "tex"])
+    if PLAN.snapshot_steps:
+        figures += expand(result("figures/{variant}/snapshot_{name}.{ext}"), variant=variants,
+                          name=["similarity", "scores", "tsne"], ext=["png", "pdf"])
     if PLAN.loss_predictor_arms:
         tables += expand(result("tables/{variant}/test_time_loss.{ext}"), variant=variants, ext=["csv", "md", "tex"])
         figures += expand(result("figures/{variant}/test_time_loss.{ext}"), variant=variants, ext=["png", "pdf"])

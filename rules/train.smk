@@ -81,7 +81,7 @@ rule finetune:
         role="finetune",
         arch=variant_arch,
         network=variant_network,
-        runs=lambda w: as_json(job_runs(w)),
+        runs=lambda w: as_json(job_run_params(w)),
         models=finetuned_run_files(FINETUNED_MODEL, job_runs),
         records=finetuned_run_files(FINETUNED_RECORD, job_runs),
         start_from=finetune_starts,

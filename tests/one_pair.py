@@ -10,10 +10,10 @@ test_time:  # one arm reading an intensity reference and one a normalized source
 """
 
 # scores.tsv rows per role: oracle (3 domains × 4 scans), baseline (3 sources × every scan of the 2 other domains),
-# the 3 source models on their held-out scan, siemens_15 → siemens_3's 7 fine-tunes (ft_all, ft_first, bn_stats at 2
-# budgets, ft_first_bn_eval at 1) on its 2 test scans and on the source's held-out scan, 2 test-time arms on the 2
-# test scans
-ROWS_PER_ROLE = {"oracle": 12, "baseline": 24, "source": 3, "finetune": 14, "forgetting": 7, "test_time": 4}
+# the 3 source models on their held-out scan, siemens_15 → siemens_3's 8 fine-tunes (ft_all, ft_first, bn_stats at 2
+# budgets, ft_first_bn_eval and scratch_target at 1) on its 2 test scans and on the source's held-out scan, 2 test-time
+# arms on the 2 test scans
+ROWS_PER_ROLE = {"oracle": 12, "baseline": 24, "source": 3, "finetune": 16, "forgetting": 8, "test_time": 4}
 
 # Layered over OVERLAY: the pair's two domains alone, for the tests that start a job per rule and cannot share the
 # tiny study's source models and oracles (SLURM: ~10 s of Snakemake and torch start-up a job; the kill test). A third

@@ -61,30 +61,35 @@ def test_the_plan_answers_which_runs_and_jobs_without_snakemake():
     study = plan.Plan(config)
     assert study.domains == ["siemens_15", "siemens_3", "ge_15"] and study.seeds == ["0"]
     assert study.cases_by_domain["ge_15"] == ["CC0240", "CC0241", "CC0242", "CC0243"]  # GE 1.5T: CC0240…
-    assert study.strategies == ["ft_all", "ft_first", "ft_first_bn_eval", "bn_stats"]
+    assert study.strategies == ["ft_all", "ft_first", "ft_first_bn_eval", "bn_stats", "scratch_target"]
+    assert study.arm_pairs["scratch_target"] == [("siemens_15", "siemens_3"), ("siemens_15", "ge_15")]
     assert study.arm_budgets["ft_first_bn_eval"] == ["every4"] and study.arm_budgets["ft_all"] == ["2scans", "every4"]
     assert len(study.pairs) == 6 and study.method_pairs["bn_kl_affine"] == [("siemens_15", "siemens_3"),
                                                                              ("siemens_15", "ge_15")]
     assert study.normalized_domains == ["siemens_15"] and study.method_models["bn_kl_normalizer"] == "normalized"
     assert study.methods_reading_reference == {"hist_match"}
     assert study.runs().groupby("role").size().to_dict() == {"source": 3, "source_normalized": 1, "oracle": 9,
-                                                             "finetune": 7 * 6, "test_time": 3 * 6 + 2 * 2}
+                                                             "finetune": 7 * 6 + 2, "test_time": 3 * 6 + 2 * 2}
     # one job per arm and target (tiny.yaml): the two sources into siemens_3, each at both budgets
     assert study.job_runs("ft_all", target="siemens_3") == [("siemens_15", "siemens_3", "2scans", "0"),
                                                             ("siemens_15", "siemens_3", "every4", "0"),
                                                             ("ge_15", "siemens_3", "2scans", "0"),
                                                             ("ge_15", "siemens_3", "every4", "0")]
-    assert study.jobs()["finetune"] == 4 * 3 and study.jobs()["adapt_score"] == 3 * 3 + 2 * 2
-    for grouping, jobs in (("pair", 4 * 6), ("strategy", 4)):  # the same runs, grouped otherwise
+    assert study.jobs()["finetune"] == 4 * 3 + 2 and study.jobs()["adapt_score"] == 3 * 3 + 2 * 2
+    for grouping, jobs in (("pair", 4 * 6 + 2), ("strategy", 5)):  # the same runs, grouped otherwise
         regrouped = plan.Plan({**config, "training": {**config["training"], "finetune_job": grouping}})
         keys = regrouped.job_keys(regrouped.arm_pairs["ft_all"])
         assert sum(len(regrouped.job_runs("ft_all", *(key if grouping == "pair" else (None, None))))
                    for key in keys) == 12
         assert regrouped.jobs()["finetune"] == jobs
-    assert len(study.finetune_runs()) == 42 and len(study.finetune_runs(from_source_only=True)) == 42
+    assert len(study.finetune_runs()) == 44 and len(study.finetune_runs(from_source_only=True)) == 42
     assert study.similarity_pairs == [("siemens_15", "siemens_3"), ("siemens_15", "ge_15"), ("ge_15", "siemens_15"),
                                       ("ge_15", "siemens_3")]
     assert len(study.similarity_runs()) == 4 * 7
+    # Tables VII-VIII: the three compared arms' runs on the similarity pairs (scratch_target's 2 among them)
+    assert study.model_similarity_arms == ["scratch_target", "ft_all", "ft_first"]
+    assert len(study.model_similarity_runs()) == 2 + 4 * 2 * 2 and study.jobs()["model_similarity"] == 1
+    assert study.arm_recipe("unet2d_residual", "scratch_target") == study.recipe("unet2d_residual", "source")
     assert study.finetune_scans("siemens_3", "2scans") == study.scan_roles["siemens_3"]["finetune_order"][:2]
     assert study.recipe("unet2d_residual", "finetune")["lr"] == 0.001 and study.arm_recipe(
         "unet2d_residual", "ft_all") == study.recipe("unet2d_residual", "finetune")
@@ -128,9 +133,16 @@ def test_each_study_config_plans_the_runs_its_paper_implies():
     # the gradient-transfer study: SGD and Adam, 3 seeds, 30 pairs × 6 arms × 4 budgets
     assert runs_per_role("studies/gradient-transfer.yaml") == {"source": 2 * 3 * 6, "oracle": 2 * 3 * 18,
                                                                 "finetune": 2 * 3 * 30 * 6 * 4}
-    # the FCN study's analogue: plain and frozen-random-encoder sources, 4 partial fine-tunes × 3 budgets
-    assert runs_per_role("studies/fcn-transfer.yaml") == {"source": 2 * 6, "oracle": 2 * 18,
-                                                           "finetune": 2 * 30 * 4 * 3}
+    # the FCN study's analogue: plain and frozen-random-encoder sources, 4 partial fine-tunes and random initialisation
+    # × 3 budgets, 3 seeds (Table VII's seed pairs); snapshots of the 5 pairs from Siemens 1.5T
+    assert runs_per_role("studies/fcn-transfer.yaml") == {"source": 2 * 3 * 6, "oracle": 2 * 3 * 18,
+                                                           "finetune": 2 * 3 * 30 * 5 * 3}
+    fcn = plan.Plan(load("studies/fcn-transfer.yaml"))
+    assert len(fcn.snapshot_runs()) == 3 * 5 * 5 * 3 and fcn.model_similarity_arms == ["scratch_target", "ft_all"]
+    assert fcn.snapshot_steps == [0, 100, 250, 500, 1000, 2000] and fcn.scan_roles["ge_3"].get("finetune_validation")
+    # the gradient-transfer study's Fig. 1: snapshots of one pair, every arm and budget, its test set as published
+    transfer = plan.Plan(load("studies/gradient-transfer.yaml"))
+    assert len(transfer.snapshot_runs()) == 6 * 4 * 3 and "finetune_validation" not in transfer.scan_roles["ge_3"]
     # test-time: every source model adapted to every other domain by 5 methods; the normalizer's own source models
     assert runs_per_role("studies/test-time-bn.yaml") == {"source": 6, "source_normalized": 6, "oracle": 18,
                                                            "finetune": 30, "test_time": 30 * 5}

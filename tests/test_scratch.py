@@ -1,5 +1,8 @@
 """Arms trained from scratch (mrishift.adaptation.scratch): DART 2020's preliminary reference points."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +13,7 @@ from mrishift.models import networks
 from mrishift.training import jobs
 from mrishift.training.jobs import Job, Run, train_runs
 from mrishift.training.loop import Recipe
-from mrishift.training.runs import load_saved
+from mrishift.training.runs import initial_network, load_saved
 from mrishift.training.sampling import SliceSampler
 
 
@@ -42,8 +45,11 @@ def test_a_scratch_arm_starts_from_the_seeded_initialisation_and_never_reads_a_s
     seeded = networks.build("unet2d_residual", width=0.25).state_dict()
     assert len(built) == 1 and built[0].keys() == seeded.keys()
     assert all(torch.equal(built[0][k], seeded[k]) for k in seeded)
-    trained = load_saved(run.model_path)["model"]
-    assert not all(torch.equal(trained[k], seeded[k]) for k in seeded)  # and it trained
+    saved = load_saved(run.model_path)
+    assert not all(torch.equal(saved["model"][k], seeded[k]) for k in seeded)  # and it trained
+    # what feature reuse compares a scratch model with: its start, rebuilt from the saved network and the record's seed
+    rebuilt = initial_network(saved, json.loads(Path(run.record_path).read_text())["seed"]).state_dict()
+    assert all(torch.equal(rebuilt[k], seeded[k]) for k in seeded)
 
 
 def test_only_the_scratch_arms_start_from_scratch_and_only_the_joint_one_reads_source_slices():

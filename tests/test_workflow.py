@@ -27,7 +27,7 @@ from mrishift.models import networks
 pytestmark = pytest.mark.workflow
 
 
-ARMS = ["ft_all", "ft_first", "ft_first_bn_eval", "bn_stats"]  # config/tiny.yaml, in its order
+ARMS = ["ft_all", "ft_first", "ft_first_bn_eval", "bn_stats", "scratch_target"]  # config/tiny.yaml, in its order
 METHODS = ["hist_match", "adabn", "tent", "bn_kl_affine", "bn_kl_normalizer"]  # test-time; bn_kl_* from siemens_15
 
 
@@ -65,7 +65,8 @@ def test_trained_models_and_records(tiny_run):
         assert len(record["validation_cases"]) == 1 and not set(record["validation_cases"]) & set(record["cases"])
         assert record["final_model"] == "last epoch"
     records = list(models.glob("finetune/*/to_*/*/*/seed0/record.json"))
-    assert len(records) == (3 * 2 + 1) * 6  # (arms × budgets + ft_first_bn_eval's one budget) × pairs
+    # (arms × budgets + ft_first_bn_eval's one budget) × pairs + scratch_target's one budget on 2 pairs
+    assert len(records) == (3 * 2 + 1) * 6 + 2
     by_run = {}
     for path in records:
         record = json.loads(path.read_text())
@@ -106,17 +107,17 @@ def test_the_runs_on_disk_are_exactly_the_plans(tiny_run):
     on_disk |= {(r.variant, "test_time", r.strategy, r.source, r.target, "0", "", r.seed) for r in adapted.itertuples()}
     assert on_disk == planned
     # 3 sources, 1 with a normalizer, 3 × 3 oracle folds, (2 arms × 2 budgets + 1 + 2 (bn_stats)) × 6 pairs, test-time:
-    # three methods on every pair, two from one source
-    assert len(planned) == 3 + 1 + 9 + 7 * 6 + 3 * 6 + 2 * 2
+    # scratch_target's 2, three test-time methods on every pair, two from one source
+    assert len(planned) == 3 + 1 + 9 + 7 * 6 + 2 + 3 * 6 + 2 * 2
 
 
 def test_scores_tables_and_figures(tiny_run):
     splits = json.loads((tiny_run / "results/data/splits.json").read_text())["domains"]
     scores = pd.read_csv(tiny_run / "results/scores/scores.tsv", sep="\t", dtype={"budget": str})
     counts = scores.role.value_counts().to_dict()
-    assert counts == {"oracle": 12, "baseline": 3 * 8, "finetune": 7 * 6 * 2,  # arm-budgets × pairs × tests
+    assert counts == {"oracle": 12, "baseline": 3 * 8, "finetune": (7 * 6 + 2) * 2,  # arm-budgets × pairs × tests
                       "test_time": (3 * 6 + 2 * 2) * 2,  # arms × their pairs × tests
-                      "source": 3, "forgetting": 7 * 6}  # each source's held-out scan: its model, every fine-tune
+                      "source": 3, "forgetting": 7 * 6 + 2}  # each source's held-out scan: its model, every fine-tune
     assert scores[["sdice", "dice"]].apply(lambda c: c.between(0, 1)).all().all()
     oracle = scores[scores.role == "oracle"]
     assert sorted(oracle.case) == sorted(c for d in splits.values() for c in d["cases"])  # folds cover each scan once
@@ -143,6 +144,7 @@ def test_scores_tables_and_figures(tiny_run):
     gap = pd.read_csv(tables / "gap_closed.csv", index_col=0)
     assert list(gap.index) == ARMS + METHODS and list(gap.columns) == ["0", "every4", "2scans"]
     assert gap.loc["ft_first_bn_eval"].isna().tolist() == [True, False, True]  # run on every4 only
+    assert gap.loc["scratch_target"].isna().tolist() == [True, False, True]  # every4, on the 2 pairs from siemens_15
     assert gap.loc[METHODS].notna().values.tolist() == [[True, False, False]] * 5  # test-time: budget 0 only
     assert "| bn_kl_affine (2 pairs) " in (tables / "gap_closed.md").read_text()
     stats_dir = tiny_run / "results/stats/unet2d_residual"
@@ -173,7 +175,8 @@ def test_scores_tables_and_figures(tiny_run):
     assert summary["bootstrap"] == {"samples": 2000, "level": 0.95, "seed": 0}  # the schema's defaults
     assert set(tests.better) <= {"ft_first", "ft_first_bn_eval", "tie"} and tests.p_value.between(0, 1).all()
     curves = pd.read_csv(tables / "convergence.tsv", sep="\t")
-    assert curves.groupby("role").run.nunique().to_dict() == {"source": 3, "oracle": 9, "finetune": (2 * 2 + 1) * 6,
+    assert curves.groupby("role").run.nunique().to_dict() == {"source": 3, "oracle": 9,
+                                                              "finetune": (2 * 2 + 1) * 6 + 2,
                                                               "source_normalized": 1}  # bn_kl_normalizer's
     assert curves[curves.role == "source"].val_sdice.notna().sum() == 3  # validated once, after the last epoch
     changes = pd.read_csv(tiny_run / "results/stats/unet2d_residual/weight_change.tsv", sep="\t",
@@ -278,7 +281,7 @@ def test_the_report_shows_every_figure_in_a_browser(tiny_run, tmp_path):
                      for paths in subcategories.values() for path in paths if path.endswith(".png"))
     # data QC per domain, the study's figures (2 of the paper's view, filters, feature maps, the test-time loss),
     # prediction QC
-    assert len(figures) == 3 + 14 + 13
+    assert len(figures) == 3 + 14 + 14
     driver = report_browser.chromium(tmp_path / "chromium")
     try:
         seen = report_browser.view_every_figure(driver, report)
@@ -334,8 +337,9 @@ def test_prediction_qc_redraws_the_scored_best_median_and_worst_of_every_arm(tin
     examples = pd.read_csv(tiny_run / "results/stats/unet2d_residual/prediction_qc_examples.tsv", sep="\t",
                            dtype={"budget": str, "seed": str})
     arms = examples.groupby(["role", "strategy", "budget"], dropna=False)
-    # the oracle, the baseline, 4 arms at their budgets (ft_first_bn_eval: one) and 4 of the 5 test-time methods
-    assert arms.ngroups == 2 + 7 + 4 and (arms.size() == 3).all()
+    # the oracle, the baseline, 5 arms at their budgets (ft_first_bn_eval, scratch_target: one) and 4 of the 5
+    # test-time methods
+    assert arms.ngroups == 2 + 8 + 4 and (arms.size() == 3).all()
     assert "bn_kl_normalizer" not in set(examples.strategy)  # tiny.yaml: evaluation.prediction_qc.exclude
     assert (examples.sdice_redrawn == examples.sdice).all()  # on the CPU the redrawn mask is the scored one
     scores = pd.read_csv(tiny_run / "results/scores/scores.tsv", sep="\t", dtype={"budget": str, "seed": str})
@@ -344,7 +348,8 @@ def test_prediction_qc_redraws_the_scored_best_median_and_worst_of_every_arm(tin
     figures = tiny_run / "results/qc/predictions/unet2d_residual"
     assert sorted(str(p.relative_to(figures)) for p in figures.glob("*/*.png")) == sorted(
         [f"{arm}/{budget}.png" for arm in ("ft_all", "ft_first", "bn_stats") for budget in ("2scans", "every4")]
-        + ["ft_first_bn_eval/every4.png", "baseline/source_model.png", "oracle/target_folds.png"]
+        + ["ft_first_bn_eval/every4.png", "scratch_target/every4.png", "baseline/source_model.png",
+           "oracle/target_folds.png"]
         + [f"{method}/0.png" for method in METHODS if method != "bn_kl_normalizer"])
 
 
@@ -361,7 +366,8 @@ def test_rerun_plans_only_what_a_change_touches(tiny_run):
     study = {"collect_scores": 1, "analyse": 1, "figures": 1, "forgetting": 1, "paper_view": 1, "paper_vs_ours": 1,
              "prediction_qc": 1, "test_time_loss": 1, "all": 1}
     retrained = {**study, "convergence": 1, "weight_change": 1, "similarity": 1}  # every run record / fine-tuned model
-    assert one_strategy == {"finetune": 3, "score_finetune": 3, **retrained}  # ft_first's 3 targets (6 pairs) only
+    # ft_first's 3 targets (6 pairs) only; it is among the arms model_similarity compares
+    assert one_strategy == {"finetune": 3, "score_finetune": 3, "model_similarity": 1, **retrained}
     new_arm = changed_config(tiny_run, lambda c: c["strategies"].update(ft_last_bn_eval={"strategy": "ft_last",
                                                                                          "frozen_bn": "eval"}))
     assert new_arm == {"finetune": 3, "score_finetune": 3, **retrained}  # a job: one arm into one target, every budget
@@ -369,14 +375,13 @@ def test_rerun_plans_only_what_a_change_touches(tiny_run):
     # its 3 jobs rerun whole (a job's runs form one output): every4 retrains too, to the same weights (seeded by run)
     assert more_budgets == {"finetune": 3, "score_finetune": 3, **retrained}
     tolerance = changed_config(tiny_run, lambda c: c["evaluation"].update(tolerance_mm=2.5))
-    assert tolerance == {"score_oracle": 3, "score_baseline": 3, "score_finetune": 12, "adapt_score": 13,
+    assert tolerance == {"score_oracle": 3, "score_baseline": 3, "score_finetune": 14, "adapt_score": 13,
                          **study}  # no retraining
     significance = changed_config(tiny_run, lambda c: c["evaluation"].update(significance_level=0.05))
     assert significance == {"analyse": 1, "figures": 1, "paper_view": 1, "paper_vs_ours": 1, "all": 1}
-    training = {"scan_set": 3 * 8, "train_source": 3, "train_oracle": 9, "finetune": 12, "score_oracle": 3,
-                "score_baseline": 3,
-                "score_finetune": 12, "intensity_reference": 3, "adapt_score": 13, "train_source_normalized": 1,
-                **retrained}
+    training = {"scan_set": 3 * 8, "train_source": 3, "train_oracle": 9, "finetune": 14, "score_oracle": 3,
+                "score_baseline": 3, "score_finetune": 14, "intensity_reference": 3, "adapt_score": 13,
+                "train_source_normalized": 1, "model_similarity": 1, **retrained}
     scaling = changed_config(tiny_run, lambda c: c["preprocess"].update(clip_percentiles=[2.0, 98.0]))
     assert scaling == {"scale_intensity": 12, "make_splits": 1, "data_qc": 3, **training}
     spacing = changed_config(tiny_run, lambda c: c["preprocess"].update(spacing_mm=[4.0, 4.0, 4.0]))
@@ -393,8 +398,8 @@ def test_one_job_per_strategy_gives_identical_models(tiny_run, tmp_path):
     # the folder first (a folder's time stamp is its last new entry's)
     planned = changed_config(workdir, lambda c: c["training"].update(finetune_job="strategy", runs_per_device=2),
                              "--forceall")
-    assert (planned["finetune"], planned["score_finetune"], planned["adapt_score"]) == (4, 4, 5)  # one job per arm
-    assert len(list((tiny_run / "results/models/unet2d_residual/finetune").glob("*/to_*/*/*/seed0/model.pt"))) == 42
+    assert (planned["finetune"], planned["score_finetune"], planned["adapt_score"]) == (5, 5, 5)  # one job per arm
+    assert len(list((tiny_run / "results/models/unet2d_residual/finetune").glob("*/to_*/*/*/seed0/model.pt"))) == 44
     # ft_all's 12 runs (6 pairs × 2 budgets) retrained by its one job: the regrouping of every arm is the same code
     models = sorted((tiny_run / "results/models/unet2d_residual/finetune/ft_all").glob("to_*/*/*/seed0/model.pt"))
     assert len(models) == 12
@@ -442,9 +447,9 @@ def test_a_changed_mask_replans_exactly_the_jobs_that_read_it(tiny_run, tmp_path
     # the scan sets holding it: every scan, the source split, the training or held-out part of it, the oracle folds
     # training on it (never the test set: no budget's scan is a test scan)
     scan_sets = 2 + 1 + oracle_folds
-    into_ge = 4  # every arm's job into ge_15 (one job per arm and target): every budget trains on this scan
+    into_ge = 5  # every arm's job into ge_15 (one job per arm and target): every budget trains on this scan
     out_of_ge = 4 * 2  # every arm's jobs into the two siemens domains: their pairs from ge_15 start from its model
-    scoring_jobs = into_ge + out_of_ge  # one per fine-tuning job
+    scoring_jobs = into_ge + out_of_ge  # one per fine-tuning job (scratch_target's into siemens_3 reads no ge_15 scan)
     reference = int(case in ge["source"]["train"])  # ge_15's intensity reference pools its source training scans
     test_time = 3 * 2  # into either siemens domain (ge_15's source model retrains), every method but the bn_kl_*,
     # which adapt from siemens_15's model only
@@ -455,7 +460,8 @@ def test_a_changed_mask_replans_exactly_the_jobs_that_read_it(tiny_run, tmp_path
         "score_baseline": 3,  # to ge_15 reads it; to siemens_15 and siemens_3 test ge_15's source model
         "finetune": into_ge + out_of_ge, "score_finetune": scoring_jobs,
         "collect_scores": 1, "analyse": 1, "figures": 1, "forgetting": 1, "convergence": 1, "weight_change": 1,
-        "similarity": 1, "paper_view": 1, "paper_vs_ours": 1, "prediction_qc": 1, "test_time_loss": 1, "all": 1}
+        "similarity": 1, "model_similarity": 1, "paper_view": 1, "paper_vs_ours": 1, "prediction_qc": 1,
+        "test_time_loss": 1, "all": 1}
     outputs = [line for line in dry.stdout.splitlines() if line.strip().startswith("output:")]
     for untouched in ("source/siemens_15/", "source/siemens_3/", "oracle/siemens", "scan_sets/siemens",
                       "scan_sets/ge_15/test", "bn_kl_affine/to_siemens_3"):
@@ -491,7 +497,7 @@ def test_an_overlay_with_one_arm_plans_only_that_arm(tiny_run):
 
 def test_a_frozen_random_encoder_variant_trains_only_the_decoder_of_its_source_models(tiny_run, tmp_path):
     workdir, dry, planned = planned_with_overlay(tiny_run, tmp_path, "models:\n  frozen_random_encoder: [false, true]\n")
-    assert planned["train_source"] == 3 and planned["train_oracle"] == 9 and planned["finetune"] == 12  # one variant
+    assert planned["train_source"] == 3 and planned["train_oracle"] == 9 and planned["finetune"] == 14  # one variant
     assert "unet2d_residual_frozen_random_encoder/source/ge_15/seed0/model.pt" in dry  # (its strategy: below)
     model = workdir / "results/models/unet2d_residual_frozen_random_encoder/source/ge_15/seed0/model.pt"
     result = snakemake(workdir, str(model.relative_to(workdir)), configfile=["tiny.yaml", "overlay.yaml"])
@@ -635,7 +641,7 @@ def test_scratch_arms_read_no_source_model_train_with_the_source_recipe_and_ente
 def test_size_variants_train_their_own_networks_and_add_the_size_figure(tiny_run, tmp_path):
     workdir, dry, planned = planned_with_overlay(tiny_run, tmp_path,
                                                  "models:\n  sizes: [{}, {width: 0.25}, {levels: 3}]\n")
-    assert planned["train_source"] == 2 * 3 and planned["finetune"] == 2 * 12 and planned["size_effects"] == 1
+    assert planned["train_source"] == 2 * 3 and planned["finetune"] == 2 * 14 and planned["size_effects"] == 1
     assert "unet2d_residual_w0.25/source/ge_15" in dry and "unet2d_residual_l3/oracle/ge_15" in dry
     trained = [line for line in dry.splitlines() if line.strip().startswith("output: results/models/")]
     assert not any("results/models/unet2d_residual/" in line for line in trained)  # the study's own size: all done
@@ -709,3 +715,32 @@ def test_lint_is_clean():
     result = subprocess.run(SNAKEMAKE + ["--lint", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(ROOT)],
                             capture_output=True, text=True)
     assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr, result.stdout + result.stderr
+
+
+def test_models_are_compared_two_by_two_and_with_where_they_started(tiny_run):
+    """Tables VII and VIII of the FCN study on the tiny study (evaluation.model_similarity: scratch_target, ft_all,
+    ft_first on the 4 analysed pairs): every two models of a pair and budget, each model against its start."""
+    stats, tables = tiny_run / "results/stats/unet2d_residual", tiny_run / "results/tables/unet2d_residual"
+    pairs = pd.read_csv(stats / "model_similarity_pairs.tsv", sep="\t", dtype={"budget": str, "seed_a": str})
+    blocks = pairs.block.nunique()
+    # every4 from siemens_15: 3 models (3 pairs of them) on 2 pairs; every4 from ge_15: 2 on 2; 2scans: 2 on 4
+    assert len(pairs) == (2 * 3 + 2 * 1 + 4 * 1) * blocks
+    kinds = pairs.groupby(["arm_a", "arm_b"]).size().div(blocks).to_dict()
+    assert kinds == {("scratch_target", "ft_all"): 2, ("scratch_target", "ft_first"): 2, ("ft_all", "ft_first"): 8}
+    assert pairs[["cka", "pwcca"]].stack().between(0, 1 + 1e-9).all()
+    initial = pd.read_csv(stats / "model_similarity_initial.tsv", sep="\t", dtype={"budget": str})
+    assert len(initial) == (2 + 8 + 8) * blocks  # scratch_target's 2, ft_all's and ft_first's 4 pairs × 2 budgets
+    assert set(initial[initial.strategy == "scratch_target"].start) == {"random initialisation"}
+    assert set(initial[initial.strategy != "scratch_target"].start) == {"source model"}
+    reuse = pd.read_csv(tables / "feature_reuse.csv")
+    # per measure: 2 pairs × 2 transfer arms, and their mean over pairs
+    assert len(reuse) == 2 * (2 * 2 + 2) and set(reuse.scratch) == {"scratch_target"}
+    row = reuse[(reuse.measure == "pwcca") & (reuse.pair == "siemens_15 → siemens_3") & (reuse.transfer == "ft_all")]
+    start = initial[(initial.target == "siemens_3") & (initial.source == "siemens_15") & (initial.budget == "every4")]
+    by_arm = start[start.block == "bottleneck.2"].set_index("strategy").pwcca
+    assert row["bottleneck.2"].item() == pytest.approx(by_arm["ft_all"] - by_arm["scratch_target"])
+    text = (tables / "model_similarity.md").read_text()
+    assert "scratch_target vs ft_all" in text and "± " in text and "| bottleneck.2" in text.replace("  ", " ")
+    tests = pd.read_csv(tables / "model_similarity_tests.tsv", sep="\t", dtype={"budget": str})
+    assert len(tests) == 3 * 2 * blocks and set(tests.budget) == {"every4"}  # its 3 kinds two by two; 2 measures
+    assert tests.p.between(0, 1).all() and (tests.n_first + tests.n_second).isin([4, 6]).all()

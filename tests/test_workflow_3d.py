@@ -21,9 +21,9 @@ def test_the_3d_unet_runs_the_study_through_the_same_rules(tiny_run, tmp_path):
     like the 2D network."""
     workdir, _, planned = planned_with_overlay(tiny_run, tmp_path, (ROOT / "config/volumetric.yaml").read_text())
     assert planned["train_source"] == 3 and planned["train_oracle"] == 9  # the 3D variant's; the 2D ones exist
-    # ft_all, ft_first, bn_stats, ft_first_bn_eval on the one pair; the 2D variant's 4 jobs into siemens_3 lose a pair
-    # (one pair now) and rerun whole, to the same weights
-    assert planned["finetune"] == 4 + 4
+    # ft_all, ft_first, bn_stats, ft_first_bn_eval, scratch_target on the one pair; the 2D variant's 4 jobs into
+    # siemens_3 lose a pair (one pair now) and rerun whole, to the same weights (scratch_target's keeps its one pair)
+    assert planned["finetune"] == 5 + 4
     result = snakemake(workdir, configfile=["tiny.yaml", "overlay.yaml"])
     assert result.returncode == 0, result.stderr[-3000:]
     models_dir = workdir / "results/models/unet3d_residual"

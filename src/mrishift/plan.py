@@ -83,7 +83,8 @@ class Plan:
         self.cases = [case for cases in self.cases_by_domain.values() for case in cases]
         # which scans each role reads, decided without reading an image (a budget's slice indices are not)
         self.scan_roles = {d: scan_roles(d, self.cases_by_domain[d], splits["seed"], splits["n_validation"],
-                                         splits["n_folds"], splits["budgets"]) for d in self.domains}
+                                         splits["n_folds"], splits["budgets"], splits["n_finetune_validation"])
+                           for d in self.domains}
         self.variants = variants(config)
         self.seeds = [str(seed) for seed in config["training"]["seeds"]]
         self.folds = list(range(splits["n_folds"]))
@@ -119,13 +120,25 @@ class Plan:
             or self.strategies
         self.similarity_pairs = [pair for pair in similarity.analysed_pairs(config["evaluation"]["similarity"],
                                                                             self.domains) if pair in self.pairs]
+        # the arms whose trained models are compared two by two (evaluation.model_similarity), in the config's order;
+        # one an overlay's arms leave out is left out. Planned when two models can be compared: two arms, or two seeds
+        self.model_similarity_arms = [arm for arm in config["evaluation"]["model_similarity"]["arms"]
+                                      if arm in self.arms]
+        if len(self.model_similarity_arms) < 2 and len(self.seeds) < 2:
+            self.model_similarity_arms = []
         self.finetune_job = config["training"]["finetune_job"]
+        # the steps at which the chosen pairs' fine-tunes keep their model (training.snapshots)
+        snapshots = config["training"]["snapshots"]
+        self.snapshot_steps = sorted(snapshots["steps"])
+        self.snapshot_pairs = [pair for pair in registry.chosen_pairs(snapshots, self.domains) if pair in self.pairs]
+        self.arms_training = [arm for arm, description in self.arm_descriptions.items() if description["trains"]]
         # network sizes (models.sizes): width among the variants at the architecture's own levels, levels at the width
         self.sizes = {name: {"family": spec["family"], "width": spec["width"],
                              "levels": spec["levels"] or architectures.default_levels(spec["arch"]),
                              "on_width_axis": spec["levels"] is None,
                              "on_levels_axis": spec["width"] == config["models"]["width"]}
                       for name, spec in self.variants.items()}
+        self.check_snapshots()
 
     # --- scans -------------------------------------------------------------------------------------------------------
     def scan_set(self, domain: str, name: str) -> list[str]:
@@ -165,6 +178,33 @@ class Plan:
     def similarity_runs(self) -> list[tuple[str, str, str, str, str]]:
         """The fine-tuning runs whose models the similarity analysis compares with their source models."""
         return [run for run in self.finetune_runs(from_source_only=True) if (run[1], run[2]) in self.similarity_pairs]
+
+    def model_similarity_runs(self) -> list[tuple[str, str, str, str, str]]:
+        """The fine-tuning runs whose models are compared with each other and with where they started: those of
+        evaluation.model_similarity's arms on the similarity analysis's pairs."""
+        return [run for run in self.finetune_runs()
+                if run[0] in self.model_similarity_arms and (run[1], run[2]) in self.similarity_pairs]
+
+    def snapshot_runs(self) -> list[tuple[str, str, str, str, str]]:
+        """The fine-tuning runs that keep snapshots: those of training.snapshots' pairs whose arm trains (none
+        without its steps)."""
+        if not self.snapshot_steps:
+            return []
+        return [run for run in self.finetune_runs() if run[0] in self.arms_training
+                and (run[1], run[2]) in self.snapshot_pairs]
+
+    def check_snapshots(self) -> None:
+        """Snapshots at steps every snapshot run takes. (Their held-out score needs splits.n_finetune_validation; a
+        study that keeps the paper's test set has none, and gets the similarity and the embedding only.)"""
+        if not self.snapshot_steps:
+            return
+        for variant_name in self.variants:
+            for arm in dict.fromkeys(run[0] for run in self.snapshot_runs()):
+                recipe = self.arm_recipe(variant_name, arm)
+                total = recipe["epochs"] * recipe["iters_per_epoch"]
+                if self.snapshot_steps[-1] > total:
+                    raise ValueError(f"training.snapshots asks for step {self.snapshot_steps[-1]}, but {arm}'s runs "
+                                     f"of variant {variant_name} take {total} steps")
 
     # --- recipes ------------------------------------------------------------------------------------------------------
     def recipe(self, variant_name: str, kind: str) -> dict:
@@ -218,7 +258,9 @@ class Plan:
                 "finetune": finetune, "score_finetune": finetune,
                 "score_oracle": n_variants * n_seeds * n_domains, "score_baseline": n_variants * n_seeds * n_domains,
                 "adapt_score": n_variants * sum(len(self.job_keys(pairs)) for pairs in self.method_pairs.values()),
-                "similarity": n_variants, "prediction_qc": n_variants}
+                "similarity": n_variants, "prediction_qc": n_variants,
+                "model_similarity": n_variants if self.model_similarity_arms else 0,
+                "snapshots": n_variants if self.snapshot_steps else 0}
 
     def gpu_hours(self, throughput: dict, switches: str = "defaults") -> pd.DataFrame:
         """GPU-hours per part of the study on a measured GPU (mrishift.cost.gpu_hours)."""

@@ -13,6 +13,7 @@ log = log_to(snakemake.log[0])
 params = snakemake.params
 n_slices = {Path(p).name.split("_")[0]: nib.load(p).shape[2] for p in snakemake.input.images}
 cases_by_domain = {d: [c for c in params.cases if domain_of_case(c) == d] for d in params.domains}
-splits = make_splits(cases_by_domain, n_slices, params.seed, params.n_validation, params.n_folds, list(params.budgets))
+splits = make_splits(cases_by_domain, n_slices, params.seed, params.n_validation, params.n_folds, list(params.budgets),
+                     params.n_finetune_validation)
 write_json(snakemake.output[0], splits)
 log.info("splits for %d domains written to %s", len(cases_by_domain), snakemake.output[0])

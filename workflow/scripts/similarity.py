@@ -3,41 +3,38 @@ the figures (rule similarity); for the first analysed pair and seed, every model
 feature maps on one of the pair's test slices beside its source model's."""
 
 import json
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
 from mrishift.data import protocol
-from mrishift.data.scans import scan_files
 from mrishift.evaluation import features
-from mrishift.evaluation.scoring import ScanCache
-from mrishift.evaluation.similarity import MEASURES, block_activations, block_similarity
+from mrishift.evaluation.model_jobs import model_job
+from mrishift.evaluation.similarity import (
+    MEASURES,
+    block_activations,
+    block_similarity,
+    evenly_spaced,
+)
 from mrishift.io import write_table
 from mrishift.logs import log_to, progress
-from mrishift.models.inputs import network_inputs, resolve_device
+from mrishift.models.inputs import network_inputs
 from mrishift.reporting import plots
 from mrishift.seeding import seed_hash
 from mrishift.training.runs import load_model
 
 log = log_to(snakemake.log[0])
 params, variant = snakemake.params, snakemake.wildcards.variant
-makers = json.loads(params.made_by)  # what makes each model a job reads (named when one is damaged)
-torch.set_num_threads(snakemake.threads)
-device = resolve_device(snakemake.config["training"]["device"])
-splits = json.loads(Path(snakemake.input.splits).read_text())["domains"]
-budget = snakemake.config["splits"]["budgets"][0]  # every budget of a pair tests on the same scans
-scans = ScanCache(scan_files(snakemake.input.images, snakemake.input.masks, snakemake.input.scan_sets))
-source_paths = {tuple(key): path for key, path in zip(params.sources, snakemake.input.sources, strict=True)}
+job = model_job(snakemake)
+makers, device, splits, budget, scans, source_paths = (job.made_by, job.device, job.splits, job.test_budget, job.scans,
+                                                       job.source_paths)
 
 
 def test_slices(target: str, model) -> torch.Tensor:
     """``params.slices`` axial slices (padded to the model's stride), or a 3D model's sliding windows, evenly spaced
     through the target's test scans (in order)."""
-    volumes = [network_inputs(model, scans[case][0], device) for case in protocol.finetune_test(splits, target, budget)]
-    every = torch.cat(volumes)
-    return every[np.linspace(0, len(every) - 1, min(params.slices, len(every))).round().astype(int)]
+    return evenly_spaced([network_inputs(model, scans[case][0], device)
+                          for case in protocol.finetune_test(splits, target, budget)], params.slices)
 
 
 FILTERS, MAPS = 16, 8  # first-layer channels drawn

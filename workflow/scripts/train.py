@@ -3,6 +3,7 @@ finetune): turn snakemake's wildcards and params into the job's runs, and train 
 fine-tuning job's runs save their models and records in its output folder, at the paths its params list."""
 
 import json
+import shutil
 from pathlib import Path
 
 from mrishift.adaptation import strategies
@@ -36,13 +37,18 @@ if params.role in ("source", "oracle"):
 else:  # the identity of a run is the same whichever job runs it, so its seed and weights are too
     mixes_source = strategies.build_arm(params.strategy, json.loads(params.hparams)).uses_source_data
     runs = []
-    for (source, target, budget, seed), source_model, model_path, record_path in zip(  # in the job's output folder
+    # a run that keeps snapshots lists its steps (training.snapshots); they belong to its identity, so a run asked for
+    # other steps trains again instead of resuming from a checkpoint that took none
+    for (source, target, budget, seed, *snapshots), source_model, model_path, record_path in zip(
             json.loads(params.runs), params.start_from, params.models, params.records, strict=True):
         data = protocol.finetune_training(splits, target, budget)
-        runs.append(Run({**common, "source": source, "target": target, "budget": budget, "seed": seed}, data.cases,
+        steps = snapshots[0]["snapshots"] if snapshots else []
+        runs.append(Run({**common, "source": source, "target": target, "budget": budget, "seed": seed,
+                         **({"snapshots": steps} if steps else {})}, data.cases,
                         model_path, record_path, str(checkpoints / f"{source}_to_{target}_{budget}_seed{seed}.pt"),
                         slices=data.slices, start_from=source_model or None,
-                        source_cases=protocol.source_training(splits, source).cases if mixes_source else []))
+                        source_cases=protocol.source_training(splits, source).cases if mixes_source else [],
+                        snapshots=tuple(steps)))
 
 in_flight = min(runtime["runs_per_device"] if params.role == "finetune" else 1, len(runs))
 train_runs(job, runs, in_flight, threads=max(1, snakemake.threads // in_flight), log_path=snakemake.log[0])
@@ -50,3 +56,4 @@ train_runs(job, runs, in_flight, threads=max(1, snakemake.threads // in_flight),
 # and a finished run's last checkpoint lets the rerun restore it without training again.
 for run in runs:
     Path(run.checkpoint).unlink(missing_ok=True)
+    shutil.rmtree(run.snapshot_folder, ignore_errors=True)

@@ -69,6 +69,12 @@ def finetune_test(splits: dict, target: str, budget: str) -> list[str]:
     return _budget(splits, target, budget)["test"]
 
 
+def finetune_validation(splits: dict, target: str) -> list[str]:
+    """The target's scans a fine-tune's snapshots are scored on through training: neither trained on by any budget
+    nor tested on (``splits.n_finetune_validation``; none by default)."""
+    return _domain(splits, target).get("finetune_validation", [])
+
+
 def source_heldout(splits: dict, source: str) -> list[str]:
     """The source domain's scans no run trains on — its source models' validation scans (mixed-batch strategies draw
     only the source training scans) — on which a source model and each fine-tune from it are scored for forgetting."""

@@ -10,8 +10,10 @@ Per domain:
   training scans minus ``n_validation`` validation scans (monitoring only, as the public code's ``single_cv``);
 * ``finetune_order``: the target scans fine-tuning may use, in order; a budget of n scans takes the first n
   (a nested prefix 1 ⊂ 2 ⊂ 3), a slice budget ``every{k}`` takes slices 0, k, 2k, … of the first scan;
-* ``test``: every scan of the domain that no budget can fine-tune on. It is the same for all budgets, so
-  scores are comparable across budgets as well as across strategies.
+* ``finetune_validation`` (only with ``n_finetune_validation`` > 0): the next scans of the fine-tuning order, which no
+  budget trains on and which are not tested on — a fine-tune's held-out score through training (its snapshots);
+* ``test``: every other scan of the domain, none of which any budget can fine-tune on. It is the same for all
+  budgets, so scores are comparable across budgets as well as across strategies.
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ def _permutation(cases: list[str], *seed_parts) -> list[str]:
     return [ordered[i] for i in rng.permutation(len(ordered))]
 
 
-def scan_roles(domain: str, cases: list[str], seed: int, n_validation: int, n_folds: int, budgets: list[str]) -> dict:
+def scan_roles(domain: str, cases: list[str], seed: int, n_validation: int, n_folds: int, budgets: list[str],
+               n_finetune_validation: int = 0) -> dict:
     """The scans of each role in one domain — ``domain_splits`` without the slice indices, which need the scans'
     sizes. It reads no image, so the workflow knows at parse time which scans each job reads."""
     parsed = [parse_budget(b) for b in budgets]
@@ -73,8 +76,9 @@ def scan_roles(domain: str, cases: list[str], seed: int, n_validation: int, n_fo
         raise ValueError(f"{domain}: duplicate case ids in {cases}")
     if n_validation >= n_cases:
         raise ValueError(f"{domain}: {n_validation} validation scans leave no training scan out of {n_cases}")
-    if n_finetune >= n_cases:
-        raise ValueError(f"{domain}: a budget needs {n_finetune} fine-tuning scans, leaving no test scan out of {n_cases}")
+    if n_finetune + n_finetune_validation >= n_cases:
+        raise ValueError(f"{domain}: a budget needs {n_finetune} fine-tuning scans and {n_finetune_validation} are "
+                         f"held out for fine-tunes' validation, leaving no test scan out of {n_cases}")
     if not 2 <= n_folds <= n_cases:
         raise ValueError(f"{domain}: {n_folds} oracle folds need between 2 and {n_cases} scans per fold count")
 
@@ -89,22 +93,25 @@ def scan_roles(domain: str, cases: list[str], seed: int, n_validation: int, n_fo
                              "scans and one training scan")
         folds.append({"train": sorted(rest[n_validation:]), "validation": sorted(rest[:n_validation]),
                       "test": sorted(test.tolist())})
-    finetune_order = _permutation(cases, seed, domain, "finetune")[:n_finetune]
-    test = sorted(c for c in cases if c not in finetune_order)
+    finetune_permutation = _permutation(cases, seed, domain, "finetune")
+    finetune_order = finetune_permutation[:n_finetune]
+    held_out = sorted(finetune_permutation[n_finetune:n_finetune + n_finetune_validation])
+    test = sorted(c for c in cases if c not in finetune_order and c not in held_out)
     return {
         "cases": sorted(cases),
         "source": {"train": train, "validation": validation},
         "oracle_folds": folds,
         "finetune_order": finetune_order,
+        **({"finetune_validation": held_out} if held_out else {}),  # absent by default: splits.json as before
         "test": test,
         "budgets": {b.name: {"scans": finetune_order[: b.scans], "every": b.every, "test": test} for b in parsed},
     }
 
 
 def domain_splits(domain: str, cases: list[str], n_slices: dict[str, int], seed: int, n_validation: int,
-                  n_folds: int, budgets: list[str]) -> dict:
+                  n_folds: int, budgets: list[str], n_finetune_validation: int = 0) -> dict:
     """Splits of one domain; see the module docstring for the meaning of each entry."""
-    splits = scan_roles(domain, cases, seed, n_validation, n_folds, budgets)
+    splits = scan_roles(domain, cases, seed, n_validation, n_folds, budgets, n_finetune_validation)
     for entry in splits["budgets"].values():
         entry["slices"] = {scan: budget_slices(n_slices[scan], entry["every"]) for scan in entry["scans"]}
         entry["test"] = entry.pop("test")  # key order as before: scans, every, slices, test
@@ -112,14 +119,14 @@ def domain_splits(domain: str, cases: list[str], n_slices: dict[str, int], seed:
 
 
 def make_splits(cases_by_domain: dict[str, list[str]], n_slices: dict[str, int], seed: int, n_validation: int,
-                n_folds: int, budgets: list[str]) -> dict:
+                n_folds: int, budgets: list[str], n_finetune_validation: int = 0) -> dict:
     return {
         "seed": seed,
         "n_validation": n_validation,
         "n_folds": n_folds,
         "budgets": list(budgets),
         "domains": {
-            domain: domain_splits(domain, cases, n_slices, seed, n_validation, n_folds, budgets)
+            domain: domain_splits(domain, cases, n_slices, seed, n_validation, n_folds, budgets, n_finetune_validation)
             for domain, cases in cases_by_domain.items()
         },
     }

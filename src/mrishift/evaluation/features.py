@@ -42,3 +42,19 @@ def relative_change(model: nn.Module, source: nn.Module) -> float:
     """‖w − w_source‖ / ‖w_source‖ of the first convolution's weights."""
     w, w0 = (first_convolution(m).weight.detach().float().cpu() for m in (model, source))
     return float((w - w0).norm() / w0.norm())
+
+
+def bottleneck_name(model: nn.Module) -> str:
+    """The block at the bottom of the U: the last of ``model.blocks()`` named ``bottleneck*`` (else the middle one)."""
+    names = [name for name, _ in model.blocks()]
+    deepest = [name for name in names if name.startswith("bottleneck")]
+    return deepest[-1] if deepest else names[len(names) // 2]
+
+
+def bottleneck_features(model: nn.Module, slices: torch.Tensor) -> np.ndarray:
+    """Each slice's (or window's) bottleneck output averaged over its positions: (N, channels), one point per input
+    for an embedding of what the network's deepest representation separates (the gradient-transfer study's Fig. 1)."""
+    name = bottleneck_name(model)
+    count = [n for n, _ in model.blocks()].index(name) + 1
+    output = block_outputs(model, slices, count)[name].float()
+    return output.flatten(2).mean(dim=2).cpu().numpy()

@@ -14,7 +14,8 @@ Two measures:
   invariant to any invertible linear map of either side, so it is blind to rescaled or mixed channels that change
   what the next layer computes; it is reported beside CKA.
 
-Both are 1 for identical representations and lie in [0, 1].
+Both are 1 for identical representations and lie in [0, 1]. Between two trained models, where neither is the
+reference (the FCN study's Table VII), PWCCA is taken both ways and averaged (``model_similarity``).
 """
 
 from __future__ import annotations
@@ -128,3 +129,19 @@ def block_similarity(reference: dict[str, np.ndarray], other: dict[str, np.ndarr
     return [{"block": name, "depth": depth, **{measure: of(reference[name], other[name])
                                                 for measure, of in MEASURES.items()}}
             for depth, name in enumerate(reference)]
+
+
+def model_similarity(first: dict[str, np.ndarray], second: dict[str, np.ndarray]) -> list[dict]:
+    """``block_similarity`` of two models neither of which is the reference: CKA (symmetric) and PWCCA averaged over
+    both directions, so the measure of a pair does not depend on which model is named first."""
+    return [{**one, "pwcca": (one["pwcca"] + other["pwcca"]) / 2}
+            for one, other in zip(block_similarity(first, second), block_similarity(second, first), strict=True)]
+
+
+def evenly_spaced(inputs: list[torch.Tensor], count: int) -> torch.Tensor:
+    """``count`` of the slices (or windows) of several volumes' network inputs, evenly spaced through them in order
+    (all when fewer): what every model compared on one pair sees."""
+    import torch
+
+    every = torch.cat(inputs)
+    return every[np.linspace(0, len(every) - 1, min(count, len(every))).round().astype(int)]

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -71,14 +72,27 @@ class Run:
     start_from: str | None = None  # a model file to fine-tune, else a fresh network
     validation: list[str] = field(default_factory=list)
     source_cases: list[str] = field(default_factory=list)  # for strategies that mix in source slices (all of them)
+    snapshots: tuple[int, ...] = ()  # optimizer steps at which the model is kept (training.snapshots)
+
+    @property
+    def snapshot_folder(self) -> Path:
+        """Where the snapshots go while the run trains: beside its checkpoint, which a killed job keeps (Snakemake
+        deletes a failed job's outputs), so a resumed run finds those of the epochs it does not train again."""
+        return Path(self.checkpoint).with_suffix(".snapshots")
 
     @property
     def seed(self) -> int:
         return seed_hash(*sorted((k, str(v)) for k, v in self.identity.items() if k in STREAM_KEYS))
 
 
+def snapshot_path(model_path: str | Path, step: int) -> Path:
+    """Where a finished run keeps its model at ``step``: ``snapshots/step<N>.pt`` beside its model file."""
+    return Path(model_path).parent / "snapshots" / f"step{step}.pt"
+
+
 def train_run(job: Job, run: Run) -> None:
-    """Train one run to its model file and run record (resuming from its checkpoint when there is one)."""
+    """Train one run to its model file and run record (resuming from its checkpoint when there is one); its
+    snapshots, when it takes some, beside the model (``snapshot_path``)."""
     volumes = load_cases(run.cases, job.scans)
     slices = run.slices or [range(v[0].shape[2]) for v in volumes]
     dims = networks.dims(job.arch)
@@ -115,11 +129,19 @@ def train_run(job: Job, run: Run) -> None:
         def validate(model):
             return validation_scores(model, run.validation, scans, job.tolerance_mm, job.eval_batch_size,
                                      job.recipe.device, job.recipe.bf16)
+    def snapshot(step, model):
+        save_model(run.snapshot_folder / f"step{step}.pt", model, arch, job.width)
+
     record = train(model, strategy, sampler, job.recipe, run.seed, checkpoint=run.checkpoint, source=source,
                    identity=json.dumps(run.identity, sort_keys=True), validate=validate,
                    validate_every=job.validate_every, source_optimizer=source_optimizer,
-                   keep_optimizer=job.role == "source")  # what a fine-tune continuing its optimizer starts from
+                   keep_optimizer=job.role == "source",  # what a fine-tune continuing its optimizer starts from
+                   snapshot_steps=run.snapshots, snapshot=snapshot)
     save_model(run.model_path, model, arch, job.width, optimizer=record.pop("optimizer_state", None))
+    for step in run.snapshots:  # into the job's output folder, once the run is done
+        kept = snapshot_path(run.model_path, step)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run.snapshot_folder / f"step{step}.pt", kept)
     write_record(run.record_path, identity=run.identity, arch=arch, seed=run.seed, cases=run.cases,
                  validation_cases=list(run.validation), n_slices=len(sampler.pool), **record)
 

@@ -133,7 +133,8 @@ def optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer, kind: st
 def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed: int,
           checkpoint: str | Path | None = None, source: SliceSampler | None = None, identity: str = "",
           validate: Callable[[nn.Module], dict] | None = None, validate_every: int = 0,
-          source_optimizer: dict | None = None, keep_optimizer: bool = False) -> dict:
+          source_optimizer: dict | None = None, keep_optimizer: bool = False,
+          snapshot_steps: tuple[int, ...] = (), snapshot: Callable[[int, nn.Module], None] | None = None) -> dict:
     """Train ``model`` in place with ``strategy``; resume from ``checkpoint`` when it exists and was written by the
     same run (``identity``: anything that defines the run, e.g. its config as JSON). Returns a run record; with
     ``keep_optimizer`` its ``optimizer_state`` holds the final ``optimizer_state`` (not JSON: the caller saves it with
@@ -142,7 +143,11 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
 
     ``validate(model) -> {metric: value}`` (model in eval mode) is called after every ``validate_every``-th epoch
     and after the last; its results are logged in the record's ``validation`` list. It only watches: the final model
-    is always the last epoch's (the paper's choice), whatever the validation scores."""
+    is always the last epoch's (the paper's choice), whatever the validation scores.
+
+    ``snapshot(step, model)`` is called once the run has taken each of ``snapshot_steps`` optimizer steps (0: before
+    the first), model in train mode. A run resumed from its epoch checkpoint takes the steps of the epochs it trains
+    again, with the same weights: the caller keeps the snapshots outside what a killed job loses."""
     recipe = strategy.recipe(recipe)
     device = resolve_device(recipe.device)
     torch.manual_seed(seed)
@@ -199,13 +204,16 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
             source.rng.bit_generator.state = json.loads(state["source_sampler_rng"])
         log.info("resumed from %s at epoch %d", checkpoint, start_epoch)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=recipe.bf16 and on_gpu)
+    steps = set(snapshot_steps) if snapshot else set()
+    if 0 in steps and start_epoch == 0:
+        snapshot(0, model)
     for epoch in range(start_epoch, recipe.epochs):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(recipe, epoch) * group.get("lr_scale", 1.0)
         set_train_mode(model, strategy.frozen_bn)
         running = torch.zeros((), device=device)
         running_terms: dict[str, torch.Tensor] = {}
-        for _ in range(recipe.iters_per_epoch):
+        for step in range(epoch * recipe.iters_per_epoch + 1, (epoch + 1) * recipe.iters_per_epoch + 1):
             images, masks = strategy.batch(epoch, target, source)
             images = images.to(device, non_blocking=True)
             masks = masks.to(device, non_blocking=True)
@@ -221,6 +229,8 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
             if len(terms) > 1:
                 for name, value in terms.items():
                     running_terms[name] = running_terms.get(name, 0) + value.detach().float()
+            if step in steps:
+                snapshot(step, model)
         losses.append(float(running) / recipe.iters_per_epoch)  # one host sync per epoch
         for name, total in running_terms.items():
             loss_terms.setdefault(name, []).append(float(total) / recipe.iters_per_epoch)

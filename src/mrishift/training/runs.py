@@ -55,6 +55,14 @@ def saved_network(saved: dict) -> torch.nn.Module:
     return model
 
 
+def initial_network(saved: dict, seed: int) -> torch.nn.Module:
+    """The network a run that starts from random initialisation (a source or oracle run, a scratch arm) started from:
+    the saved model's network initialised under the run's seed (its record's ``seed``), as ``jobs.train_run`` built
+    it. Feature reuse compares a scratch model with it."""
+    torch.manual_seed(seed)
+    return saved_network(saved)
+
+
 def same_network(a: dict, b: dict) -> bool:
     """Whether two saved models are the same network (architecture, width, levels), their weights aside. A SpotTune
     network counts as its base: its own parameters are the base's, under the same names, beside a frozen copy and a

@@ -1,0 +1,115 @@
+"""Fine-tuning runs through training, from the models they kept at training.snapshots' steps (rule snapshots):
+
+* each block's similarity to where the run started (its source model; a scratch arm's seeded initialisation) on the
+  pair's test slices, per step (the FCN study's Figs 6-7 ask it of the convergence epoch; we ask it of the start);
+* the held-out score per step: surface Dice and Dice on the target's splits.n_finetune_validation scans, which no
+  budget trains on and which are not test scans (the FCN study's Figs 2 and 4); none where the study keeps the
+  paper's test set (n_finetune_validation 0: the figure says so);
+* for the first pair and seed, a t-SNE of each slice's bottleneck features, per run and step, coloured as the
+  gradient-transfer study's Fig. 1: the source site (its held-out scans), the target's training slices (the run's
+  budget) and the target's test scans."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mrishift.analysis.embedding import tsne
+from mrishift.analysis.paper_view import metric_words
+from mrishift.data import protocol
+from mrishift.evaluation import features
+from mrishift.evaluation.model_jobs import model_job
+from mrishift.evaluation.scoring import validation_scores
+from mrishift.evaluation.similarity import (
+    MEASURES,
+    block_activations,
+    block_similarity,
+    evenly_spaced,
+)
+from mrishift.io import write_table
+from mrishift.logs import log_to, progress
+from mrishift.models.inputs import network_inputs
+from mrishift.reporting import plots, through_training
+from mrishift.seeding import seed_hash
+from mrishift.training.jobs import snapshot_path
+from mrishift.training.runs import initial_network, load_model, load_saved
+
+log = log_to(snakemake.log[0])
+params, out, variant = snakemake.params, snakemake.output, snakemake.wildcards.variant
+job = model_job(snakemake)
+makers, device, splits, budget, scans, source_paths = (job.made_by, job.device, job.splits, job.test_budget, job.scans,
+                                                       job.source_paths)
+evaluation = snakemake.config["evaluation"]
+runs = list(zip(json.loads(params.runs), params.models, params.records, strict=True))
+shown = tuple(runs[0][0][1:3]) + (runs[0][0][4],) if runs else None  # (source, target, seed) of the t-SNE
+
+
+def slices_of(cases: list[str], model) -> torch.Tensor:
+    return evenly_spaced([network_inputs(model, scans[case][0], device) for case in cases], params.slices)
+
+
+def training_slices(target: str, run_budget: str, model) -> torch.Tensor:
+    """The budget's labelled slices of the target (a 3D network: every window of its training scans)."""
+    data = protocol.finetune_training(splits, target, run_budget)
+    volumes = [network_inputs(model, scans[case][0], device) for case in data.cases]
+    if getattr(model, "dims", 2) == 2:
+        volumes = [volume[chosen] for volume, chosen in zip(volumes, data.slices, strict=True)]
+    return evenly_spaced(volumes, params.slices)
+
+
+def activations(model, source: str, target: str, slices: torch.Tensor) -> dict:
+    return block_activations(model.to(device), slices, params.positions, seed_hash(params.seed, source, target))
+
+
+similarity, scores, panels, cache = [], [], [], {}
+for (arm, source, target, run_budget, seed), path, record in progress(runs, "snapshot runs"):
+    keys = {"variant": variant, "strategy": arm, "source": source, "target": target, "budget": run_budget,
+            "seed": seed}
+    if (source, target) not in cache:  # the pair's test slices; for the shown pair, the source's held-out ones too
+        model = load_model(path, made_by=makers["finetune"])
+        held_out = (protocol.source_heldout(splits, source), protocol.finetune_test(splits, target, budget))
+        cache[(source, target)] = (slices_of(held_out[1], model), [slices_of(cases, model) for cases in held_out])
+    slices, (source_slices, target_slices) = cache[(source, target)]
+    if arm in params.scratch_arms:
+        seed_of_run = json.loads(Path(record).read_text())["seed"]
+        start = initial_network(load_saved(path, made_by=makers["finetune"]), seed_of_run)
+    else:
+        start = load_model(source_paths[(source, seed)], made_by=makers["source"])
+    reference = activations(start, source, target, slices)
+    for step in params.steps:
+        snapshot = load_model(snapshot_path(path, step), made_by=makers["finetune"]).to(device)
+        similarity += [{**keys, "step": step, **row}
+                       for row in block_similarity(reference, activations(snapshot, source, target, slices))]
+        if protocol.finetune_validation(splits, target):
+            scores.append({**keys, "step": step, **validation_scores(
+                snapshot, protocol.finetune_validation(splits, target), scans, evaluation["tolerance_mm"],
+                evaluation["batch_size"], snakemake.config["training"]["device"])})
+        if (source, target, seed) == shown:
+            groups = {"source site": source_slices, "target train": training_slices(target, run_budget, snapshot),
+                      "target test": target_slices}
+            points = np.concatenate([features.bottleneck_features(snapshot, s) for s in groups.values()])
+            panels.append((f"{arm} {run_budget}", step, tsne(points, params.seed),
+                           [name for name, s in groups.items() for _ in range(len(s))]))
+similarity = pd.DataFrame(similarity, columns=["variant", "strategy", "source", "target", "budget", "seed", "step",
+                                               "block", "depth", *MEASURES])
+scores = pd.DataFrame(scores, columns=["variant", "strategy", "source", "target", "budget", "seed", "step", "sdice",
+                                       "dice"])
+write_table(out.similarity, similarity)
+write_table(out.scores, scores)
+log.info("%d runs, %d snapshots each; mean held-out score per arm, budget and step:\n%s", len(runs),
+         len(params.steps), scores.groupby(["strategy", "budget", "step"])[["sdice", "dice"]].mean().to_string())
+plots.save(through_training.similarity_through_training(
+    similarity, "cka", "linear CKA with the start", params.arms,
+    f"{variant}: each stage's linear CKA with where the run started (source model; a scratch arm's initialisation) "
+    "through fine-tuning"), out.similarity_png, out.similarity_pdf)
+sdice = metric_words("sdice", evaluation["tolerance_mm"])
+plots.save(through_training.score_through_training(
+    scores, "sdice", f"held-out {sdice}", params.arms,
+    f"{variant}: {sdice} on the targets' held-out scans through fine-tuning (mean over pairs and seeds)"),
+    out.scores_png, out.scores_pdf)
+pair = f"{shown[0]} → {shown[1]}, seed {shown[2]}" if shown else ""
+plots.save(through_training.embedding_through_training(
+    panels, f"{variant}: t-SNE of each slice's mean bottleneck features through fine-tuning, {pair}"),
+    out.tsne_png, out.tsne_pdf)
