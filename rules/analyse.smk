@@ -226,7 +226,7 @@ rule model_similarity:
         runs=as_json(MODEL_SIMILARITY_RUNS),
         models=lambda w: finetuned_models(w.variant, MODEL_SIMILARITY_RUNS),  # in the folders among the inputs
         records=lambda w: finetuned_models(w.variant, MODEL_SIMILARITY_RUNS, FINETUNED_RECORD),  # their seeds
-        sources=[list(key) for key in MODEL_SIMILARITY_SOURCES],
+        sources=[list(key) for key in sources_started_from(MODEL_SIMILARITY_RUNS)],
         arms=PLAN.model_similarity_arms,
         scratch_arms=[arm for arm in PLAN.model_similarity_arms if PLAN.arms_from_scratch[arm]],
         made_by=as_json(MADE_BY),
@@ -265,7 +265,7 @@ rule snapshots:
         runs=as_json(SNAPSHOT_RUNS),
         models=lambda w: finetuned_models(w.variant, SNAPSHOT_RUNS),  # in the folders among the inputs
         records=lambda w: finetuned_models(w.variant, SNAPSHOT_RUNS, FINETUNED_RECORD),  # their seeds
-        sources=[list(key) for key in SNAPSHOT_SOURCES],
+        sources=[list(key) for key in sources_started_from(SNAPSHOT_RUNS)],
         steps=PLAN.snapshot_steps,
         arms=PLAN.strategies,
         scratch_arms=[arm for arm in PLAN.strategies if PLAN.arms_from_scratch[arm]],

@@ -36,11 +36,6 @@ FINETUNE_RUNS_FROM_SOURCE = PLAN.finetune_runs(from_source_only=True)  # what we
 SIMILARITY_RUNS = PLAN.similarity_runs()
 MODEL_SIMILARITY_RUNS = PLAN.model_similarity_runs()
 SNAPSHOT_RUNS = PLAN.snapshot_runs()
-SNAPSHOT_SOURCES = list(dict.fromkeys((source, seed) for arm, source, _, _, seed in SNAPSHOT_RUNS
-                                      if not PLAN.arms_from_scratch[arm]))  # what the from-source runs started from
-# the source models (source, seed) model_similarity starts the from-source arms' models from
-MODEL_SIMILARITY_SOURCES = list(dict.fromkeys((source, seed) for arm, source, _, _, seed in MODEL_SIMILARITY_RUNS
-                                              if not PLAN.arms_from_scratch[arm]))
 RAW_DATASET = "resources/synthetic_cc359" if config["data"]["source"] == "synthetic" else "resources/cc359"
 # What one fine-tuning, scoring or test-time job covers (training.finetune_job): one arm at every budget it runs, with
 # every seed, for one pair ('pair'), every source into one target ('target') or all of its pairs ('strategy'). Its
@@ -148,6 +143,12 @@ def finetuned_folders(variant, runs):
     """The fine-tuning job folders that hold these (arm, source, target, budget, seed) runs' models and records."""
     return list(dict.fromkeys(FINETUNED_RUNS.format(variant=variant, strategy=strategy, source=source, target=target)
                               for strategy, source, target, _, _ in runs))
+
+
+def sources_started_from(runs):
+    """(source, seed) of the source models these (arm, source, target, budget, seed) runs started from, each once (none
+    for an arm trained from scratch): a job's ``sources`` param, in the order of its source-model inputs."""
+    return list(dict.fromkeys((source, seed) for arm, source, _, _, seed in runs if not PLAN.arms_from_scratch[arm]))
 
 
 def finetuned_models(variant, runs, pattern=FINETUNED_MODEL):

@@ -120,7 +120,7 @@ def model_similarity_inputs(w):
     return {**scans_read(sets_of=lambda w: [(target, "test") for target in targets])(w),
             "models": finetuned_folders(w.variant, MODEL_SIMILARITY_RUNS),
             "sources": [SOURCE_MODEL.format(variant=w.variant, domain=source, seed=seed)
-                        for source, seed in MODEL_SIMILARITY_SOURCES]}
+                        for source, seed in sources_started_from(MODEL_SIMILARITY_RUNS)]}
 
 
 def snapshot_inputs(w):
@@ -128,14 +128,14 @@ def snapshot_inputs(w):
     the targets' test scans and held-out fine-tuning validation scans, and for the t-SNE the sources' held-out scans
     and the first pair's target's training scans."""
     pairs = dict.fromkeys((source, target) for _, source, target, _, _ in SNAPSHOT_RUNS)
-    held_out = [case for _, target in pairs for case in protocol.finetune_validation(PLAN.scan_roles, target)]
+    cases = [case for _, target in pairs for case in protocol.finetune_validation(PLAN.scan_roles, target)]
     if pairs:  # the t-SNE's pair: its target's training scans too
-        held_out += [case for budget in PLAN.budgets for case in PLAN.finetune_scans(next(iter(pairs))[1], budget)]
+        cases += [case for budget in PLAN.budgets for case in PLAN.finetune_scans(next(iter(pairs))[1], budget)]
     sets = [(target, "test") for _, target in pairs] + [(source, "heldout") for source, _ in pairs]
-    return {**scans_read(cases_of=lambda w: held_out, sets_of=lambda w: sets)(w),
+    return {**scans_read(cases_of=lambda w: cases, sets_of=lambda w: sets)(w),
             "models": finetuned_folders(w.variant, SNAPSHOT_RUNS),
             "sources": [SOURCE_MODEL.format(variant=w.variant, domain=source, seed=seed)
-                        for source, seed in SNAPSHOT_SOURCES]}
+                        for source, seed in sources_started_from(SNAPSHOT_RUNS)]}
 
 
 def loss_predictor_tables(w):

@@ -5,67 +5,39 @@ a transfer arm and a scratch arm is its feature reuse (Table VIII)."""
 
 import json
 from itertools import combinations
-from pathlib import Path
 
 import pandas as pd
-import torch
 
 from mrishift.analysis import model_similarity
-from mrishift.data import protocol
-from mrishift.evaluation.model_jobs import model_job
-from mrishift.evaluation.similarity import (
-    MEASURES,
-    block_activations,
-    block_similarity,
-    evenly_spaced,
-)
+from mrishift.analysis.model_jobs import model_job
+from mrishift.evaluation.similarity import MEASURES, block_similarity
 from mrishift.evaluation.similarity import model_similarity as between_models
 from mrishift.io import write_table
 from mrishift.logs import log_to, progress
-from mrishift.models.inputs import network_inputs
 from mrishift.reporting import tables
-from mrishift.seeding import seed_hash
-from mrishift.training.runs import (
-    initial_network,
-    load_model,
-    load_saved,
-    saved_network,
-)
 
 log = log_to(snakemake.log[0])
 params, out, variant = snakemake.params, snakemake.output, snakemake.wildcards.variant
 job = model_job(snakemake)
-makers, device, splits, budget, scans, source_paths = (job.made_by, job.device, job.splits, job.test_budget, job.scans,
-                                                       job.source_paths)
 runs = list(zip(json.loads(params.runs), params.models, params.records, strict=True))
 groups = {}  # (source, target, budget) -> [(arm, seed, model, record)]: one group's activations are held at a time
 for (arm, source, target, run_budget, seed), path, record in runs:
     groups.setdefault((source, target, run_budget), []).append((arm, seed, path, record))
 
 
-def activations(model, source: str, target: str, slices: torch.Tensor) -> dict:
-    return block_activations(model.to(device), slices, params.positions, seed_hash(params.seed, source, target))
-
-
 pairs, initial = [], []
 for (source, target, run_budget), members in progress(list(groups.items()), "model pairs"):
-    slices, of_model, of_source = None, {}, {}
+    slices, of_model, starts = None, {}, {}
     for arm, seed, path, record in members:
-        saved = load_saved(path, made_by=makers["finetune"])
-        model = saved_network(saved)
-        model.load_state_dict(saved["model"])
+        model = job.load(path)
         if slices is None:  # one architecture per variant: the first model's inputs serve every model of the pair
-            slices = evenly_spaced([network_inputs(model, scans[case][0], device)
-                                    for case in protocol.finetune_test(splits, target, budget)], params.slices)
-        of_model[(arm, seed)] = activations(model, source, target, slices)
-        if arm in params.scratch_arms:
-            start = activations(initial_network(saved, json.loads(Path(record).read_text())["seed"]), source, target,
-                                slices)
-        else:
-            if seed not in of_source:
-                of_source[seed] = activations(load_model(source_paths[(source, seed)], made_by=makers["source"]),
-                                              source, target, slices)
-            start = of_source[seed]
+            slices = job.test_slices(target, model)
+        of_model[(arm, seed)] = job.activations(model, source, target, slices)
+        scratch = arm in params.scratch_arms
+        started = (arm, seed) if scratch else seed  # a source model's activations serve every model of its seed
+        if started not in starts:
+            starts[started] = job.activations(job.start(scratch, source, seed, path, record), source, target, slices)
+        start = starts[started]
         initial += [{"variant": variant, "source": source, "target": target, "budget": run_budget, "strategy": arm,
                      "seed": seed, "start": "random initialisation" if arm in params.scratch_arms else "source model",
                      **row} for row in block_similarity(start, of_model[(arm, seed)])]

@@ -7,34 +7,16 @@ import json
 import pandas as pd
 import torch
 
-from mrishift.data import protocol
+from mrishift.analysis.model_jobs import model_job
 from mrishift.evaluation import features
-from mrishift.evaluation.model_jobs import model_job
-from mrishift.evaluation.similarity import (
-    MEASURES,
-    block_activations,
-    block_similarity,
-    evenly_spaced,
-)
+from mrishift.evaluation.similarity import MEASURES, block_similarity
 from mrishift.io import write_table
 from mrishift.logs import log_to, progress
-from mrishift.models.inputs import network_inputs
 from mrishift.reporting import plots
-from mrishift.seeding import seed_hash
-from mrishift.training.runs import load_model
 
 log = log_to(snakemake.log[0])
 params, variant = snakemake.params, snakemake.wildcards.variant
 job = model_job(snakemake)
-makers, device, splits, budget, scans, source_paths = (job.made_by, job.device, job.splits, job.test_budget, job.scans,
-                                                       job.source_paths)
-
-
-def test_slices(target: str, model) -> torch.Tensor:
-    """``params.slices`` axial slices (padded to the model's stride), or a 3D model's sliding windows, evenly spaced
-    through the target's test scans (in order)."""
-    return evenly_spaced([network_inputs(model, scans[case][0], device)
-                          for case in protocol.finetune_test(splits, target, budget)], params.slices)
 
 
 FILTERS, MAPS = 16, 8  # first-layer channels drawn
@@ -56,10 +38,9 @@ def reference(source: str, target: str, seed: str):
     """The source model's block activations on the pair's slices (computed once per pair and seed); for the shown
     pair, also its first layer, and the model is kept to measure the fine-tuned models' first-layer change."""
     if (source, target, seed) not in reference_cache:
-        model = load_model(source_paths[(source, seed)], made_by=makers["source"]).to(device)
-        slices = test_slices(target, model)
-        reference_cache[(source, target, seed)] = (slices, block_activations(
-            model, slices, params.positions, seed_hash(params.seed, source, target)))
+        model = job.load(job.source_paths[(source, seed)], "source").to(job.device)
+        slices = job.test_slices(target, model)
+        reference_cache[(source, target, seed)] = (slices, job.activations(model, source, target, slices))
         if (source, target, seed) == shown:
             shown_source.append(model)
             first_layer("source model", model, slices)
@@ -69,8 +50,8 @@ def reference(source: str, target: str, seed: str):
 rows = []
 for (strategy, source, target, run_budget, seed), path in progress(runs, "similarity"):
     slices, before = reference(source, target, seed)
-    model = load_model(path, made_by=makers["finetune"]).to(device)
-    after = block_activations(model, slices, params.positions, seed_hash(params.seed, source, target))
+    model = job.load(path).to(job.device)
+    after = job.activations(model, source, target, slices)
     if (source, target, seed) == shown:
         first_layer(f"{strategy} {run_budget}", model, slices,
                     f" (Δw {features.relative_change(model, shown_source[0]):.1%})")

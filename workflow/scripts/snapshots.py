@@ -10,85 +10,66 @@
   budget) and the target's test scans."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
 from mrishift.analysis.embedding import tsne
+from mrishift.analysis.model_jobs import model_job
 from mrishift.analysis.paper_view import metric_words
 from mrishift.data import protocol
 from mrishift.evaluation import features
-from mrishift.evaluation.model_jobs import model_job
 from mrishift.evaluation.scoring import validation_scores
-from mrishift.evaluation.similarity import (
-    MEASURES,
-    block_activations,
-    block_similarity,
-    evenly_spaced,
-)
+from mrishift.evaluation.similarity import MEASURES, block_similarity, evenly_spaced
 from mrishift.io import write_table
 from mrishift.logs import log_to, progress
 from mrishift.models.inputs import network_inputs
 from mrishift.reporting import plots, through_training
-from mrishift.seeding import seed_hash
 from mrishift.training.jobs import snapshot_path
-from mrishift.training.runs import initial_network, load_model, load_saved
 
 log = log_to(snakemake.log[0])
 params, out, variant = snakemake.params, snakemake.output, snakemake.wildcards.variant
 job = model_job(snakemake)
-makers, device, splits, budget, scans, source_paths = (job.made_by, job.device, job.splits, job.test_budget, job.scans,
-                                                       job.source_paths)
 evaluation = snakemake.config["evaluation"]
 runs = list(zip(json.loads(params.runs), params.models, params.records, strict=True))
 shown = tuple(runs[0][0][1:3]) + (runs[0][0][4],) if runs else None  # (source, target, seed) of the t-SNE
 
 
-def slices_of(cases: list[str], model) -> torch.Tensor:
-    return evenly_spaced([network_inputs(model, scans[case][0], device) for case in cases], params.slices)
-
-
 def training_slices(target: str, run_budget: str, model) -> torch.Tensor:
     """The budget's labelled slices of the target (a 3D network: every window of its training scans)."""
-    data = protocol.finetune_training(splits, target, run_budget)
-    volumes = [network_inputs(model, scans[case][0], device) for case in data.cases]
+    data = protocol.finetune_training(job.splits, target, run_budget)
+    volumes = [network_inputs(model, job.scans[case][0], job.device) for case in data.cases]
     if getattr(model, "dims", 2) == 2:
         volumes = [volume[chosen] for volume, chosen in zip(volumes, data.slices, strict=True)]
-    return evenly_spaced(volumes, params.slices)
+    return evenly_spaced(volumes, job.slices)
 
 
-def activations(model, source: str, target: str, slices: torch.Tensor) -> dict:
-    return block_activations(model.to(device), slices, params.positions, seed_hash(params.seed, source, target))
-
-
-similarity, scores, panels, cache = [], [], [], {}
+similarity, scores, panels, pair_slices, starts = [], [], [], {}, {}
 for (arm, source, target, run_budget, seed), path, record in progress(runs, "snapshot runs"):
     keys = {"variant": variant, "strategy": arm, "source": source, "target": target, "budget": run_budget,
             "seed": seed}
-    if (source, target) not in cache:  # the pair's test slices; for the shown pair, the source's held-out ones too
-        model = load_model(path, made_by=makers["finetune"])
-        held_out = (protocol.source_heldout(splits, source), protocol.finetune_test(splits, target, budget))
-        cache[(source, target)] = (slices_of(held_out[1], model), [slices_of(cases, model) for cases in held_out])
-    slices, (source_slices, target_slices) = cache[(source, target)]
-    if arm in params.scratch_arms:
-        seed_of_run = json.loads(Path(record).read_text())["seed"]
-        start = initial_network(load_saved(path, made_by=makers["finetune"]), seed_of_run)
-    else:
-        start = load_model(source_paths[(source, seed)], made_by=makers["source"])
-    reference = activations(start, source, target, slices)
+    if (source, target) not in pair_slices:  # the pair's test slices, and the source's held-out ones (t-SNE)
+        model = job.load(path)
+        pair_slices[(source, target)] = (job.test_slices(target, model),
+                                         job.slices_of(protocol.source_heldout(job.splits, source), model))
+    slices, source_slices = pair_slices[(source, target)]
+    scratch = arm in params.scratch_arms
+    started = (arm, source, target, run_budget, seed) if scratch else (source, target, seed)  # a source model: once
+    if started not in starts:
+        starts[started] = job.activations(job.start(scratch, source, seed, path, record), source, target, slices)
+    held_out = protocol.finetune_validation(job.splits, target)
     for step in params.steps:
-        snapshot = load_model(snapshot_path(path, step), made_by=makers["finetune"]).to(device)
+        snapshot = job.load(snapshot_path(path, step)).to(job.device)
         similarity += [{**keys, "step": step, **row}
-                       for row in block_similarity(reference, activations(snapshot, source, target, slices))]
-        if protocol.finetune_validation(splits, target):
+                       for row in block_similarity(starts[started], job.activations(snapshot, source, target, slices))]
+        if held_out:
             scores.append({**keys, "step": step, **validation_scores(
-                snapshot, protocol.finetune_validation(splits, target), scans, evaluation["tolerance_mm"],
-                evaluation["batch_size"], snakemake.config["training"]["device"])})
+                snapshot, held_out, job.scans, evaluation["tolerance_mm"], evaluation["batch_size"],
+                snakemake.config["training"]["device"])})
         if (source, target, seed) == shown:
             groups = {"source site": source_slices, "target train": training_slices(target, run_budget, snapshot),
-                      "target test": target_slices}
+                      "target test": slices}
             points = np.concatenate([features.bottleneck_features(snapshot, s) for s in groups.values()])
             panels.append((f"{arm} {run_budget}", step, tsne(points, params.seed),
                            [name for name, s in groups.items() for _ in range(len(s))]))
