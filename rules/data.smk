@@ -10,6 +10,7 @@ rule synthesize_cc359:
         domains=PLAN.domains,
         subjects_per_domain=config["data"]["synthetic"]["subjects_per_domain"],
         native_spacing_mm=config["data"]["synthetic"]["native_spacing_mm"],
+        geometry=config["data"]["synthetic"]["geometry"],
         shift_strength=config["data"]["synthetic"]["shift_strength"],
         deformation_mm=config["data"]["synthetic"]["deformation_mm"],
         seed=config["data"]["synthetic"]["seed"],

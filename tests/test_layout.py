@@ -7,7 +7,7 @@ from pathlib import Path
 import mrishift
 
 LAYERS = ["data", "models", "adaptation", "evaluation", "training", "analysis", "reporting"]
-PLUMBING = {"io", "logs", "console", "seeding", "jobenv"}
+PLUMBING = {"io", "logs", "usage", "console", "seeding", "jobenv"}
 STUDY = {"config", "plan", "cost", "cluster", "cli"}  # on top: they may use every layer
 PACKAGE = Path(mrishift.__file__).parent
 

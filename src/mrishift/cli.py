@@ -50,6 +50,26 @@ def print_plan(configfiles: list[str], default: str, throughput: list[str] | Non
     return 0
 
 
+def print_usage(folder: str, margin: float, out: str | None) -> int:
+    """``mrishift usage``: what each rule's jobs used (their records under ``folder``), and the memory to ask for."""
+    import yaml
+
+    from mrishift import usage
+    from mrishift.io import write_table
+
+    table = usage.per_rule(usage.collect(folder))
+    if table.empty:
+        print(f"mrishift usage: no finished job recorded under {folder} (*{usage.SUFFIX}: a workflow run writes them)",
+              file=sys.stderr)
+        return 2
+    if out:
+        write_table(out, table)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    print(f"\nset-resources (peak host memory × {margin:g}, rounded up to a GB):")
+    print(yaml.safe_dump(usage.resources(table, margin), default_flow_style=None, sort_keys=True), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mrishift", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -71,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
                                                          "bench/measured/*.json)")
     planned.add_argument("--switches", default="defaults", help="a switch setting of the throughput files "
                                                                 "(defaults: fp32, as the config's defaults)")
+    used = commands.add_parser("usage", help="what each rule's jobs used (time per unit of work, peak host and GPU "
+                                             "memory, output size), from the records the jobs write beside their logs")
+    used.add_argument("--logs", default="logs", help="the run's logs folder")
+    used.add_argument("--margin", type=float, default=1.5, help="memory asked for = measured peak × margin")
+    used.add_argument("--out", help="also write the table here (TSV)")
     page = commands.add_parser("results-page", help="write a finished run's results page (Markdown + figures) from "
                                                     "its files")
     page.add_argument("--results", default="results")
@@ -87,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         print(results_page.write(Path(args.results), Path(args.out), args.config, args.wall, args.calibration,
                                  Path.cwd()))
         return 0
+    if args.command == "usage":
+        return print_usage(args.logs, args.margin, args.out)
     if args.command == "plan":
         return print_plan(args.configfiles, args.default, args.throughput, args.switches)
     if args.command == "check-data":

@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from mrishift.data.cc359 import DOMAINS
+from mrishift.data.cc359 import DOMAINS, subject_ids
 from mrishift.data.splits import parse_budget
 
 SCHEMA = resources.files("mrishift") / "schema.yaml"  # package data: found however mrishift is installed
@@ -137,7 +137,8 @@ def _check_semantics(config: dict) -> None:
                                       "down-sampling levels)")
     splits = config["splits"]
     budgets = [parse_budget(b) for b in splits["budgets"]]  # raises ValueError naming the bad budget
-    n_subjects = data["synthetic"]["subjects_per_domain"] if data["source"] == "synthetic" else 59
+    n_subjects = (min(len(subject_ids(d, data["synthetic"]["subjects_per_domain"])) for d in data["domains"])
+                  if data["source"] == "synthetic" else 59)
     needed = splits["n_validation"] + 1
     if max(b.scans for b in budgets) + 1 > n_subjects or needed > n_subjects or splits["n_folds"] > n_subjects:
         raise ConfigError(

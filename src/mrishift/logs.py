@@ -7,9 +7,14 @@ import sys
 
 from tqdm import tqdm
 
+from mrishift import usage
 
-def log_to(path: str) -> logging.Logger:
-    """Send stderr and the ``mrishift`` logger to ``path`` (the rule's ``log:``)."""
+
+def log_to(job) -> logging.Logger:
+    """Send stderr and the ``mrishift`` logger to the rule's ``log:`` file, and have the job record what it used beside
+    it when it ends (``mrishift.usage``); ``job`` is the script's ``snakemake`` object."""
+    path = str(job.log[0])
+    usage.watch(job)
     open(path, "w").close()  # then append: the lines of a job's run processes interleave with its own, never overwrite
     stream = open(path, "a", buffering=1)
     sys.stderr = stream

@@ -11,7 +11,7 @@ from mrishift.io import write_json, write_table
 from mrishift.logs import log_to
 from mrishift.reporting import tables
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake)
 params, out = snakemake.params, snakemake.output
 scores = read_scores(snakemake.input.scores)
 scores = scores[scores.variant == snakemake.wildcards.variant]

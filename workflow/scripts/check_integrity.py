@@ -7,7 +7,7 @@ from mrishift.data.integrity import bad_case_lines, check_dataset
 from mrishift.io import write_table
 from mrishift.logs import log_to, progress
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake)
 report = check_dataset(snakemake.input[0], expected_cases=list(snakemake.params.cases),
                        progress=lambda cases: progress(cases, "checking cases"))
 bad = bad_case_lines(report)

@@ -5,7 +5,7 @@ from mrishift.logs import log_to
 from mrishift.reporting import plots
 from mrishift.training.runs import convergence_summary, learning_curves
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake)
 out = snakemake.output
 curves = learning_curves(snakemake.params.records)  # in the inputs (fine-tunes: their job folders)
 write_table(out.curves, curves)

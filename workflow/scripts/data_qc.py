@@ -7,7 +7,7 @@ from mrishift.evaluation import qc
 from mrishift.logs import log_to
 from mrishift.reporting import plots
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake)
 params, inputs, domain = snakemake.params, snakemake.input, snakemake.wildcards.domain
 raw = pd.read_csv(inputs.report, sep="\t", dtype=str).set_index("case").loc[params.case]
 spacing = "×".join(f"{s:g}" for s in params.spacing_mm)

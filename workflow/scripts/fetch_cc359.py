@@ -5,7 +5,7 @@ import sys
 from mrishift.data.fetch import DatasetError, fetch_cc359
 from mrishift.logs import log_to
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake)
 if snakemake.params.plan_only:
     sys.exit("fetch_cc359: data.cc359.plan_only is set, which only plans the study (snakemake -n); to run it, set "
              "data.cc359.paths to your CC359 download and drop config/plan-only.yaml")

@@ -7,7 +7,7 @@ from mrishift.evaluation.scoring import read_scores
 from mrishift.logs import log_to
 from mrishift.reporting import plots
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake)
 params, out, variant = snakemake.params, snakemake.output, snakemake.wildcards.variant
 scores = read_scores(snakemake.input.scores)
 mean, std = stats.sdice_matrix(scores[scores.variant == variant])

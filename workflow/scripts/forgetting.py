@@ -7,7 +7,7 @@ from mrishift.io import write_table
 from mrishift.logs import log_to
 from mrishift.reporting import plots, tables
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake)
 params, out, variant = snakemake.params, snakemake.output, snakemake.wildcards.variant
 scores = read_scores(snakemake.input.scores)
 per_pair = stats.forgetting_per_pair(scores[scores.variant == variant])

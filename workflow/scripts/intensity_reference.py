@@ -10,7 +10,7 @@ from mrishift.data.scans import load_cases, scan_files
 from mrishift.io import write_json
 from mrishift.logs import log_to
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake)
 domain, inputs = snakemake.wildcards.domain, snakemake.input
 splits = json.loads(Path(inputs.splits).read_text())["domains"]
 cases = protocol.intensity_reference(splits, domain)

@@ -9,7 +9,7 @@ from mrishift.data.splits import make_splits
 from mrishift.io import write_json
 from mrishift.logs import log_to
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake)
 params = snakemake.params
 n_slices = {Path(p).name.split("_")[0]: nib.load(p).shape[2] for p in snakemake.input.images}
 cases_by_domain = {d: [c for c in params.cases if domain_of_case(c) == d] for d in params.domains}

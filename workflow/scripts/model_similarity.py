@@ -8,6 +8,7 @@ from itertools import combinations
 
 import pandas as pd
 
+from mrishift import usage
 from mrishift.analysis import model_similarity
 from mrishift.analysis.model_jobs import model_job
 from mrishift.evaluation.similarity import MEASURES, block_similarity
@@ -16,7 +17,7 @@ from mrishift.io import write_table
 from mrishift.logs import log_to, progress
 from mrishift.reporting import tables
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake)
 params, out, variant = snakemake.params, snakemake.output, snakemake.wildcards.variant
 job = model_job(snakemake)
 runs = list(zip(json.loads(params.runs), params.models, params.records, strict=True))
@@ -33,6 +34,7 @@ for (source, target, run_budget), members in progress(list(groups.items()), "mod
         if slices is None:  # one architecture per variant: the first model's inputs serve every model of the pair
             slices = job.test_slices(target, model)
         of_model[(arm, seed)] = job.activations(model, source, target, slices)
+        usage.count("models")
         scratch = arm in params.scratch_arms
         started = (arm, seed) if scratch else seed  # a source model's activations serve every model of its seed
         if started not in starts:

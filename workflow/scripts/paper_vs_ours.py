@@ -7,7 +7,7 @@ from mrishift.evaluation.scoring import read_scores
 from mrishift.io import write_table, write_text
 from mrishift.logs import log_to
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake)
 params, out = snakemake.params, snakemake.output
 paper = published.paper(params.paper)
 if paper is None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from mrishift import usage
 from mrishift.adaptation import test_time
 from mrishift.analysis import stats
 from mrishift.data.scans import scan_files
@@ -23,7 +24,7 @@ from mrishift.training.runs import load_model
 # figure would show another prediction than the one scored: a wrong model or scan, never rounding.
 SAME_SCORE = 0.01
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake)
 params, inputs, variant = snakemake.params, snakemake.input, snakemake.wildcards.variant
 makers = json.loads(params.made_by)  # what makes each model a job reads (named when one is damaged)
 torch.set_num_threads(snakemake.threads)
@@ -34,7 +35,7 @@ methods = {arm: test_time.build_arm(arm, spec) for arm, spec in json.loads(param
 references = {json.loads(Path(path).read_text())["domain"]: test_time.SourceReference.read(path)
               for path in inputs.references}
 declared = [Path(path) for path in inputs.models]  # files, and the fine-tuning job folders
-scans = ScanCache(scan_files(inputs.images, inputs.masks, inputs.scan_sets))
+scans = ScanCache(scan_files(inputs.images, inputs.masks, inputs.scan_sets), runtime["evaluation"]["scan_cache_mb"])
 
 ROLES_AS_ARMS = ["baseline", "oracle"]  # drawn (and excluded) under their role's name; every other arm by its own
 scores = read_scores(inputs.scores)
@@ -100,6 +101,7 @@ for _, group in progress(list(chosen.groupby(["role", "strategy", "budget"], sor
         missed, spurious = metrics.surface_misses(reference, predicted, spacing, params.tolerance_mm)
         panels.append(qc.Prediction(label(row), image, reference, predicted, missed, spurious, spacing))
         redrawn.append({**row._asdict(), "sdice_redrawn": sdice})
+        usage.count("volumes")
     first = group.iloc[0]
     name, budget_name = figure_name(first)
     title = (f"{variant}: {name} at budget {budget_name}: best, median and worst of {first.of} scored scans "

@@ -5,17 +5,16 @@ domain's held-out scans) and "forgetting" (a fine-tune on its source's held-out 
 import json
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from mrishift.data import protocol
 from mrishift.data.scans import scan_files
-from mrishift.evaluation.scoring import IDENTITY_COLUMNS, SCORE_COLUMNS, ScanCache, score_scans
+from mrishift.evaluation.scoring import ScanCache, score_models
 from mrishift.io import write_table
 from mrishift.logs import log_to, progress
 from mrishift.training.runs import load_model
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake)
 params, wildcards = snakemake.params, dict(snakemake.wildcards.items())
 makers = json.loads(params.made_by)  # what makes each model a job reads (named when one is damaged)
 torch.set_num_threads(snakemake.threads)
@@ -44,15 +43,15 @@ else:  # each fine-tuned model on its pair's test scans (the same scans for ever
     jobs += [({**identity, "role": "forgetting", "source": source, "target": target, "budget": budget, "seed": seed},
               model, protocol.source_heldout(splits, source)) for (source, target, budget, seed), model in runs]
 
-scans = ScanCache(scan_files(snakemake.input.images, snakemake.input.masks, snakemake.input.scan_sets))
-models = {}  # a fine-tune is scored twice (its target's test scans, its source's held-out ones): read it once
-tables = []
-for row_identity, model_path, cases in progress(jobs, params.role):
-    log.info("%s on %d scans", model_path, len(cases))
-    if model_path not in models:
-        models[model_path] = load_model(model_path, made_by=makers[row_identity["role"]])
-    model = models[model_path]
-    table = score_scans(model, cases, scans, params.tolerance_mm, runtime["evaluation"]["batch_size"],
-                        runtime["training"]["device"], runtime["training"]["bf16"])
-    tables.append(table.assign(**row_identity)[IDENTITY_COLUMNS + SCORE_COLUMNS])
-write_table(snakemake.output.table, pd.concat(tables, ignore_index=True))
+scans = ScanCache(scan_files(snakemake.input.images, snakemake.input.masks, snakemake.input.scan_sets),
+                  runtime["evaluation"]["scan_cache_mb"])
+
+
+def load(path, identity):
+    return load_model(path, made_by=makers[identity["role"]])
+
+
+write_table(snakemake.output.table,
+            score_models(jobs, scans, load, params.tolerance_mm, runtime["evaluation"]["batch_size"],
+                         runtime["training"]["device"], runtime["training"]["bf16"],
+                         progress=lambda jobs: progress(jobs, params.role)))

@@ -7,14 +7,15 @@ import json
 import pandas as pd
 import torch
 
-from mrishift.analysis.model_jobs import model_job
+from mrishift import usage
+from mrishift.analysis.model_jobs import grouped, model_job
 from mrishift.evaluation import features
 from mrishift.evaluation.similarity import MEASURES, block_similarity
 from mrishift.io import write_table
 from mrishift.logs import log_to, progress
 from mrishift.reporting import plots
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake)
 params, variant = snakemake.params, snakemake.wildcards.variant
 job = model_job(snakemake)
 
@@ -31,33 +32,36 @@ def first_layer(label: str, model, slices: torch.Tensor, change: str = "") -> No
     maps.append((label, features.first_block_maps(model, slices[len(slices) // 2:][:1], MAPS)))
 
 
-reference_cache = {}
+reference_held = {}  # the current pair and seed's only: the runs come grouped by them
 
 
 def reference(source: str, target: str, seed: str):
     """The source model's block activations on the pair's slices (computed once per pair and seed); for the shown
     pair, also its first layer, and the model is kept to measure the fine-tuned models' first-layer change."""
-    if (source, target, seed) not in reference_cache:
+    if (source, target, seed) not in reference_held:
+        reference_held.clear()
         model = job.load(job.source_paths[(source, seed)], "source").to(job.device)
         slices = job.test_slices(target, model)
-        reference_cache[(source, target, seed)] = (slices, job.activations(model, source, target, slices))
+        reference_held[(source, target, seed)] = (slices, job.activations(model, source, target, slices))
         if (source, target, seed) == shown:
             shown_source.append(model)
             first_layer("source model", model, slices)
-    return reference_cache[(source, target, seed)]
+    return reference_held[(source, target, seed)]
 
 
 rows = []
-for (strategy, source, target, run_budget, seed), path in progress(runs, "similarity"):
+for index, ((strategy, source, target, run_budget, seed), path) in progress(
+        grouped(runs, lambda run: (run[0][1], run[0][2], run[0][4])), "similarity"):
     slices, before = reference(source, target, seed)
     model = job.load(path).to(job.device)
     after = job.activations(model, source, target, slices)
     if (source, target, seed) == shown:
         first_layer(f"{strategy} {run_budget}", model, slices,
                     f" (Δw {features.relative_change(model, shown_source[0]):.1%})")
-    rows += [{"variant": variant, "strategy": strategy, "source": source, "target": target, "budget": run_budget,
-              "seed": seed, **row} for row in block_similarity(before, after)]
-table = pd.DataFrame(rows)
+    rows += [{"run": index, "variant": variant, "strategy": strategy, "source": source, "target": target,
+              "budget": run_budget, "seed": seed, **row} for row in block_similarity(before, after)]
+    usage.count("models")
+table = pd.DataFrame(rows).sort_values("run", kind="stable").drop(columns="run")  # in the runs' order
 write_table(snakemake.output.table, table)
 labels = {"cka": "linear CKA with the source model", "pwcca": "PWCCA with the source model"}  # MEASURES' keys
 for measure, png, pdf in (("cka", snakemake.output.cka, snakemake.output.cka_pdf),

@@ -10,7 +10,7 @@ from mrishift.io import write_table
 from mrishift.logs import log_to
 from mrishift.reporting import plots
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake)
 params, out = snakemake.params, snakemake.output
 sizes = json.loads(params.sizes)
 per_pair = pd.concat([read_scores(path).assign(variant=variant)

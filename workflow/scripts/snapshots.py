@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mrishift import usage
 from mrishift.analysis.embedding import tsne
-from mrishift.analysis.model_jobs import model_job
+from mrishift.analysis.model_jobs import grouped, model_job
 from mrishift.analysis.paper_view import metric_words
 from mrishift.data import protocol
 from mrishift.evaluation import features
@@ -28,7 +29,7 @@ from mrishift.models.inputs import network_inputs
 from mrishift.reporting import plots, through_training
 from mrishift.training.jobs import snapshot_path
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake)
 params, out, variant = snakemake.params, snakemake.output, snakemake.wildcards.variant
 job = model_job(snakemake)
 evaluation = snakemake.config["evaluation"]
@@ -46,10 +47,14 @@ def training_slices(target: str, run_budget: str, model) -> torch.Tensor:
 
 
 similarity, scores, panels, pair_slices, starts = [], [], [], {}, {}
-for (arm, source, target, run_budget, seed), path, record in progress(runs, "snapshot runs"):
-    keys = {"variant": variant, "strategy": arm, "source": source, "target": target, "budget": run_budget,
-            "seed": seed}
+# the runs come grouped by pair, and the job holds the current pair's slices and starts only
+for index, ((arm, source, target, run_budget, seed), path, record) in progress(
+        grouped(runs, lambda run: tuple(run[0][1:3])), "snapshot runs"):
+    keys = {"run": index, "variant": variant, "strategy": arm, "source": source, "target": target,
+            "budget": run_budget, "seed": seed}
     if (source, target) not in pair_slices:  # the pair's test slices, and the source's held-out ones (t-SNE)
+        pair_slices.clear()
+        starts.clear()
         model = job.load(path)
         pair_slices[(source, target)] = (job.test_slices(target, model),
                                          job.slices_of(protocol.source_heldout(job.splits, source), model))
@@ -59,6 +64,7 @@ for (arm, source, target, run_budget, seed), path, record in progress(runs, "sna
     if started not in starts:
         starts[started] = job.activations(job.start(scratch, source, seed, path, record), source, target, slices)
     held_out = protocol.finetune_validation(job.splits, target)
+    usage.count("models", len(params.steps))
     for step in params.steps:
         snapshot = job.load(snapshot_path(path, step)).to(job.device)
         similarity += [{**keys, "step": step, **row}
@@ -73,10 +79,15 @@ for (arm, source, target, run_budget, seed), path, record in progress(runs, "sna
             points = np.concatenate([features.bottleneck_features(snapshot, s) for s in groups.values()])
             panels.append((f"{arm} {run_budget}", step, tsne(points, params.seed),
                            [name for name, s in groups.items() for _ in range(len(s))]))
-similarity = pd.DataFrame(similarity, columns=["variant", "strategy", "source", "target", "budget", "seed", "step",
-                                               "block", "depth", *MEASURES])
-scores = pd.DataFrame(scores, columns=["variant", "strategy", "source", "target", "budget", "seed", "step", "sdice",
-                                       "dice"])
+
+
+def in_run_order(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["run", *columns]).sort_values("run", kind="stable").drop(columns="run")
+
+
+similarity = in_run_order(similarity, ["variant", "strategy", "source", "target", "budget", "seed", "step", "block",
+                                       "depth", *MEASURES])
+scores = in_run_order(scores, ["variant", "strategy", "source", "target", "budget", "seed", "step", "sdice", "dice"])
 write_table(out.similarity, similarity)
 write_table(out.scores, scores)
 log.info("%d runs, %d snapshots each; mean held-out score per arm, budget and step:\n%s", len(runs),

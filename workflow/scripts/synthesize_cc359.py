@@ -1,16 +1,16 @@
 """Generate the embedded synthetic CC359-shaped dataset (rule synthesize_cc359)."""
 
-import shutil
 from pathlib import Path
 
+from mrishift import usage
 from mrishift.data.synthetic import generate
 from mrishift.logs import log_to, progress
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake)
 params = snakemake.params
 out = Path(snakemake.output[0])
-staging = out.with_name(out.name + ".partial")  # a killed job leaves no folder that looks complete
-shutil.rmtree(staging, ignore_errors=True)
+# a killed job leaves no folder that looks complete, and its rerun keeps the subjects it finished (generate)
+staging = out.with_name(out.name + ".partial")
 records = generate(
     staging,
     domains=list(snakemake.params.domains),
@@ -21,6 +21,9 @@ records = generate(
     deformation_mm=params.deformation_mm,
     progress=lambda finished, total: progress(finished, "synthesizing subjects", total=total),
     workers=snakemake.threads,  # subjects in parallel: the same files whatever the number
+    geometry=params.geometry,
 )
 staging.rename(out)
+usage.count("scans", len(records))
+usage.note(concurrent_children=min(snakemake.threads, len(records)))  # the subjects are made in worker processes
 log.info("wrote %d synthetic subjects to %s", len(records), out)

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+from mrishift import usage
 from mrishift.adaptation import strategies
 from mrishift.data import protocol
 from mrishift.data.scans import scan_files
@@ -13,7 +14,7 @@ from mrishift.logs import log_to
 from mrishift.training.jobs import Job, Run, train_runs
 from mrishift.training.loop import Recipe
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake)
 params, config, inputs = snakemake.params, snakemake.config, snakemake.input
 runtime = config["training"]
 recipe = Recipe(**json.loads(params.recipe), device=runtime["device"], bf16=runtime["bf16"],
@@ -52,6 +53,11 @@ else:  # the identity of a run is the same whichever job runs it, so its seed an
 
 in_flight = min(runtime["runs_per_device"] if params.role == "finetune" else 1, len(runs))
 train_runs(job, runs, in_flight, threads=max(1, snakemake.threads // in_flight), log_path=snakemake.log[0])
+records = [json.loads(Path(run.record_path).read_text()) for run in runs]
+usage.count("steps", sum(r["epochs"] * r["recipe"]["iters_per_epoch"] for r in records))  # resumed ones: all of them
+# runs in their own processes: the job holds its own memory plus that many runs' (peak_rss_children_mb each)
+usage.note(concurrent_children=in_flight if in_flight > 1 else 0,
+           runs_gpu_peak_mb=max((r.get("gpu_peak_mb", 0) for r in records), default=0) or None)
 # Checkpoints go only once every run of the job is saved: Snakemake deletes all outputs of an interrupted job,
 # and a finished run's last checkpoint lets the rerun restore it without training again.
 for run in runs:

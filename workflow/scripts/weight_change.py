@@ -12,7 +12,7 @@ from mrishift.logs import log_to, progress
 from mrishift.reporting import plots
 from mrishift.training.runs import load_saved, same_network, saved_network
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake)
 params, variant = snakemake.params, snakemake.wildcards.variant
 makers = json.loads(params.made_by)  # what makes each model a job reads (named when one is damaged)
 sources = {key: load_saved(path, made_by=makers["source"])

@@ -19,6 +19,16 @@ from mrishift.seeding import seed_hash
 from mrishift.training.runs import initial_network, load_model, load_saved
 
 
+def grouped(items: list, key) -> list[tuple[int, object]]:
+    """``(index, item)`` of ``items`` with the items of one ``key`` together (groups in order of first appearance, items
+    in their order): a job then holds one group's models and activations at a time, however many groups the study
+    has, and puts its rows back in the items' order by index."""
+    groups: dict = {}
+    for index, item in enumerate(items):
+        groups.setdefault(key(item), []).append(index)
+    return [(index, items[index]) for indices in groups.values() for index in indices]
+
+
 @dataclass
 class ModelJob:
     made_by: dict  # what makes each kind of model (named when a model file is damaged)
@@ -63,6 +73,7 @@ def model_job(snakemake) -> ModelJob:
     inputs, params = snakemake.input, snakemake.params
     return ModelJob(made_by=json.loads(params.made_by), device=resolve_device(snakemake.config["training"]["device"]),
                     splits=json.loads(Path(inputs.splits).read_text())["domains"],
-                    scans=ScanCache(scan_files(inputs.images, inputs.masks, inputs.scan_sets)),
+                    scans=ScanCache(scan_files(inputs.images, inputs.masks, inputs.scan_sets),
+                                              snakemake.config["evaluation"]["scan_cache_mb"]),
                     source_paths={tuple(key): path for key, path in zip(params.sources, inputs.sources, strict=True)},
                     slices=params.slices, positions=params.positions, seed=params.seed)

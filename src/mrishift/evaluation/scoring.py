@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mrishift import usage
 from mrishift.data.scans import ScanFiles, load_case
 from mrishift.evaluation import metrics
 from mrishift.models import networks
@@ -104,19 +105,31 @@ def sliding_window_logits(network, volume: torch.Tensor, window, stride: int, ba
 
 
 class ScanCache:
-    """Scaled images and reference masks (with their spacing) of the cases a job scores, each read once."""
+    """Scaled images and reference masks (with their spacing) of the cases a job scores, each read once while they fit
+    in ``max_mb``: a job scores every model on the same scans, so it keeps what it read, but no more than that. Beyond
+    the budget a scan is read again each time it is used and never kept, so what a job holds stays bounded whatever the
+    number of its scans (at CC359's 1 mm a scan is ~60 MB: a target's 57 test scans would be 3.4 GB)."""
 
-    def __init__(self, files: ScanFiles):
+    def __init__(self, files: ScanFiles, max_mb: float | None = None):
         self.files = files
+        self.max_bytes = None if max_mb is None else max_mb * 2**20
+        self.held_bytes = 0
+        self.reads = 0
         self._scans: dict[str, tuple[np.ndarray, np.ndarray, tuple[float, ...]]] = {}
 
     def __getitem__(self, case: str):
-        if case not in self._scans:
-            image, mask = load_case(case, self.files)
-            if not mask.array.any():
-                raise ValueError(f"{self.files[case][1]}: reference mask is empty")
-            self._scans[case] = (image.array, mask.array > 0.5, tuple(float(s) for s in image.spacing))
-        return self._scans[case]
+        if case in self._scans:
+            return self._scans[case]
+        image, mask = load_case(case, self.files)
+        if not mask.array.any():
+            raise ValueError(f"{self.files[case][1]}: reference mask is empty")
+        scan = (image.array, mask.array > 0.5, tuple(float(s) for s in image.spacing))
+        self.reads += 1
+        size = scan[0].nbytes + scan[1].nbytes
+        if self.max_bytes is None or self.held_bytes + size <= self.max_bytes:
+            self._scans[case] = scan
+            self.held_bytes += size
+        return scan
 
 
 def read_scores(path: str | Path) -> pd.DataFrame:
@@ -150,3 +163,20 @@ def score_scans(model: torch.nn.Module, cases: list[str], scans: ScanCache, tole
     log.info("scored %d scans in %.1f s, mean sDice %.3f", len(cases), time.perf_counter() - started,
              np.mean([r["sdice"] for r in rows]) if rows else float("nan"))
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
+
+
+def score_models(jobs, scans: ScanCache, load, tolerance_mm: float, batch_size: int = 32, device: str = "auto",
+                 bf16: bool = False, progress=lambda jobs: jobs) -> pd.DataFrame:
+    """A scoring job's table: each ``(identity, model file, cases)`` of ``jobs`` scored (``score_scans``), its identity
+    columns first. It holds one model at a time (``load(path, identity)`` reads it; consecutive jobs of one model
+    read it once) and the scans as ``scans`` bounds them, so its memory does not grow with its number of models."""
+    tables, held = [], (None, None)
+    for identity, model_path, cases in progress(jobs):
+        log.info("%s on %d scans", model_path, len(cases))
+        if held[0] != model_path:
+            held = (None, None)  # the previous model goes before the next one is read
+            held = (model_path, load(model_path, identity))
+        table = score_scans(held[1], cases, scans, tolerance_mm, batch_size, device, bf16)
+        usage.count("volumes", len(cases))
+        tables.append(table.assign(**identity)[IDENTITY_COLUMNS + SCORE_COLUMNS])
+    return pd.concat(tables, ignore_index=True)

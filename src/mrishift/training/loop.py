@@ -164,7 +164,8 @@ def train(model: nn.Module, strategy, target: SliceSampler, recipe: Recipe, seed
         return {"device": str(device), "epochs": epochs, "trainable_parameters": n_trainable, "losses": losses,
                 **({"loss_terms": loss_terms} if loss_terms else {}),
                 "validation": validation, "final_model": "last epoch", "seconds": time.perf_counter() - started,
-                "recipe": asdict(recipe)}
+                "recipe": asdict(recipe),
+                **({"gpu_peak_mb": torch.cuda.max_memory_allocated(device) / 2**20} if device.type == "cuda" else {})}
 
     if not strategy.trains or not trainable:
         strategy.adapt(model, target, device)
