@@ -168,3 +168,21 @@ def test_the_dart2020_bill_is_in_the_range_the_paper_implies():
     assert 15 < hours.gpu_hours.sum() < 25
     text = plan.bill(plan.Plan(load("studies/dart2020.yaml")), throughput, "defaults", "dart2020")
     assert "finetune           ft_first                    270" in text and "NVIDIA H100" in text
+
+
+def test_the_disk_a_study_takes_counts_its_scans_models_and_snapshots(tmp_path):
+    from mrishift.cost import PREPROCESSED_BYTES_AT_1MM, disk_gb
+    from mrishift.models import networks
+    from mrishift.training.runs import save_model
+
+    dart = plan.Plan(plan.load_config([ROOT / "config/studies/dart2020.yaml"], ROOT / "config/config.yaml"))
+    disk = disk_gb(dart).set_index("part")
+    # 6 sources + 18 oracle folds + 3 arms x 30 pairs x 9 budgets; a source model also keeps its optimizer's momentum
+    assert disk.files.tolist() == [359, 6 + 18 + 810, 0]
+    save_model(tmp_path / "model.pt", networks.build("unet2d_residual", width=1.0), "unet2d_residual", 1.0)
+    on_disk = (tmp_path / "model.pt").stat().st_size  # what a run's model file takes
+    assert disk.loc["models", "gb"] == pytest.approx((834 + 6) * on_disk / 1e9, rel=0.01)
+    assert disk.loc["preprocessed scans", "gb"] == pytest.approx(359 * PREPROCESSED_BYTES_AT_1MM / 1e9)
+    fcn = plan.Plan(plan.load_config([ROOT / "config/studies/fcn-transfer.yaml"], ROOT / "config/config.yaml"))
+    snapshots = disk_gb(fcn).set_index("part").loc["snapshots"]
+    assert snapshots.files == 2 * 225 * 6  # 2 variants x the 225 runs of the 5 pairs from siemens_15 x 6 steps

@@ -88,6 +88,40 @@ def gpu_hours(plan: Plan, throughput: dict, switches: str = "defaults") -> pd.Da
         ["part", "runs", "mslices", "gpu_hours"]]
 
 
+# Disk, measured on config/rehearsal-cpu.yaml (2026-12-05; synthetic CC359 on CC359's grids, `mrishift usage`): a
+# scan resampled to 1 mm is 27.9 MiB (image and mask, nii.gz) and its scaled image 29.2 MiB; on another grid a scan's
+# files scale with its voxel count. Real scans compress differently (their noise is not the generator's).
+PREPROCESSED_BYTES_AT_1MM = (27.9 + 29.2) * 2**20
+
+
+def disk_gb(plan: Plan) -> pd.DataFrame:
+    """The disk a study's files take (GB) per part: preprocessed scans, the models every run keeps (a source model
+    also its optimizer's state, as its training leaves it for the fine-tunes), the snapshots. A model file's size is
+    what ``save_model`` writes for the variant's network (one written per variant to a temporary folder). Scores and
+    figures are MBs; checkpoints are transient (one per run in training, deleted once its job is done)."""
+    import tempfile
+    from pathlib import Path
+
+    from mrishift.models import networks
+    from mrishift.training.runs import save_model
+
+    spacing = plan.config["preprocess"]["spacing_mm"]
+    scans_gb = len(plan.cases) * PREPROCESSED_BYTES_AT_1MM / (spacing[0] * spacing[1] * spacing[2]) / 1e9
+    model_gb = {}
+    with tempfile.TemporaryDirectory() as folder:  # each variant's model file, written as a run writes it
+        for name, spec in plan.variants.items():
+            path = Path(folder) / f"{name}.pt"
+            save_model(path, networks.build(spec["arch"], **plan.network(name)), spec["arch"], spec["width"])
+            model_gb[name] = path.stat().st_size / 1e9
+    runs = plan.runs()
+    copies = runs.role.isin(["source", "source_normalized"]).map({True: 2, False: 1})  # + momentum (SGD; Adam: 2)
+    models_gb = float((runs.variant.map(model_gb) * copies).sum())
+    snapshots = len(plan.snapshot_runs()) * len(plan.snapshot_steps)  # of each variant
+    return pd.DataFrame([("preprocessed scans", len(plan.cases), scans_gb), ("models", len(runs), models_gb),
+                         ("snapshots", snapshots * len(plan.variants), snapshots * sum(model_gb.values()))],
+                        columns=["part", "files", "gb"])
+
+
 def width_cost(width: float) -> float:
     """GPU time of a network of ``width`` relative to the measured one (see the module's docstring)."""
     return max(1.0, width / MEASURED_WIDTH) ** 2
@@ -109,4 +143,8 @@ def bill(plan: Plan, throughput: dict, switches: str, name: str) -> str:
     lines.append(f"GPU-hours on {throughput['device']} ({switches}; 1 mm CC359, 270 slices a scan):")
     lines += [f"  {r.part:<32} {r.runs:>8,} {r.mslices:>9.1f} Mslices {r.gpu_hours:>8.1f} h" for r in hours.itertuples()]
     lines.append(f"  {'total':<32} {'':>8} {hours.mslices.sum():>9.1f} Mslices {hours.gpu_hours.sum():>8.1f} h")
+    disk = disk_gb(plan)
+    lines += ["", "Disk (results/ and resources/; the raw download besides):"]
+    lines += [f"  {r.part:<32} {r.files:>8,} files {r.gb:>9.1f} GB" for r in disk.itertuples()]
+    lines.append(f"  {'total':<32} {'':>14} {disk.gb.sum():>9.1f} GB")
     return "\n".join(lines)
