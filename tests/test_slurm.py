@@ -178,7 +178,9 @@ def test_profile_requests_gpus_only_for_gpu_rules():
     assert "gpu" not in profile["default-resources"] and "gres" not in profile["default-resources"]
     gpu_rules = {"train_source", "train_oracle", "finetune", "score_oracle", "score_baseline",
                  "score_finetune", "train_source_normalized", "adapt_score", "prediction_qc", "similarity"}
-    assert set(profile["set-resources"]) == gpu_rules  # GPU partition; the rules themselves declare gpu=1
+    # GPU partition; the rules themselves declare gpu=1 (a CPU rule's entry sets its memory only)
+    assert {rule for rule, r in profile["set-resources"].items() if "slurm_partition" in r} == gpu_rules
+    assert all(r["slurm_partition"] == "CHANGE_ME_GPU" for r in profile["set-resources"].values() if "slurm_partition" in r)
 
 
 def test_tiny_config_through_slurm(slurm_cluster, tmp_path):
@@ -198,7 +200,8 @@ def test_tiny_config_through_slurm(slurm_cluster, tmp_path):
     profile["group-components"] = [c if not c.startswith("preprocess=") else "preprocess=4"
                                    for c in profile["group-components"]]
     for resources in profile["set-resources"].values():
-        resources.update(slurm_partition="debug", mem_mb=400, cpus_per_gpu=1)
+        resources.update(mem_mb=400, **({"slurm_partition": "debug", "cpus_per_gpu": 1}
+                                        if "slurm_partition" in resources else {}))
     profile["set-threads"] = {rule: 1 for rule in profile["set-threads"]}
     (tmp_path / "profile").mkdir()
     (tmp_path / "profile/config.yaml").write_text(yaml.safe_dump(profile))
