@@ -78,9 +78,10 @@ def test_scan_cache_keeps_no_more_than_its_budget(tmp_path):
 # resident memory of a fresh process. Bounded: score_models with a scan cache of 0 MB. Leaky, the control that shows
 # the measurement sees growth: the same, keeping every model and scan it read.
 SCORING_JOB = textwrap.dedent("""
-    import resource, sys
+    import sys
     from pathlib import Path
     import torch
+    from mrishift import usage
     from mrishift.evaluation.scoring import ScanCache, score_models
     from mrishift.training.runs import load_model
     torch.set_num_threads(1)
@@ -99,7 +100,7 @@ SCORING_JOB = textwrap.dedent("""
         return model
     table = score_models(jobs, scans, load, tolerance_mm=1.0, batch_size=32, device="cpu")
     assert len(table) == n
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(usage.peak_rss_mb())  # this process's own high-water mark, not the pytest worker's it was started from
 """)
 
 

@@ -2,8 +2,8 @@
 written by the job itself beside its log (``<log>.usage.json``) when it ends, and ``collect``ed into one table per rule
 (``mrishift usage``) from which the cluster profile's resources are set.
 
-Peak host memory is the kernel's high-water mark (``getrusage``), not a sample: the job's own process, and the largest
-of the processes it waited for (a fine-tuning job that trains ``k`` runs at once in their own processes needs about its
+Peak host memory is the kernel's high-water mark, not a sample: the job's own process (VmHWM), and the largest of the
+processes it waited for (a fine-tuning job that trains ``k`` runs at once in their own processes needs about its
 own peak plus ``k`` times that). Peak GPU memory is PyTorch's allocator peak (what the tensors held; the CUDA context
 adds a few hundred MB). A job says how much work it did with ``count`` (scans, optimizer steps, scored volumes, models),
 so a rule's time is also given per unit and scales to a study of another size.
@@ -58,7 +58,16 @@ def _cpu_seconds() -> float:
 
 
 def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
-    """The high-water mark of resident memory, MB (Linux reports KiB)."""
+    """The high-water mark of resident memory, MB. Of this process: its own address space's (Linux's VmHWM), since
+    getrusage's also counts the parent it was started from (a job started by a 2 GB Snakemake would report 2 GB); of
+    its children (``RUSAGE_CHILDREN``): the largest's, by getrusage, which may include what they were forked from."""
+    if who == resource.RUSAGE_SELF:
+        try:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+        except OSError:
+            pass
     return resource.getrusage(who).ru_maxrss / 1024
 
 
