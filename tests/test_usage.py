@@ -23,8 +23,10 @@ def test_every_job_of_the_tiny_study_recorded_what_it_used(tiny_run, tmp_path, c
     records = usage.collect(tiny_run / "logs")
     logs = {str(p) for p in (tiny_run / "logs").rglob("*.log")}
     assert {r["record"].removesuffix(usage.SUFFIX) for r in records} == logs  # every job's log has its record
-    assert all(r["complete"] and r["wall_s"] > 0 and r["peak_rss_mb"] > 50 and r["gpu_peak_mb"] is None
+    # each job's own peak: any Python process holds > 10 MB (scan_set's ~27 MB), one that runs torch > 300 MB
+    assert all(r["complete"] and r["wall_s"] > 0 and r["peak_rss_mb"] > 10 and r["gpu_peak_mb"] is None
                for r in records)
+    assert all(r["peak_rss_mb"] > 300 for r in records if r["rule"] in ("train_source", "score_finetune"))
     by_rule = pd.DataFrame(records).groupby("rule")
     # known counts of work: one scan per preprocessing job, every case once
     domains = json.loads((tiny_run / "results/data/splits.json").read_text())["domains"]
