@@ -20,6 +20,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from mrishift.io import write_json
+
 SUFFIX = ".usage.json"
 
 _work: Counter = Counter()
@@ -98,10 +100,7 @@ def _write(job, started: float) -> None:
         "work": dict(_work), "output_bytes": sum(size_bytes(p) for p in outputs),
         "complete": all(os.path.exists(p) for p in outputs), **_notes,
     }
-    path = Path(str(job.log[0]) + SUFFIX)
-    staging = path.with_name(path.name + ".partial")
-    staging.write_text(json.dumps(record, indent=1))
-    staging.replace(path)
+    write_json(str(job.log[0]) + SUFFIX, record)
 
 
 def collect(folder: str | Path = "logs") -> list[dict]:

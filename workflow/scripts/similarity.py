@@ -4,11 +4,10 @@ feature maps on one of the pair's test slices beside its source model's."""
 
 import json
 
-import pandas as pd
 import torch
 
 from mrishift import usage
-from mrishift.analysis.model_jobs import grouped, model_job
+from mrishift.analysis.model_jobs import grouped, in_run_order, model_job
 from mrishift.evaluation import features
 from mrishift.evaluation.similarity import MEASURES, block_similarity
 from mrishift.io import write_table
@@ -61,7 +60,7 @@ for index, ((strategy, source, target, run_budget, seed), path) in progress(
     rows += [{"run": index, "variant": variant, "strategy": strategy, "source": source, "target": target,
               "budget": run_budget, "seed": seed, **row} for row in block_similarity(before, after)]
     usage.count("models")
-table = pd.DataFrame(rows).sort_values("run", kind="stable").drop(columns="run")  # in the runs' order
+table = in_run_order(rows)
 write_table(snakemake.output.table, table)
 labels = {"cka": "linear CKA with the source model", "pwcca": "PWCCA with the source model"}  # MEASURES' keys
 for measure, png, pdf in (("cka", snakemake.output.cka, snakemake.output.cka_pdf),

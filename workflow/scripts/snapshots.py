@@ -12,12 +12,11 @@
 import json
 
 import numpy as np
-import pandas as pd
 import torch
 
 from mrishift import usage
 from mrishift.analysis.embedding import tsne
-from mrishift.analysis.model_jobs import grouped, model_job
+from mrishift.analysis.model_jobs import grouped, in_run_order, model_job
 from mrishift.analysis.paper_view import metric_words
 from mrishift.data import protocol
 from mrishift.evaluation import features
@@ -79,10 +78,6 @@ for index, ((arm, source, target, run_budget, seed), path, record) in progress(
             points = np.concatenate([features.bottleneck_features(snapshot, s) for s in groups.values()])
             panels.append((f"{arm} {run_budget}", step, tsne(points, params.seed),
                            [name for name, s in groups.items() for _ in range(len(s))]))
-
-
-def in_run_order(rows: list[dict], columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["run", *columns]).sort_values("run", kind="stable").drop(columns="run")
 
 
 similarity = in_run_order(similarity, ["variant", "strategy", "source", "target", "budget", "seed", "step", "block",

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from mrishift.data import protocol
@@ -27,6 +28,12 @@ def grouped(items: list, key) -> list[tuple[int, object]]:
     for index, item in enumerate(items):
         groups.setdefault(key(item), []).append(index)
     return [(index, items[index]) for indices in groups.values() for index in indices]
+
+
+def in_run_order(rows: list[dict], columns: list[str] | None = None) -> pd.DataFrame:
+    """Rows made in ``grouped`` order, each with its item's index under "run", back in the items' order (without it)."""
+    frame = pd.DataFrame(rows, columns=None if columns is None else ["run", *columns])
+    return frame.sort_values("run", kind="stable").drop(columns="run")
 
 
 @dataclass
