@@ -183,6 +183,27 @@ def test_profile_requests_gpus_only_for_gpu_rules():
     assert all(r["slurm_partition"] == "CHANGE_ME_GPU" for r in profile["set-resources"].values() if "slurm_partition" in r)
 
 
+def test_every_grouped_rule_runs_in_series_within_its_group():
+    """A group job runs its jobs one at a time, so each grouped rule takes the one `group_serial` of its group's pool
+    (scope local: a pool per submitted job, not one across the cluster). Snakemake's own layout of a group of 30 scans
+    from the profile's values then asks for one job's memory and CPUs and 60 jobs' runtime."""
+    from types import SimpleNamespace
+
+    from snakemake.resources import GroupResources, Resource, Resources
+
+    profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    assert profile["resources"] == ["group_serial=1"] and profile["set-resource-scopes"] == ["group_serial=local"]
+    grouped = {entry.split("=")[0] for entry in profile["groups"]}
+    assert grouped == {"resample", "scale_intensity"}
+    assert all(profile["set-resources"][rule]["group_serial"] == 1 for rule in grouped)
+    scans = int(next(c for c in profile["group-components"] if c.startswith("preprocess=")).split("=")[1])
+    levels = [[SimpleNamespace(resources={"_cores": 1, **profile["set-resources"][rule]}, pipe_group=None)
+               for _ in range(scans)] for rule in ("resample", "scale_intensity")]
+    group = GroupResources.basic_layered(levels, constraints=Resources({"group_serial": Resource("group_serial", 1)}),
+                                         run_local=False, additive_resources=["runtime"], sortby=["runtime"])
+    assert (group["mem_mb"], group["cpus_per_task"], group["runtime"]) == (1000, 1, 60)
+
+
 def test_tiny_config_through_slurm(slurm_cluster, tmp_path):
     """The tiny study through sbatch with the shipped profile; only the site values are overridden."""
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
@@ -251,6 +272,12 @@ def test_tiny_config_through_slurm(slurm_cluster, tmp_path):
              "paper_vs_ours"}  # localrules: not queued
     assert not local & (gpu | cpu)  # (they ran: their outputs, scores.tsv and the figures, are checked above)
     assert all("JobState=COMPLETED" in j for j in ours)
+    # a preprocessing group runs its jobs in series (the plugin's --jobs 1), and asks for that: one job's memory and
+    # CPUs, the sum of its jobs' runtimes (4 scans: 8 jobs of 1 min), not 4 jobs' memory at once (group_serial)
+    groups = [j for j in ours if rule_of(j) == "preprocess_resample_scale_intensity"]
+    assert len(groups) == 2, groups
+    for job in groups:
+        assert ("MinMemoryNode=400M" in job and " NumCPUs=1 " in job and "TimeLimit=00:08:00" in job), job
     # the oracles queue behind everything else (the profile's --nice): every fine-tune waits for a source model only
     nice = {}
     for job in ours:

@@ -88,10 +88,12 @@ def gpu_hours(plan: Plan, throughput: dict, switches: str = "defaults") -> pd.Da
         ["part", "runs", "mslices", "gpu_hours"]]
 
 
-# Disk, measured on config/rehearsal-cpu.yaml (2026-12-05; synthetic CC359 on CC359's grids, `mrishift usage`): a
-# scan resampled to 1 mm is 27.9 MiB (image and mask, nii.gz) and its scaled image 29.2 MiB; on another grid a scan's
-# files scale with its voxel count. Real scans compress differently (their noise is not the generator's).
-PREPROCESSED_BYTES_AT_1MM = (27.9 + 29.2) * 2**20
+# Disk, measured on config/rehearsal.yaml's data stages (2026-12-05; all 359 scans of the synthetic CC359 on CC359's
+# grids, `mrishift usage`): a scan resampled to 1 mm is 24.97 MiB on average (image and mask, nii.gz; 14.5 MiB for
+# Siemens 1.5T, already at 1 mm, to 41.3 MiB for Siemens 3T, interpolated from 1.33 mm) and its scaled image 26.40 MiB;
+# on another grid a scan's files scale with its voxel count. Real scans compress differently (their noise is not the
+# generator's).
+PREPROCESSED_BYTES_AT_1MM = (24.97 + 26.40) * 2**20
 
 
 def disk_gb(plan: Plan) -> pd.DataFrame:
